@@ -1,0 +1,25 @@
+"""Exception types for mistakes a user can make.
+
+The CLI prints ``str(error)`` as one line and exits non-zero; anything that is not a
+``VgpnnError`` is a bug and keeps its traceback.
+"""
+
+
+class VgpnnError(Exception):
+    """Base of every error caused by the user's input, options or environment."""
+
+
+class InputError(VgpnnError):
+    """An input file, folder or image is missing, unreadable or unusable."""
+
+
+class OutputError(VgpnnError):
+    """An output path cannot be written (exists, unwritable, unknown format)."""
+
+
+class ConfigError(VgpnnError):
+    """A parameter is out of range or parameters contradict each other."""
+
+
+class ResourceError(VgpnnError):
+    """The job would not fit in the memory of the chosen device."""

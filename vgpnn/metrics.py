@@ -1,0 +1,80 @@
+"""Quality figures that need no network weights (DESIGN.md section 7).
+
+coherence     mean squared error per element from output patches to their nearest source patch
+completeness  mean squared error per element from source patches to their nearest output patch
+diversity     per-voxel grayscale std across samples, averaged, over the source's grayscale std
+nnf_div       zlib-compressed bytes per element of the output-to-source nearest-neighbour offsets
+
+Coherence and completeness use exact nearest neighbours for a random sample of the patches
+(an unbiased estimate of the mean; the whole set would cost hours on a CPU).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
+from .patches import PatchSize, grid_shape, unfold
+
+_GRAY = (0.299, 0.587, 0.114)
+
+
+def _sampled_nearest_error(queries: torch.Tensor, keys: torch.Tensor, patch_size: PatchSize,
+                           sample: int, generator: torch.Generator) -> float:
+    """Mean squared error per element from sampled patches of ``queries`` to their exact
+    nearest patch of ``keys``; both (C, T, H, W)."""
+    grid = grid_shape(queries.shape, patch_size)
+    per_frame = grid[1] * grid[2]
+    picked = torch.randperm(grid[0] * per_frame, generator=generator)[:sample]
+    rows = torch.cat([unfold(queries, patch_size, slice(int(t), int(t) + 1))[picked[picked // per_frame == t] % per_frame]
+                      for t in (picked // per_frame).unique()])
+    key_rows = unfold(keys, patch_size)
+    search = ExactSearch()
+    key_norms = key_rows.square().sum(1)
+    total = 0.0
+    for start in range(0, rows.shape[0], 256):
+        chunk = rows[start:start + 256]
+        nearest = search._nearest(chunk, key_rows, key_norms)
+        total += (chunk - key_rows[nearest]).square().sum().item()
+    return total / rows.numel()
+
+
+def coherence(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
+              sample: int = 2000, seed: int = 0) -> float:
+    """Lower is better: every part of ``output`` looks like some part of ``source``."""
+    patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
+    return _sampled_nearest_error(output, source, patch_size, sample, torch.Generator().manual_seed(seed))
+
+
+def completeness(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
+                 sample: int = 2000, seed: int = 0) -> float:
+    """Lower is better: ``output`` keeps the content of all of ``source``."""
+    patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
+    return _sampled_nearest_error(source, output, patch_size, sample, torch.Generator().manual_seed(seed))
+
+
+def _gray(video: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(_GRAY, dtype=video.dtype, device=video.device)
+    return torch.einsum("c...,c->...", video, weights)
+
+
+def diversity(outputs: torch.Tensor, source: torch.Tensor) -> float:
+    """Higher is more diverse; ``outputs`` (N, C, T, H, W) with N >= 2, same shape as ``source``."""
+    if outputs.shape[0] < 2:
+        raise ValueError("diversity needs at least two outputs")
+    spread = _gray(outputs.transpose(0, 1)).std(dim=0, unbiased=False).mean()
+    return float(spread / _gray(source).std(unbiased=False))
+
+
+def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7)) -> float:
+    """Higher means the output re-composes the source rather than copying or shifting it."""
+    patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
+    request = SearchRequest(output[None], source, patch_size)
+    field = make_backend(choose_backend("auto", request)).search(request)[0]
+    key_grid = grid_shape(source.shape, patch_size)
+    coords = torch.stack(torch.unravel_index(field.reshape(-1), key_grid)).reshape(3, *field.shape)
+    here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
+    offsets = (coords - here).to(torch.uint8).numpy().tobytes()
+    return len(zlib.compress(offsets, 9)) / len(offsets)

@@ -1,0 +1,41 @@
+"""Nearest-neighbour backends behind one interface, and the rule that picks one per level."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import NearestNeighbourBackend, SearchRequest
+from .exact import ExactSearch
+from .faiss_ivf import FaissSearch, faiss_available
+from .patchmatch import PatchMatch
+
+BACKENDS = ("auto", "exact", "patchmatch", "faiss")
+
+# Exhaustive search is used while a search costs at most this many multiply-adds.
+EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 2e12}
+
+
+def make_backend(name: str) -> NearestNeighbourBackend:
+    if name == "exact":
+        return ExactSearch()
+    if name == "patchmatch":
+        return PatchMatch()
+    if name == "faiss":
+        return FaissSearch()
+    raise ValueError(f"unknown nearest-neighbour backend {name!r}; expected one of {BACKENDS}")
+
+
+def choose_backend(requested: str, request: SearchRequest) -> str:
+    """The backend name for one search: ``requested`` unless it is 'auto'."""
+    if requested != "auto":
+        return requested
+    device = request.queries.device.type
+    if request.work() <= EXACT_WORK_LIMIT.get(device, EXACT_WORK_LIMIT["cpu"]):
+        return "exact"
+    if device == "cpu" and faiss_available():
+        return "faiss"
+    return "patchmatch"
+
+
+__all__ = ["BACKENDS", "NearestNeighbourBackend", "SearchRequest", "ExactSearch", "FaissSearch",
+           "PatchMatch", "make_backend", "choose_backend", "faiss_available"]

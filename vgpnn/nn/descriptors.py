@@ -1,0 +1,45 @@
+"""Short patch descriptors: each patch projected onto the leading principal axes of the keys.
+
+Approximate backends compare these instead of whole patches. The projection is a 3-D
+convolution with the principal axes as filters, so descriptors of every patch position are
+computed straight from the video, without materialising the unfolded patches. Distances
+between descriptors are distances between patches minus what the dropped axes hold, which
+for natural video is a few percent.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..patches import PatchSize, grid_shape, unfold
+
+
+def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
+                   generator: torch.Generator | None = None, sample: int = 20000) -> torch.Tensor:
+    """The ``dims`` leading principal axes of a sample of the patches of ``keys`` (C, T, H, W).
+
+    Returns (dims, C, pt, ph, pw) convolution filters on ``keys``'s device and dtype.
+    """
+    channels = keys.shape[0]
+    grid = grid_shape(keys.shape, patch_size)
+    positions = grid[0] * grid[1] * grid[2]
+    patch_dims = channels * patch_size[0] * patch_size[1] * patch_size[2]
+    dims = min(dims, patch_dims)
+    chosen = torch.randperm(positions, generator=generator)[:sample].sort().values
+    t, rest = chosen // (grid[1] * grid[2]), chosen % (grid[1] * grid[2])
+    rows = []
+    for frame in t.unique().tolist():
+        in_frame = rest[t == frame].to(keys.device)
+        rows.append(unfold(keys, patch_size, slice(frame, frame + 1))[in_frame])
+    patches = torch.cat(rows).double()  # (sample, D)
+    patches = patches - patches.mean(0, keepdim=True)
+    covariance = patches.T @ patches  # (D, D)
+    _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+    axes = vectors[:, -dims:].flip(1).T  # (dims, D), leading first
+    return axes.to(keys.dtype).reshape(dims, channels, *patch_size)
+
+
+def describe(video: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Descriptors of every patch of ``video`` (B, C, T, H, W): (B, dims, T', H', W')."""
+    return F.conv3d(video, axes)

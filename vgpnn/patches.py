@@ -1,0 +1,102 @@
+"""Space-time patches: their grid, unfolding into rows, and folding chosen patches back (the vote).
+
+A patch is a (frames, rows, columns) box, stride 1, no padding. A video (C, T, H, W) has a
+patch grid of (T - pt + 1, H - ph + 1, W - pw + 1) positions; a *field* holds, for every
+position of a query video's grid, the flat index of a position in a key video's grid.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PatchSize = tuple[int, int, int]  # (frames, rows, columns)
+
+
+def grid_shape(video_shape: tuple[int, ...], patch_size: PatchSize) -> tuple[int, int, int]:
+    """Patch-grid shape of a video whose last three dims are (T, H, W)."""
+    t, h, w = video_shape[-3:]
+    pt, ph, pw = patch_size
+    grid = (t - pt + 1, h - ph + 1, w - pw + 1)
+    if min(grid) < 1:
+        raise ValueError(f"video (T, H, W) = {(t, h, w)} is smaller than the patch {patch_size}")
+    return grid
+
+
+def unfold(video: torch.Tensor, patch_size: PatchSize, frames: slice | None = None) -> torch.Tensor:
+    """Rows of patches of ``video`` (C, T, H, W): (positions, C * pt * ph * pw).
+
+    ``frames`` selects a range of grid frames, so callers can unfold a large video in chunks.
+    """
+    pt, ph, pw = patch_size
+    if frames is not None:
+        start, stop = frames.start or 0, frames.stop
+        video = video[:, start:stop + pt - 1]
+    channels = video.shape[0]
+    boxes = video.unfold(1, pt, 1).unfold(2, ph, 1).unfold(3, pw, 1)  # (C, T', H', W', pt, ph, pw)
+    boxes = boxes.permute(1, 2, 3, 0, 4, 5, 6)  # (T', H', W', C, pt, ph, pw)
+    return boxes.reshape(-1, channels * pt * ph * pw)
+
+
+def field_to_voxel_index(field: torch.Tensor, key_shape: tuple[int, int, int],
+                         patch_size: PatchSize) -> torch.Tensor:
+    """Flat voxel index (into a (T, H, W) video) of the first voxel of each chosen key patch."""
+    _, kh, kw = key_shape
+    gt, gh, gw = grid_shape(key_shape, patch_size)
+    t = torch.div(field, gh * gw, rounding_mode="floor")
+    rest = field - t * (gh * gw)
+    y = torch.div(rest, gw, rounding_mode="floor")
+    x = rest - y * gw
+    return (t * kh + y) * kw + x
+
+
+def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int, int],
+         patch_size: PatchSize, reduce: str = "median", max_elements: int = 2**27) -> torch.Tensor:
+    """Fold the patches of ``values`` chosen by ``field`` into videos, voxel by voxel.
+
+    values: (C, Tv, Hv, Wv); field: (B, T', H', W') flat indices into ``values``'s patch grid,
+    T' = T - pt + 1 etc. for ``output_shape`` = (T, H, W). Returns (B, C, T, H, W).
+
+    Each output voxel is covered by up to pt * ph * pw patches; its value is the median (or
+    mean) of what they say. The contribution of the patch at p through in-patch offset o is
+    ``values[chosen(p) + o]``, gathered straight from ``values``, so no patch is materialised.
+    Work is split into frame chunks of at most ``max_elements`` gathered values.
+    """
+    if reduce not in ("median", "mean"):
+        raise ValueError(f"reduce must be 'median' or 'mean', got {reduce!r}")
+    batch = field.shape[0]
+    channels = values.shape[0]
+    pt, ph, pw = patch_size
+    frames, height, width = output_shape
+    if tuple(field.shape[1:]) != grid_shape(output_shape, patch_size):
+        raise ValueError(f"field {tuple(field.shape)} does not fit output {output_shape}")
+    value_shape = tuple(values.shape[1:])
+    base = field_to_voxel_index(field, value_shape, patch_size)
+    # Pad with -1 (no patch) so every voxel can look back by any in-patch offset.
+    padded = torch.full((batch, frames + pt - 1, height + ph - 1, width + pw - 1), -1,
+                        dtype=torch.int64, device=field.device)
+    padded[:, pt - 1:pt - 1 + base.shape[1], ph - 1:ph - 1 + base.shape[2],
+           pw - 1:pw - 1 + base.shape[3]] = base
+    _, vh, vw = value_shape
+    # Window element j of the padded field looks back by pt - 1 - j frames (rows, columns alike):
+    # the voxel sits at in-patch offset (pt - 1 - jt, ph - 1 - jy, pw - 1 - jx) of that patch.
+    reverse = lambda n: torch.arange(n - 1, -1, -1, device=field.device)
+    offset_index = ((reverse(pt)[:, None, None] * vh + reverse(ph)[None, :, None]) * vw
+                    + reverse(pw)[None, None, :]).reshape(-1)  # (pt * ph * pw,)
+    windows = padded.unfold(1, pt, 1).unfold(2, ph, 1).unfold(3, pw, 1)  # (B, T, H, W, pt, ph, pw)
+    flat_values = values.reshape(channels, -1)
+    output = values.new_empty(batch, channels, frames, height, width)
+    per_frame = offset_index.numel() * batch * height * width * channels
+    chunk = max(1, max_elements // per_frame)
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        sources = windows[:, start:stop].reshape(batch, stop - start, height, width, -1)
+        missing = sources < 0
+        sources = torch.where(missing, 0, sources + offset_index)  # (B, f, H, W, offsets)
+        gathered = flat_values[:, sources]  # (C, B, f, H, W, offsets)
+        if reduce == "median":
+            folded = gathered.masked_fill_(missing, float("nan")).nanmedian(dim=-1).values
+        else:
+            kept = (~missing).to(values.dtype)
+            folded = (gathered * kept).sum(-1) / kept.sum(-1)
+        output[:, :, start:stop] = folded.transpose(0, 1)
+    return output

@@ -1,0 +1,121 @@
+"""The coarse-to-fine Q/K/V patch nearest-neighbour loop that every application runs.
+
+1. Build the source pyramid (finest level first) and the target's level shapes, with the same
+   per-level factors.
+2. Start at the coarsest level from the source resized to the target's coarsest shape, plus
+   seeded Gaussian noise (variations) or none (retargeting).
+3. At each level, from coarse to fine:
+   queries Q = the previous level's output upscaled to this level's target shape,
+   keys K    = the previous source level upscaled to this level's source shape (as blurry as Q),
+   values V  = the sharp source at this level.
+   Each Q patch takes the V patch at the position of its nearest K patch; overlapping chosen
+   patches are folded by a per-voxel median. Further iterations match the output against V.
+4. The finest level's output is the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import SynthesisConfig
+from .errors import ConfigError
+from .nn import SearchRequest, choose_backend, make_backend
+from .patches import vote
+from .pyramid import Shape3, build_pyramid, pyramid_geometry
+from .resize import resize_video
+
+ProgressCallback = Callable[[int, int], None]  # (levels done, levels in all)
+
+
+@dataclass
+class LevelRecord:
+    """What happened at one pyramid level, for reports and benchmarks."""
+
+    source_shape: Shape3
+    target_shape: Shape3
+    patch_size: tuple[int, int, int]
+    iterations: int
+    backends: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class SynthesisResult:
+    videos: torch.Tensor  # (B, C, T, H, W) in [0, 1], on the source's device
+    levels: list[LevelRecord]  # coarsest first
+
+
+def effective_patch_size(patch_size: tuple[int, int, int], shape: Shape3) -> tuple[int, int, int]:
+    """The patch shrunk along any axis where the video is shorter than it (e.g. images: 1 frame)."""
+    return tuple(min(p, s) for p, s in zip(patch_size, shape))
+
+
+def draw_noise(shape: tuple[int, ...], seeds: list[int], sigma: float) -> torch.Tensor:
+    """Gaussian noise, one CPU generator per sample, so sample i depends only on its own seed
+    and a seed gives the same noise on every device and in any batch."""
+    noise = [torch.randn(shape, generator=torch.Generator().manual_seed(seed)) for seed in seeds]
+    return torch.stack(noise) * sigma
+
+
+def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
+               seeds: list[int], progress: ProgressCallback | None = None) -> SynthesisResult:
+    """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
+
+    Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed.
+    """
+    if source.dim() != 4:
+        raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    source_shape: Shape3 = tuple(source.shape[1:])
+    patch_size = effective_patch_size(config.patch_size, source_shape)
+    if min(target_shape) < 1 or any(t < p for t, p in zip(target_shape, patch_size)):
+        raise ConfigError(f"target (frames, height, width) = {tuple(target_shape)} is smaller than "
+                          f"the patch {patch_size}")
+    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
+                                config.coarsest_short_side)
+    sources = build_pyramid(source, geometry, minimum=patch_size)
+    target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
+    generator = torch.Generator().manual_seed(seeds[0])
+
+    coarsest = geometry.levels - 1
+    output = resize_video(source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
+    if config.noise_sigma > 0:
+        output = output + draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
+
+    records = []
+    for level in range(coarsest, -1, -1):
+        started = time.perf_counter()
+        values = sources[level]
+        level_patch, iterations = _level_settings(config, values, patch_size, level == coarsest)
+        if level == coarsest:
+            queries, keys = output, values
+        else:
+            queries = resize_video(output, target_shapes[level])
+            keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
+        record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
+        field_ = None
+        for iteration in range(iterations):
+            request = SearchRequest(queries, keys, level_patch, initial_field=field_, generator=generator)
+            backend = choose_backend(config.backend, request)
+            field_ = make_backend(backend).search(request)
+            record.backends.append(backend)
+            queries = vote(values, field_, target_shapes[level], level_patch, config.vote)
+            keys = values
+        output = queries
+        record.seconds = time.perf_counter() - started
+        records.append(record)
+        if progress is not None:
+            progress(coarsest - level + 1, geometry.levels)
+    return SynthesisResult(output.clamp(0, 1), records)
+
+
+def _level_settings(config: SynthesisConfig, values: torch.Tensor, patch_size, is_coarsest: bool):
+    voxels = values.shape[1] * values.shape[2] * values.shape[3]
+    if voxels > config.large_level_voxels:
+        return effective_patch_size(config.large_level_patch_size, tuple(values.shape[1:])), 1
+    return patch_size, 1 if is_coarsest else config.iterations

@@ -1,0 +1,749 @@
+"""Read and write clips: video files, GIFs, folders of numbered frames and single images.
+
+This is the only module that touches PyAV or Pillow; the rest of the package sees a clip as a
+``(T, H, W, 3)`` uint8 RGB array plus the facts in :class:`Clip`.
+
+Choices worth knowing (see DESIGN.md section 5 for the measurements behind them):
+
+- Videos and GIFs are decoded with PyAV, one frame at a time, and downscaled as they arrive, so
+  a full-resolution clip is never held in memory. PyAV is also the only reader that gives the
+  exact frame rate (``30000/1001`` stays a Fraction).
+- Video and frame-folder clips always come out with even width and height, because H.264 in
+  yuv420p cannot store odd sizes; a native odd size loses its last row or column.
+- Every write goes to a hidden temporary next to the destination and is renamed into place at
+  the end, so an interrupted or failed write never leaves a partial output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vgpnn.errors import ConfigError, InputError, OutputError
+
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
+GIF_EXTENSION = ".gif"
+DEFAULT_FRAMES_FPS = Fraction(10)
+# Used when a file does not state its rate; 25 is ffmpeg's own fallback.
+FALLBACK_VIDEO_FPS = Fraction(25)
+H264_CRF = 18
+
+_PILLOW_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+# Keyword arguments per format: results should not lose quality on the way out.
+_PILLOW_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A decoded clip and what is known about the file it came from."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB, C-contiguous
+    fps: Fraction | None  # exact frame rate; None for a single image
+    kind: str  # 'video' (GIF included), 'frames' (a folder of images) or 'image'
+    path: Path  # what was read
+    has_audio: bool  # the container has at least one audio stream
+    original_size: tuple[int, int]  # (height, width) as displayed, before any downscale or crop
+    original_frame_count: int  # frames in the file before start_frame / max_frames trimming
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_clip(
+    path: str | os.PathLike,
+    *,
+    short_side: int | None = None,
+    start_frame: int = 0,
+    max_frames: int | None = None,
+    frames_fps: Fraction = DEFAULT_FRAMES_FPS,
+) -> Clip:
+    """Read a video file, a folder of numbered image frames, or a single image.
+
+    ``short_side`` downscales (never upscales) so the shorter side equals it; frames before
+    ``start_frame`` are skipped and at most ``max_frames`` are kept. ``frames_fps`` is the
+    rate given to a frame folder, which has none of its own. A video that is truncated part
+    way returns the frames that decoded.
+    """
+    path = Path(path)
+    _check_read_options(short_side, start_frame, max_frames, frames_fps)
+    if not path.exists():
+        raise InputError(f"cannot read '{path}': no such file or folder")
+    if path.is_dir():
+        fps = _as_fps(frames_fps, "frames_fps")
+        return _read_frame_folder(path, short_side, start_frame, max_frames, fps)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _read_single_image(path, short_side, start_frame)
+    return _read_video_file(path, short_side, start_frame, max_frames)
+
+
+def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES_FPS) -> dict:
+    """Describe a clip cheaply, for listing: no more is decoded than the file leaves unsaid.
+
+    Returns ``kind``, ``path``, ``frames``, ``fps`` (Fraction or None), ``width``, ``height``
+    (upright as displayed, before any even-size crop), ``duration`` (seconds or None) and
+    ``has_audio``. A video's first frame is decoded for its rotation tag; all frames are
+    decoded only to count them when the container does not state the count (mkv, webm).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"cannot read '{path}': no such file or folder")
+    if path.is_dir():
+        frame_paths = _list_frame_files(path)
+        width, height = _image_header_size(frame_paths[0])
+        fps = _as_fps(frames_fps, "frames_fps")
+        return _probe_result(path, "frames", len(frame_paths), fps, width, height,
+                             float(len(frame_paths) / fps), False)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        width, height = _image_header_size(path)
+        return _probe_result(path, "image", 1, None, width, height, None, False)
+
+    with _open_video(path) as (container, stream):
+        fps = _stream_fps(stream)
+        height, width = _probe_displayed_size(path, container, stream)
+        frame_count = stream.frames or _count_decoded_frames(path, container, stream)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = float(frame_count / fps)
+        has_audio = len(container.streams.audio) > 0
+    return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
+
+
+def _probe_result(path, kind, frames, fps, width, height, duration, has_audio) -> dict:
+    return {"path": path, "kind": kind, "frames": frames, "fps": fps, "width": width,
+            "height": height, "duration": duration, "has_audio": has_audio}
+
+
+def _check_read_options(short_side, start_frame, max_frames, frames_fps) -> None:
+    if short_side is not None and (not _is_int(short_side) or short_side < 2):
+        raise ConfigError(f"short_side must be an integer >= 2 or None, got {short_side!r}")
+    if not _is_int(start_frame) or start_frame < 0:
+        raise ConfigError(f"start_frame must be an integer >= 0, got {start_frame!r}")
+    if max_frames is not None and (not _is_int(max_frames) or max_frames < 1):
+        raise ConfigError(f"max_frames must be an integer >= 1 or None, got {max_frames!r}")
+    _as_fps(frames_fps, "frames_fps")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
+    with _open_video(path) as (container, stream):
+        fps = _stream_fps(stream)
+        has_audio = len(container.streams.audio) > 0
+        # The container's count is only a hint here: it sizes the buffer, it is not trusted.
+        expected = max(stream.frames - start_frame, 1)
+        if max_frames is not None:
+            expected = min(expected, max_frames)
+        collected = _FrameStack(expected)
+        output_size = None
+        seen = 0  # frames out of the decoder, kept or skipped
+        reached_end = True
+        for frame in _decode_frames(stream, container):
+            quarter_turns = _quarter_turns(frame)
+            frame_size = _displayed_size(frame, quarter_turns)
+            if output_size is None:
+                original_size = frame_size
+                output_size = _scaled_size(*frame_size, short_side, even=True, path=path)
+            elif frame_size != original_size:
+                raise InputError(
+                    f"cannot read '{path}': frame {seen} is {frame_size[0]}x{frame_size[1]} but "
+                    f"the first frame is {original_size[0]}x{original_size[1]}; "
+                    "size changes within a video are not supported")
+            seen += 1
+            if seen <= start_frame:
+                continue
+            collected.append(_video_frame_to_rgb(frame, quarter_turns, output_size))
+            if max_frames is not None and len(collected) == max_frames:
+                reached_end = False
+                break
+        if reached_end:
+            original_frame_count = seen
+        elif stream.frames:
+            original_frame_count = stream.frames
+        else:
+            original_frame_count = seen + _count_remaining_packets(container, stream)
+
+    if seen == 0:
+        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+    if len(collected) == 0:
+        raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
+                         f"the clip has {seen} frames (0 to {seen - 1})")
+    return Clip(collected.result(), fps, "video", path, has_audio, original_size,
+                original_frame_count)
+
+
+@contextmanager
+def _open_video(path: Path) -> Iterator[tuple]:
+    """Open ``path`` with PyAV and yield (container, first video stream)."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"cannot read '{path}': the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise InputError(f"cannot read '{path}': not a video ffmpeg can decode "
+                         f"({_reason(error)})") from error
+    except OSError as error:
+        raise InputError(f"cannot read '{path}': {_reason(error)}") from error
+    try:
+        if not container.streams.video:
+            raise InputError(f"cannot read '{path}': the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        yield container, stream
+    finally:
+        container.close()
+
+
+def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
+    """Decode frame by frame, stopping quietly where a truncated or damaged file gives out.
+
+    A packet the decoder rejects is skipped, as the ffmpeg command line does, so one bad packet
+    in the middle does not lose the rest of the clip.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError:
+            # The demuxer has hit the damaged end; drain what the decoder still holds.
+            packet = None
+        try:
+            yield from stream.decode(packet)
+        except av.FFmpegError:
+            pass
+        if packet is None:
+            return
+
+
+def _count_remaining_packets(container, stream) -> int:
+    """Frames left after an early stop, counted from packets so nothing more is decoded."""
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size > 0:
+                count += 1
+    except av.FFmpegError:
+        pass
+    return count
+
+
+def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
+    """(height, width) upright; the rotation tag is only visible on a decoded frame."""
+    for frame in _decode_frames(stream, container):
+        size = _displayed_size(frame, _quarter_turns(frame))
+        break
+    else:
+        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+    container.seek(0)
+    return size
+
+
+def _count_decoded_frames(path: Path, container, stream) -> int:
+    count = sum(1 for _ in _decode_frames(stream, container))
+    if count == 0:
+        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+    return count
+
+
+def _stream_fps(stream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or FALLBACK_VIDEO_FPS
+    return Fraction(rate)
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counterclockwise quarter turns that show the frame upright, from its display matrix.
+
+    Phone videos are stored sideways with a rotation tag; ffmpeg's command line applies it, so
+    we do too (checked here against ffmpeg's autorotate for +90, -90 and 180 degrees).
+    """
+    return round(frame.rotation / 90) % 4
+
+
+def _displayed_size(frame: av.VideoFrame, quarter_turns: int) -> tuple[int, int]:
+    if quarter_turns % 2:
+        return frame.width, frame.height
+    return frame.height, frame.width
+
+
+def _video_frame_to_rgb(frame: av.VideoFrame, quarter_turns: int,
+                        output_size: tuple[int, int]) -> np.ndarray:
+    pixels = frame.to_ndarray(format="rgb24")
+    if quarter_turns:
+        pixels = np.rot90(pixels, quarter_turns)
+    height, width = output_size
+    if pixels.shape[:2] == output_size:
+        return pixels
+    if pixels.shape[0] - height <= 1 and pixels.shape[1] - width <= 1:
+        # Only the even-size crop: one row or column, not worth a resample.
+        return pixels[:height, :width]
+    return np.asarray(_resize(Image.fromarray(np.ascontiguousarray(pixels)), output_size))
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    height, width = size
+    # reducing_gap first shrinks by an integer box filter, which is fast and, at 3.0, no
+    # different to the eye from a full bicubic resample.
+    return image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def _scaled_size(height: int, width: int, short_side: int | None, *, even: bool,
+                 path: Path) -> tuple[int, int]:
+    """Output (height, width): shorter side at most ``short_side``, aspect ratio kept.
+
+    With ``even`` both sides are made even for H.264: a downscaled side is rounded to the
+    nearest even number, a native one loses its odd row or column.
+    """
+    if even and (height < 2 or width < 2):
+        raise InputError(f"cannot read '{path}': frames are {height}x{width}; "
+                         "expected at least 2x2 pixels")
+    shorter = min(height, width)
+    if short_side is None or shorter <= short_side:
+        if even:
+            return height - height % 2, width - width % 2
+        return height, width
+    scale = short_side / shorter
+    exact = (height * scale, width * scale)
+    if even:
+        rounded = [max(2, 2 * round(side / 2)) for side in exact]
+    else:
+        rounded = [max(1, round(side)) for side in exact]
+    return rounded[0], rounded[1]
+
+
+class _FrameStack:
+    """Frames gathered into one preallocated array, sized from the container's frame count.
+
+    Unlike a list and ``np.stack``, this does not hold the clip twice when the count is right.
+    """
+
+    def __init__(self, expected: int):
+        self._expected = max(expected, 1)
+        self._array: np.ndarray | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, frame: np.ndarray) -> None:
+        if self._array is None:
+            self._array = np.empty((self._expected, *frame.shape), dtype=np.uint8)
+        elif self._count == len(self._array):
+            grown = np.empty((len(self._array) * 3 // 2 + 1, *frame.shape), dtype=np.uint8)
+            grown[: self._count] = self._array
+            self._array = grown
+        self._array[self._count] = frame
+        self._count += 1
+
+    def result(self) -> np.ndarray:
+        assert self._array is not None
+        if self._count == len(self._array):
+            return self._array
+        return self._array[: self._count].copy()
+
+
+def _read_single_image(path: Path, short_side, start_frame) -> Clip:
+    if start_frame != 0:
+        raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
+                         "a single image has 1 frame (0)")
+    image = _load_rgb_image(path)
+    original_size = (image.height, image.width)
+    output_size = _scaled_size(*original_size, short_side, even=False, path=path)
+    if output_size != original_size:
+        image = _resize(image, output_size)
+    frames = np.ascontiguousarray(np.asarray(image)[None])
+    return Clip(frames, None, "image", path, False, original_size, 1)
+
+
+def _read_frame_folder(path: Path, short_side, start_frame, max_frames, fps: Fraction) -> Clip:
+    frame_paths = _list_frame_files(path)
+    first_width, first_height = _image_header_size(frame_paths[0])
+    # Headers are cheap to read, so sizes are checked for the whole folder, not just the slice.
+    for frame_path in frame_paths[1:]:
+        width, height = _image_header_size(frame_path)
+        if (width, height) != (first_width, first_height):
+            raise InputError(
+                f"cannot read '{path}': '{frame_path.name}' is {height}x{width} but "
+                f"'{frame_paths[0].name}' is {first_height}x{first_width}; "
+                "all frames must have the same size")
+    if start_frame >= len(frame_paths):
+        raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
+                         f"the folder has {len(frame_paths)} frames (0 to {len(frame_paths) - 1})")
+    stop = len(frame_paths) if max_frames is None else start_frame + max_frames
+    selected = frame_paths[start_frame:stop]
+    collected = _FrameStack(len(selected))
+    original_size = output_size = None
+    for frame_path in selected:
+        image = _load_rgb_image(frame_path)
+        if original_size is None:
+            # Taken after EXIF rotation, which the header sizes above do not include.
+            original_size = (image.height, image.width)
+            output_size = _scaled_size(*original_size, short_side, even=True, path=path)
+        elif (image.height, image.width) != original_size:
+            raise InputError(
+                f"cannot read '{path}': '{frame_path.name}' is {image.height}x{image.width} "
+                f"after EXIF rotation but '{selected[0].name}' is "
+                f"{original_size[0]}x{original_size[1]}; all frames must have the same size")
+        if output_size[0] < image.height - 1 or output_size[1] < image.width - 1:
+            image = _resize(image, output_size)
+        collected.append(np.asarray(image)[: output_size[0], : output_size[1]])
+    return Clip(collected.result(), fps, "frames", path, False, original_size, len(frame_paths))
+
+
+def _list_frame_files(folder: Path) -> list[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError as error:
+        raise InputError(f"cannot read folder '{folder}': {_reason(error)}") from error
+    # Hidden files are skipped: macOS litters folders with '._1.png' resource forks.
+    frames = [entry for entry in entries
+              if entry.suffix.lower() in IMAGE_EXTENSIONS and not entry.name.startswith(".")
+              and entry.is_file()]
+    if not frames:
+        raise InputError(f"cannot read folder '{folder}': it has no image frames "
+                         f"(expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
+    return sorted(frames, key=_natural_key)
+
+
+def _natural_key(path: Path) -> tuple:
+    # re.split with a group alternates text and digits, so ints and strings never meet
+    # at the same position and the comparison is well defined.
+    parts = re.split(r"(\d+)", path.name.lower())
+    return [int(part) if part.isdigit() else part for part in parts], path.name
+
+
+def _image_header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, Image.DecompressionBombError) as error:
+        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
+                         f"({_pillow_reason(error)})") from error
+
+
+def _load_rgb_image(path: Path) -> Image.Image:
+    """Open any image as 8-bit RGB, upright according to its EXIF orientation."""
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb8(image)
+    except (OSError, Image.DecompressionBombError) as error:
+        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
+                         f"({_pillow_reason(error)})") from error
+
+
+def _pillow_reason(error: Exception) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        return "unrecognised image data"
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[0].lower() + text[1:]
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # Pillow's own convert clips 16-bit values at 255; scale the full range instead.
+        values = np.asarray(image, dtype=np.float64)
+        gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    # Alpha is dropped, not composited: the colour under a transparent pixel is kept as is.
+    return image.convert("RGB")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: Fraction | None,
+    *,
+    overwrite: bool = False,
+    audio_from: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``frames`` (T, H, W, 3) uint8 RGB to ``path`` and return the final path.
+
+    The extension picks the format: ``.mp4``/``.mov``/``.mkv`` H.264 (yuv420p, crf 18, the
+    exact ``fps`` as stream rate; an odd width or height is padded to even by repeating the
+    last column or row); ``.gif`` an endlessly looping Pillow GIF (GIF stores delays in 1/100 s,
+    so delays are rounded but the total duration is kept, and Pillow merges identical
+    consecutive frames into one longer frame); an image extension a single image (needs T == 1);
+    no extension or a trailing '/' a folder of PNG frames 0001.png, 0002.png, ...
+
+    ``fps`` None means :data:`DEFAULT_FRAMES_FPS`. ``audio_from``: the audio stream of that file,
+    if it has one, is copied without re-encoding into a ``.mp4``/``.mov``/``.mkv`` output, cut
+    at the end of the video; other formats cannot carry audio and ignore it.
+
+    Missing parent folders are created. The output appears complete or not at all.
+    """
+    target, output_format = _output_target(path)
+    frames = _check_frames(frames)
+    fps = DEFAULT_FRAMES_FPS if fps is None else _as_fps(fps)
+    if output_format == "image" and len(frames) != 1:
+        raise ConfigError(f"cannot write {len(frames)} frames to the single image '{target}'; "
+                          "expected 1 frame (use .mp4, .gif or a folder for more)")
+    audio_path = Path(audio_from) if audio_from is not None else None
+    if audio_path is not None and not audio_path.is_file():
+        raise InputError(f"cannot read audio from '{audio_path}': no such file")
+    _refuse_existing(target, output_format, overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create folder '{target.parent}': "
+                          f"{_reason(error)}") from error
+
+    if output_format == "folder":
+        _write_frame_folder(target, frames)
+    elif output_format == "h264":
+        with _partial_file(target) as partial:
+            _write_h264(partial, target, frames, fps, audio_path)
+    elif output_format == "gif":
+        with _partial_file(target) as partial:
+            _write_gif(partial, target, frames, fps)
+    else:
+        with _partial_file(target) as partial:
+            _save_image(partial, target, frames[0])
+    return target
+
+
+def _output_target(path) -> tuple[Path, str]:
+    """The final path and one of 'h264', 'gif', 'image', 'folder'."""
+    text = os.fspath(path)
+    target = Path(text)
+    if text.endswith(("/", os.sep)) or target.suffix == "":
+        return target, "folder"
+    suffix = target.suffix.lower()
+    if suffix in VIDEO_OUTPUT_EXTENSIONS:
+        return target, "h264"
+    if suffix == GIF_EXTENSION:
+        return target, "gif"
+    if suffix in IMAGE_EXTENSIONS:
+        return target, "image"
+    supported = ", ".join((*VIDEO_OUTPUT_EXTENSIONS, GIF_EXTENSION, *IMAGE_EXTENSIONS))
+    raise OutputError(f"cannot write '{target}': unknown extension '{target.suffix}'; "
+                      f"expected one of {supported}, or no extension for a folder of PNG frames")
+
+
+def _check_frames(frames) -> np.ndarray:
+    if not isinstance(frames, np.ndarray):
+        raise ConfigError(f"frames must be a numpy array, got {type(frames).__name__}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
+        raise ConfigError(f"frames must be a non-empty (T, H, W, 3) uint8 array, got shape "
+                          f"{frames.shape} dtype {frames.dtype}")
+    return frames
+
+
+def _as_fps(value, name: str = "fps") -> Fraction:
+    if isinstance(value, float) and np.isfinite(value):
+        # A float such as 29.97 is a decimal approximation; keep the decimal that was meant.
+        value = Fraction(value).limit_denominator(1001 * 100)
+    if not isinstance(value, (int, Fraction, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive Fraction, int or float, got {value!r}")
+    return Fraction(value)
+
+
+def _refuse_existing(target: Path, output_format: str, overwrite: bool) -> None:
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
+        raise OutputError(f"'{target}' exists; pass -y/--overwrite to replace it")
+    if output_format != "folder" and target.is_dir():
+        raise OutputError(f"cannot write '{target}': it is a folder; expected a file path")
+    if output_format == "folder" and target.is_dir():
+        strangers = [entry.name for entry in target.iterdir() if not _is_our_frame_name(entry)]
+        if strangers:
+            # Replacing a folder deletes it; only do that to a folder this module wrote.
+            raise OutputError(f"refusing to replace folder '{target}': it holds files other "
+                              f"than numbered PNG frames (e.g. '{strangers[0]}')")
+
+
+def _is_our_frame_name(entry: Path) -> bool:
+    return entry.is_file() and re.fullmatch(r"\d+\.png", entry.name) is not None
+
+
+def _partial_name(target: Path, suffix: str) -> Path:
+    # The real extension stays last so muxers and Pillow pick the format from the name.
+    return target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
+
+
+@contextmanager
+def _partial_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it into place only on success."""
+    try:
+        partial = _partial_name(target, target.suffix)
+        # Created by hand, not with mkstemp, so the file gets normal permissions (umask), not 0600.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as error:
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+    try:
+        yield partial
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_frame_folder(target: Path, frames: np.ndarray) -> None:
+    try:
+        partial = _partial_name(target, "")
+        partial.mkdir()
+    except OSError as error:
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+    digits = max(4, len(str(len(frames))))
+    try:
+        for index, frame in enumerate(frames, start=1):
+            _save_image(partial / f"{index:0{digits}d}.png", target, frame)
+        _swap_in_folder(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _swap_in_folder(partial: Path, target: Path) -> None:
+    """Rename ``partial`` to ``target``; an old ``target`` is deleted only after that worked."""
+    if not (target.exists() or target.is_symlink()):
+        os.replace(partial, target)
+        return
+    old = _partial_name(target, ".old")
+    os.replace(target, old)
+    try:
+        os.replace(partial, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+
+
+def _save_image(destination: Path, target: Path, frame: np.ndarray) -> None:
+    """Save one RGB frame; the Pillow format comes from ``target``'s extension (PNG if none)."""
+    pillow_format = _PILLOW_FORMATS.get(target.suffix.lower(), "PNG")
+    options = _PILLOW_SAVE_OPTIONS.get(pillow_format, {})
+    try:
+        Image.fromarray(frame).save(destination, format=pillow_format, **options)
+    except OSError as error:
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+
+
+def _write_gif(partial: Path, target: Path, frames: np.ndarray, fps: Fraction) -> None:
+    images = [Image.fromarray(frame) for frame in frames]
+    # Delays are whole centiseconds; rounding each frame's end time instead of its length keeps
+    # the total duration right (30 fps becomes 30, 40, 30 ms ... rather than 30 ms each).
+    ends_ms = [round(index * 1000 / fps, -1) for index in range(len(frames) + 1)]
+    durations = [max(int(end - start), 10) for start, end in zip(ends_ms, ends_ms[1:])]
+    try:
+        images[0].save(partial, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations if len(images) > 1 else durations[0], loop=0)
+    except OSError as error:
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+
+
+def _write_h264(partial: Path, target: Path, frames: np.ndarray, fps: Fraction,
+                audio_path: Path | None) -> None:
+    height, width = frames.shape[1:3]
+    audio_source = _open_audio_source(audio_path) if audio_path is not None else None
+    try:
+        container = av.open(str(partial), mode="w")
+    except (av.FFmpegError, OSError) as error:
+        _close(audio_source)
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+    try:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height = width + width % 2, height + height % 2
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(H264_CRF)}
+        audio = None
+        if audio_source is not None:
+            audio = container.add_stream_from_template(audio_source.streams.audio[0])
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
+            video_frame.pts = index
+            container.mux(video.encode(video_frame))
+        container.mux(video.encode(None))
+        if audio is not None:
+            _copy_audio(audio_source, container, audio, video_seconds=len(frames) / fps)
+        # Closing writes the trailer, which can fail too (a full disk), so it is inside the try.
+        container.close()
+    except (av.FFmpegError, OSError) as error:
+        raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+    finally:
+        _close(container)
+        _close(audio_source)
+
+
+def _pad_to_even(frame: np.ndarray) -> np.ndarray:
+    """Repeat the last row / column so yuv420p, which subsamples 2x2, can hold the frame."""
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def _open_audio_source(audio_path: Path):
+    """The opened container if ``audio_path`` has an audio stream, else None."""
+    try:
+        source = av.open(str(audio_path))
+    except (av.FFmpegError, OSError) as error:
+        raise InputError(f"cannot read audio from '{audio_path}': "
+                         f"{_reason(error)}") from error
+    if not source.streams.audio:
+        source.close()
+        return None
+    return source
+
+
+def _copy_audio(source, container, audio_stream, *, video_seconds: Fraction) -> None:
+    """Remux audio packets (no re-encode), dropping those that start after the video ends."""
+    source_stream = source.streams.audio[0]
+    for packet in source.demux(source_stream):
+        if packet.dts is None:  # the flush packet that demux yields at the end
+            continue
+        if packet.pts is not None and packet.pts * packet.time_base >= video_seconds:
+            break
+        # mux rescales timestamps from the input stream's time base to the output's.
+        packet.stream = audio_stream
+        container.mux(packet)
+
+
+def _close(container) -> None:
+    if container is not None:
+        container.close()
+
+
+def _reason(error: Exception) -> str:
+    """The OS or ffmpeg reason alone, lower-case, to follow a colon in our one-line messages."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return reason[0].lower() + reason[1:] if reason else type(error).__name__

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from . import vote_numba
+
 PatchSize = tuple[int, int, int]  # (frames, rows, columns)
 
 
@@ -29,7 +31,8 @@ def unfold(video: torch.Tensor, patch_size: PatchSize, frames: slice | None = No
     """
     pt, ph, pw = patch_size
     if frames is not None:
-        start, stop = frames.start or 0, frames.stop
+        start = frames.start or 0
+        stop = video.shape[1] - pt + 1 if frames.stop is None else frames.stop
         video = video[:, start:stop + pt - 1]
     channels = video.shape[0]
     boxes = video.unfold(1, pt, 1).unfold(2, ph, 1).unfold(3, pw, 1)  # (C, T', H', W', pt, ph, pw)
@@ -71,6 +74,10 @@ def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int
         raise ValueError(f"field {tuple(field.shape)} does not fit output {output_shape}")
     value_shape = tuple(values.shape[1:])
     base = field_to_voxel_index(field, value_shape, patch_size)
+    if values.device.type == "cpu" and values.dtype == torch.float32 and vote_numba.AVAILABLE:
+        folded = vote_numba.run_vote(values.numpy(), value_shape, base.numpy(), patch_size,
+                                     reduce, output_shape)
+        return torch.from_numpy(folded)
     # Pad with -1 (no patch) so every voxel can look back by any in-patch offset.
     padded = torch.full((batch, frames + pt - 1, height + ph - 1, width + pw - 1), -1,
                         dtype=torch.int64, device=field.device)

@@ -50,10 +50,16 @@ def pyramid_geometry(source_shape: Shape3, factor: float, coarsest_frames: int,
         return 0 if floor >= 1.0 else math.ceil(math.log(floor) / math.log(factor) - 1e-9)
 
     count = max(steps_to(time_floor), steps_to(space_floor)) + 1
-    return PyramidGeometry(
-        time_scales=tuple(max(factor**k, time_floor) for k in range(count)),
-        space_scales=tuple(max(factor**k, space_floor) for k in range(count)),
-    )
+    time_scales, space_scales, shapes = [], [], []
+    for k in range(count):
+        t, s = max(factor**k, time_floor), max(factor**k, space_floor)
+        shape = (round(frames * t), round(height * s), round(width * s))
+        if shapes and shape == shapes[-1]:
+            continue  # rounding made this level a copy of the last one: it would add nothing
+        time_scales.append(t)
+        space_scales.append(s)
+        shapes.append(shape)
+    return PyramidGeometry(tuple(time_scales), tuple(space_scales))
 
 
 def build_pyramid(video: torch.Tensor, geometry: PyramidGeometry,

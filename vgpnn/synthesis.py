@@ -80,7 +80,6 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
                                 config.coarsest_short_side)
     sources = build_pyramid(source, geometry, minimum=patch_size)
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
-    generator = torch.Generator().manual_seed(seeds[0])
 
     coarsest = geometry.levels - 1
     output = resize_video(source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
@@ -99,10 +98,14 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
             keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
         record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
         field_ = None
+        backends = {}  # one per name and level, so a backend can reuse its index across iterations
         for iteration in range(iterations):
-            request = SearchRequest(queries, keys, level_patch, initial_field=field_, generator=generator)
+            search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
+            request = SearchRequest(queries, keys, level_patch, initial_field=field_, seeds=search_seeds)
             backend = choose_backend(config.backend, request)
-            field_ = make_backend(backend).search(request)
+            if backend not in backends:
+                backends[backend] = make_backend(backend)
+            field_ = backends[backend].search(request)
             record.backends.append(backend)
             queries = vote(values, field_, target_shapes[level], level_patch, config.vote)
             keys = values
@@ -112,6 +115,11 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         if progress is not None:
             progress(coarsest - level + 1, geometry.levels)
     return SynthesisResult(output.clamp(0, 1), records)
+
+
+def _search_seed(seed: int, level: int, iteration: int) -> int:
+    """A distinct, reproducible seed for each sample's search at each level and iteration."""
+    return (seed * 1_000_003 + level * 1_009 + iteration) % 2**63
 
 
 def _level_settings(config: SynthesisConfig, values: torch.Tensor, patch_size, is_coarsest: bool):

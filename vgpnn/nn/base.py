@@ -24,7 +24,10 @@ class SearchRequest:
     patch_size: PatchSize  # (frames, rows, columns) of a patch
     valid_keys: torch.Tensor | None = None  # (Tk', Hk', Wk') bool: key positions allowed; None = all
     initial_field: torch.Tensor | None = None  # (B, Tq', Hq', Wq') a previous answer to improve on
-    generator: torch.Generator | None = None  # CPU generator for any randomness (seeded runs)
+    seeds: tuple[int, ...] = ()  # one per query video: its random draws depend on nothing else
+
+    def sample_seeds(self) -> tuple[int, ...]:
+        return self.seeds if self.seeds else (0,) * self.queries.shape[0]
 
     def __post_init__(self) -> None:
         if self.queries.dim() != 5 or self.keys.dim() != 4:
@@ -32,6 +35,8 @@ class SearchRequest:
                              f"{tuple(self.queries.shape)} and {tuple(self.keys.shape)}")
         if self.queries.shape[1] != self.keys.shape[0]:
             raise ValueError(f"queries have {self.queries.shape[1]} channels, keys {self.keys.shape[0]}")
+        if self.seeds and len(self.seeds) != self.queries.shape[0]:
+            raise ValueError(f"{self.queries.shape[0]} query videos but {len(self.seeds)} seeds")
         if self.valid_keys is not None and tuple(self.valid_keys.shape) != self.key_grid:
             raise ValueError(f"valid_keys must have the key grid's shape {self.key_grid}, "
                              f"got {tuple(self.valid_keys.shape)}")
@@ -53,6 +58,12 @@ class SearchRequest:
         """Multiply-adds of an exhaustive search: queries x keys x patch dims."""
         q, k = self.query_grid, self.key_grid
         return float(self.queries.shape[0]) * q[0] * q[1] * q[2] * k[0] * k[1] * k[2] * self.patch_dims
+
+
+def key_generator() -> torch.Generator:
+    """Randomness about the keys alone (sampling them for an index) comes from a fixed seed, so
+    it is the same whatever the queries' seeds and however the queries are batched."""
+    return torch.Generator().manual_seed(0)
 
 
 class NearestNeighbourBackend(ABC):

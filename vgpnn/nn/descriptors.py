@@ -16,7 +16,7 @@ from ..patches import PatchSize, grid_shape, unfold
 
 
 def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
-                   generator: torch.Generator | None = None, sample: int = 20000) -> torch.Tensor:
+                   generator: torch.Generator | None = None, sample: int = 4096) -> torch.Tensor:
     """The ``dims`` leading principal axes of a sample of the patches of ``keys`` (C, T, H, W).
 
     Returns (dims, C, pt, ph, pw) convolution filters on ``keys``'s device and dtype.
@@ -32,10 +32,10 @@ def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
     for frame in t.unique().tolist():
         in_frame = rest[t == frame].to(keys.device)
         rows.append(unfold(keys, patch_size, slice(frame, frame + 1))[in_frame])
-    patches = torch.cat(rows).double()  # (sample, D)
+    patches = torch.cat(rows).float()  # (sample, D)
     patches = patches - patches.mean(0, keepdim=True)
     covariance = patches.T @ patches  # (D, D)
-    _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+    _, vectors = torch.linalg.eigh(covariance.double())  # ascending eigenvalues
     axes = vectors[:, -dims:].flip(1).T  # (dims, D), leading first
     return axes.to(keys.dtype).reshape(dims, channels, *patch_size)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .base import NearestNeighbourBackend, SearchRequest
+from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .descriptors import describe, principal_axes
 
 
@@ -32,12 +32,14 @@ class FaissSearch(NearestNeighbourBackend):
         self.dims = dims  # descriptor length
         self.probes = probes  # cells searched per query
         self.keys_per_list = keys_per_list  # sets the number of cells: keys / this
+        self._prepared = None  # (keys, valid_keys, axes, index, key_ids) of the last search
 
-    def search(self, request: SearchRequest) -> torch.Tensor:
-        import faiss
-
-        faiss.omp_set_num_threads(torch.get_num_threads())
-        generator = request.generator or torch.Generator().manual_seed(0)
+    def _prepare(self, request: SearchRequest, generator: torch.Generator):
+        """Index the keys, reusing the last index when the same key video comes back (the EM
+        iterations of one level all match against the same values)."""
+        cached = self._prepared
+        if cached is not None and cached[0] is request.keys and cached[1] is request.valid_keys:
+            return cached[2:]
         keys = request.keys.float().cpu()
         axes = principal_axes(keys, request.patch_size, self.dims, generator)
         key_descriptors = describe(keys[None], axes)[0].flatten(1).T  # (Nk, d)
@@ -47,6 +49,14 @@ class FaissSearch(NearestNeighbourBackend):
             key_descriptors = key_descriptors[key_ids]
         key_array = np.ascontiguousarray(key_descriptors.numpy(), dtype=np.float32)
         index = self._index(key_array, generator)
+        self._prepared = (request.keys, request.valid_keys, axes, index, key_ids)
+        return axes, index, key_ids
+
+    def search(self, request: SearchRequest) -> torch.Tensor:
+        import faiss
+
+        faiss.omp_set_num_threads(torch.get_num_threads())
+        axes, index, key_ids = self._prepare(request, key_generator())
         batch = request.queries.shape[0]
         fields = []
         for b in range(batch):

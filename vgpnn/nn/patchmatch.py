@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import NearestNeighbourBackend, SearchRequest
+from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .descriptors import describe, principal_axes
 
 
@@ -31,14 +31,18 @@ class PatchMatch(NearestNeighbourBackend):
 
     def search(self, request: SearchRequest) -> torch.Tensor:
         device = request.queries.device
-        generator = request.generator or torch.Generator().manual_seed(0)
-        axes = principal_axes(request.keys, request.patch_size, self.dims, generator)
+        axes = principal_axes(request.keys, request.patch_size, self.dims, key_generator())
+        # One generator per query video, on the device that uses the draws (a CPU generator
+        # would copy every draw to the GPU), so each video's result depends on its seed only.
+        generator = [torch.Generator(device).manual_seed(seed) for seed in request.sample_seeds()]
         key_descriptors = describe(request.keys[None], axes)[0].flatten(1)  # (d, Nk)
         query_descriptors = describe(request.queries, axes).flatten(2)  # (B, d, Nq)
         key_grid, query_grid = request.key_grid, request.query_grid
         valid = None if request.valid_keys is None else request.valid_keys.reshape(-1).to(device)
         field = self._start(request, generator, valid)  # (B, Nq) flat key indices
         best = _distance(query_descriptors, key_descriptors, field)
+        if valid is not None:  # a previous field may hold keys that are not allowed here
+            best = best.masked_fill(~valid[field], float("inf"))
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
         query_coords = _coordinates(query_grid, device)  # (3, Nq)
         for _ in range(rounds):
@@ -67,8 +71,7 @@ class PatchMatch(NearestNeighbourBackend):
         if valid is None:
             return _random_field((batch, positions), request.key_grid, generator, request.queries.device)
         allowed = valid.nonzero()[:, 0]
-        pick = torch.randint(allowed.numel(), (batch, positions), generator=generator)
-        return allowed[pick.to(allowed.device)]
+        return allowed[_randint(0, allowed.numel(), positions, generator, allowed.device)]
 
 
 def _coordinates(grid: tuple[int, int, int], device) -> torch.Tensor:
@@ -76,9 +79,13 @@ def _coordinates(grid: tuple[int, int, int], device) -> torch.Tensor:
     return torch.stack([t.reshape(-1), y.reshape(-1), x.reshape(-1)])
 
 
-def _random_field(shape, key_grid, generator, device) -> torch.Tensor:
-    count = key_grid[0] * key_grid[1] * key_grid[2]
-    return torch.randint(count, shape, generator=generator).to(device)
+def _randint(low: int, high: int, count: int, generators, device) -> torch.Tensor:
+    """(len(generators), count) integers in [low, high), row b drawn from generator b."""
+    return torch.stack([torch.randint(low, high, (count,), generator=g, device=device) for g in generators])
+
+
+def _random_field(shape, key_grid, generators, device) -> torch.Tensor:
+    return _randint(0, key_grid[0] * key_grid[1] * key_grid[2], shape[1], generators, device)
 
 
 def _distance(queries: torch.Tensor, keys: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
@@ -111,7 +118,6 @@ def _propagated(field, query_coords, query_grid, key_grid, axis, step, jitter, g
     coords[axis] = coords[axis] - shift
     if jitter:
         for a in range(3):
-            offset = torch.randint(-jitter, jitter + 1, matched.shape, generator=generator)
-            coords[a] = coords[a] + offset.to(field.device)
+            coords[a] = coords[a] + _randint(-jitter, jitter + 1, matched.shape[1], generator, field.device)
     coords = [c.clamp(0, key_grid[a] - 1) for a, c in enumerate(coords)]
     return (coords[0] * key_grid[1] + coords[1]) * key_grid[2] + coords[2]

@@ -1,0 +1,164 @@
+"""Every nearest-neighbour backend against a brute-force oracle written here (float64)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vgpnn.nn import FaissSearch, PatchMatch, SearchRequest, make_backend
+from vgpnn.patches import grid_shape, unfold
+
+BACKENDS = ("exact", "patchmatch", "faiss")
+PATCH = (3, 5, 5)
+
+
+def smooth_video(shape, seed=0):
+    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
+    return F.avg_pool3d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
+
+
+def distances(query: torch.Tensor, keys: torch.Tensor, patch_size=PATCH) -> torch.Tensor:
+    """(query positions, key positions) squared patch distances, float64, by direct differences."""
+    rows = unfold(query.double(), patch_size)
+    key_rows = unfold(keys.double(), patch_size)
+    return torch.cdist(rows, key_rows).square()
+
+
+def oracle(queries, keys, patch_size=PATCH, valid_keys=None):
+    """Exact field (B, grid) and the (B, Nq, Nk) distance matrices it came from."""
+    matrices = torch.stack([distances(q, keys, patch_size) for q in queries])
+    masked = matrices
+    if valid_keys is not None:
+        masked = matrices.masked_fill(~valid_keys.reshape(1, 1, -1), float("inf"))
+    field = masked.argmin(-1).reshape(queries.shape[0], *grid_shape(queries.shape, patch_size))
+    return field, matrices
+
+
+def mean_distance(field, matrices):
+    return matrices.gather(-1, field.reshape(field.shape[0], -1, 1)).mean().item()
+
+
+@pytest.fixture(scope="module")
+def problem():
+    keys = smooth_video((3, 6, 20, 24), seed=0)
+    independent = smooth_video((3, 5, 16, 20), seed=1)  # unrelated content of the same kind
+    # Re-composed content: the keys' halves swapped and shifted, with a little noise.
+    recomposed = torch.cat([keys[:, 1:, 2:18, 12:22], keys[:, 1:, 3:19, 0:10]], dim=3)
+    recomposed = recomposed + 0.01 * torch.randn(recomposed.shape, generator=torch.Generator().manual_seed(2))
+    queries = torch.stack([independent, recomposed])  # (2, 3, 5, 16, 20)
+    field, matrices = oracle(queries, keys)
+    return queries, keys, field, matrices
+
+
+def request(queries, keys, seed=0, **extra):
+    return SearchRequest(queries, keys, PATCH, seeds=(seed,) * queries.shape[0], **extra)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_conformance(name, problem):
+    queries, keys, expected, matrices = problem
+    backend = make_backend(name)
+    assert backend.name == name
+    field = backend.search(request(queries, keys))
+    key_count = matrices.shape[-1]
+    assert field.dtype == torch.int64
+    assert tuple(field.shape) == tuple(expected.shape) == (2, 3, 12, 16)
+    assert field.min() >= 0 and field.max() < key_count
+    if backend.exact:
+        assert torch.equal(field, expected)
+    else:
+        for b in range(2):  # each query video on its own: neither may hide behind the other
+            ratio = mean_distance(field[b:b + 1], matrices[b:b + 1]) / mean_distance(expected[b:b + 1], matrices[b:b + 1])
+            assert 1.0 <= ratio <= 1.25, f"{name} sample {b}: distance ratio {ratio:.3f}"
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_valid_keys_respected(name, problem):
+    queries, keys, _, matrices = problem
+    key_grid = grid_shape(keys.shape, PATCH)
+    valid = torch.zeros(key_grid, dtype=torch.bool)
+    valid[..., key_grid[2] // 2:] = True  # the left half of the key positions is forbidden
+    valid[1::2] ^= True  # ...on odd frames the right half instead
+    assert valid.sum() * 2 == valid.numel()
+    expected, _ = oracle(queries, keys, valid_keys=valid)
+    field = make_backend(name).search(request(queries, keys, valid_keys=valid))
+    assert valid.reshape(-1)[field.reshape(-1)].all(), f"{name} returned forbidden keys"
+    if name == "exact":
+        assert torch.equal(field, expected)
+    else:
+        ratio = mean_distance(field, matrices) / mean_distance(expected, matrices)
+        assert ratio <= 1.25
+
+
+def test_full_faiss_is_exact(problem):
+    queries, keys, expected, _ = problem
+    dims = 3 * 3 * 5 * 5
+    field = FaissSearch(dims=dims, probes=10**6).search(request(queries, keys))
+    assert torch.equal(field, expected)
+
+
+def test_faiss_with_few_probes_stays_close():
+    """Many cells, few probed: the inverted file really prunes and still finds near keys."""
+    keys = smooth_video((3, 6, 20, 24), seed=3)
+    queries = smooth_video((3, 5, 16, 20), seed=4)[None]
+    expected, matrices = oracle(queries, keys)
+    field = FaissSearch(probes=2, keys_per_list=16).search(request(queries, keys))
+    assert field.min() >= 0 and field.max() < matrices.shape[-1]
+    assert mean_distance(field, matrices) <= 1.3 * mean_distance(expected, matrices)
+
+
+def test_patchmatch_converges_on_tiny_input():
+    keys = smooth_video((3, 4, 12, 14), seed=5)
+    queries = smooth_video((3, 4, 10, 12), seed=6)[None]
+    expected, _ = oracle(queries, keys)
+    field = PatchMatch(rounds=12, dims=3 * 3 * 5 * 5).search(request(queries, keys))
+    agreement = (field == expected).double().mean().item()
+    assert agreement >= 0.95
+
+
+def test_batch_matches_single_queries(problem):
+    queries, keys, expected, matrices = problem
+    for name in BACKENDS:
+        single = make_backend(name).search(request(queries[1:], keys))
+        assert tuple(single.shape) == (1, 3, 12, 16)
+        if name == "exact":
+            assert torch.equal(single[0], expected[1])
+        else:
+            ratio = mean_distance(single, matrices[1:]) / mean_distance(expected[1:], matrices[1:])
+            assert ratio <= 1.25
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_deterministic_for_a_seed(name, problem):
+    queries, keys, _, _ = problem
+    first = make_backend(name).search(request(queries, keys, seed=7))
+    second = make_backend(name).search(request(queries, keys, seed=7))
+    assert torch.equal(first, second)
+
+
+def test_patchmatch_seed_matters(problem):
+    queries, keys, _, _ = problem
+    first = make_backend("patchmatch").search(request(queries, keys, seed=7))
+    second = make_backend("patchmatch").search(request(queries, keys, seed=8))
+    assert not torch.equal(first, second)
+
+
+def test_patchmatch_uses_initial_field(problem):
+    queries, keys, expected, matrices = problem
+    frozen = PatchMatch(rounds_from_previous=0).search(request(queries, keys, initial_field=expected.clone()))
+    assert torch.equal(frozen, expected)
+    # With full descriptors nothing beats the exact answer, so improving on it keeps it.
+    kept = PatchMatch(dims=3 * 3 * 5 * 5).search(request(queries, keys, initial_field=expected.clone()))
+    assert (kept == expected).double().mean() >= 0.99
+    # A random start with the same (zero) number of rounds is far worse.
+    fresh = PatchMatch(rounds=0).search(request(queries, keys))
+    assert mean_distance(fresh, matrices) > 1.5 * mean_distance(expected, matrices)
+
+
+def test_patchmatch_never_keeps_a_forbidden_starting_match():
+    keys = torch.rand(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    valid = torch.zeros(2, 6, 6, dtype=torch.bool)
+    valid[:, :, 3:] = True
+    start = torch.zeros(1, 2, 6, 6, dtype=torch.int64)  # key 0 is forbidden
+    request = SearchRequest(keys[None], keys, (3, 3, 3), valid_keys=valid, initial_field=start)
+    field = PatchMatch(rounds_from_previous=1).search(request)
+    assert valid.reshape(-1)[field.reshape(-1)].all()

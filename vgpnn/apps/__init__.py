@@ -1,0 +1,1 @@
+"""Applications of the synthesis loop; each builds the loop's inputs for one job."""

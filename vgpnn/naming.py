@@ -1,0 +1,64 @@
+"""Where outputs go: ``-o`` as a file, a folder, or a name template.
+
+Template fields: {name} (input file name without extension), {seed}, {index} (0-based),
+{ext} (output extension without the dot). Rules:
+- ``-o`` with a writable extension (.mp4, .gif, .png, ...) is a file name (fields allowed);
+  with several outputs and no {seed} or {index} in it, ``_{seed}`` goes before the extension;
+- anything else is a folder that receives ``{name}_{seed}.{ext}``;
+- ``--format frames`` writes folders of PNG frames instead of files.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from .errors import OutputError
+from .video import GIF_EXTENSION, IMAGE_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS
+
+FIELDS = ("name", "seed", "index", "ext")
+FORMATS = ("mp4", "gif", "png", "frames")
+DEFAULT_TEMPLATE = "{name}_{seed}.{ext}"
+_FILE_EXTENSIONS = (*VIDEO_OUTPUT_EXTENSIONS, GIF_EXTENSION, *IMAGE_EXTENSIONS)
+
+
+def default_format(input_kind: str, input_path: Path) -> str:
+    """Images stay images (same extension); videos and frame folders become mp4."""
+    if input_kind == "image":
+        return input_path.suffix.lower().lstrip(".")
+    return "mp4"
+
+
+def _check_template(template: str) -> None:
+    try:
+        names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as error:
+        raise OutputError(f"bad output template '{template}': {error}") from error
+    unknown = names - set(FIELDS)
+    if unknown:
+        raise OutputError(f"unknown field(s) {', '.join('{' + n + '}' for n in sorted(unknown))} in "
+                          f"output template '{template}'; expected {', '.join('{' + f + '}' for f in FIELDS)}")
+
+
+def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_format: str) -> list[Path]:
+    """One output path per seed, following the rules in this module's docstring."""
+    if output_format not in FORMATS and ("." + output_format) not in _FILE_EXTENSIONS:
+        raise OutputError(f"unknown output format '{output_format}'; expected one of {', '.join(FORMATS)}")
+    name = input_path.stem if input_path.suffix else input_path.name
+    ext = "" if output_format == "frames" else output_format
+    text = output if output is not None else "."
+    as_file = Path(text.replace("{ext}", ext or "mp4")).suffix.lower() in _FILE_EXTENSIONS
+    if as_file:
+        template = text
+        if len(seeds) > 1 and "{seed}" not in template and "{index}" not in template:
+            stem, dot, suffix = template.rpartition(".")
+            template = f"{stem}_{{seed}}{dot}{suffix}"
+    else:
+        template = str(Path(text) / (DEFAULT_TEMPLATE if ext else "{name}_{seed}"))
+    _check_template(template)
+    paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext))
+             for index, seed in enumerate(seeds)]
+    if len(set(paths)) != len(paths):
+        raise OutputError(f"output template '{template}' gives the same name to several outputs; "
+                          "add {seed} or {index}")
+    return paths

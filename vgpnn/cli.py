@@ -23,6 +23,7 @@ from .device import DEVICES, resolve_device
 from .errors import ConfigError, OutputError, VgpnnError
 from .naming import FORMATS, default_format, plan_outputs
 from .nn import BACKENDS
+from .preview import contact_sheet
 from .progress import ProgressBars
 from .video import read_clip, write_video
 
@@ -133,6 +134,8 @@ def output_options(command):
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; no progress bars."),
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Write a JSON record of inputs, parameters, seeds, timings and outputs."),
+        click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write a contact sheet (PNG): source frames in the first row, each output below."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -157,7 +160,7 @@ def main():
 @_fail_cleanly
 def generate(input_path, variations, seed, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend,
-             device, output, output_format, overwrite, quiet, report):
+             device, output, output_format, overwrite, quiet, report, preview):
     """Make variations of INPUT: same size, frame rate and length, re-composed from its own
     space-time patches. INPUT is a video file, a GIF, a folder of numbered frames or an image
     (then the outputs are images)."""
@@ -176,12 +179,12 @@ def generate(input_path, variations, seed, short_side, max_frames, start_frame, 
                      max_frames=max_frames or None)
     outputs = plan_outputs(output, input_path, seeds,
                            output_format or default_format(clip.kind, input_path))
-    _check_outputs(outputs, input_path, overwrite)
+    _check_outputs(outputs + ([preview] if preview else []), input_path, overwrite)
     _notice_working_size(say, clip, short_side, max_frames)
     say(f"seed {seed}" + (f" (variations use {seeds[0]}..{seeds[-1]})" if variations > 1 else "")
         + f"; device {torch_device}")
 
-    records = []
+    records, sheet_rows = [], [clip.frames]
     started = time.perf_counter()
     bars = ProgressBars(enabled=not quiet and sys.stderr.isatty(), total=variations)
 
@@ -191,6 +194,7 @@ def generate(input_path, variations, seed, short_side, max_frames, start_frame, 
                            and len(frames) == clip.original_frame_count and start_frame == 0 else None)
         records.append({"output": str(path), "seed": seeds[index], "seconds": round(time.perf_counter() - started, 3),
                         "backends": sorted({b for level in levels for b in level.backends})})
+        sheet_rows.append(frames)
         bars.variation_done()
         if not quiet:
             bars.write(str(path))
@@ -200,6 +204,8 @@ def generate(input_path, variations, seed, short_side, max_frames, start_frame, 
                        on_variation=write_one, progress=bars.level_done)
     finally:
         bars.close()
+    if preview is not None:
+        write_video(preview, contact_sheet(sheet_rows), None, overwrite=overwrite)
     if report is not None:
         _write_report(report, {
             "command": "generate", "input": str(input_path), "seed": seed, "variations": variations,

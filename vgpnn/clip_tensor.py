@@ -10,7 +10,7 @@ def frames_to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> 
     """(T, H, W, 3) uint8 -> (3, T, H, W) float32 in [0, 1]."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected frames (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    tensor = torch.from_numpy(np.array(frames, copy=True)).to(device)  # decoded arrays may be read-only
     return tensor.permute(3, 0, 1, 2).float().div_(255.0)
 
 

@@ -72,6 +72,10 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     if not seeds:
         raise ValueError("at least one seed is needed")
     source_shape: Shape3 = tuple(source.shape[1:])
+    if config.patch_size[1] > source_shape[1] or config.patch_size[2] > source_shape[2]:
+        raise ConfigError(f"patch {config.patch_size[1]}x{config.patch_size[2]} (rows x columns) is larger "
+                          f"than the working frame {source_shape[2]}x{source_shape[1]}; use a smaller "
+                          "patch size or a larger working size")
     patch_size = effective_patch_size(config.patch_size, source_shape)
     if min(target_shape) < 1 or any(t < p for t, p in zip(target_shape, patch_size)):
         raise ConfigError(f"target (frames, height, width) = {tuple(target_shape)} is smaller than "

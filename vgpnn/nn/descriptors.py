@@ -40,6 +40,18 @@ def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
     return axes.to(keys.dtype).reshape(dims, channels, *patch_size)
 
 
-def describe(video: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
-    """Descriptors of every patch of ``video`` (B, C, T, H, W): (B, dims, T', H', W')."""
-    return F.conv3d(video, axes)
+def describe(video: torch.Tensor, axes: torch.Tensor, dtype: torch.dtype | None = None,
+             max_elements: int = 2**28) -> torch.Tensor:
+    """Descriptors of every patch of ``video`` (B, C, T, H, W): (B, dims, T', H', W') in
+    ``dtype`` (default: the video's), computed a few frames at a time to bound memory."""
+    batch, _, frames, height, width = video.shape
+    pt = axes.shape[2]
+    out_frames = frames - pt + 1
+    out = video.new_empty(batch, axes.shape[0], out_frames, height - axes.shape[3] + 1,
+                          width - axes.shape[4] + 1, dtype=dtype or video.dtype)
+    per_frame = batch * axes.shape[0] * height * width
+    step = max(1, max_elements // per_frame)
+    for start in range(0, out_frames, step):
+        stop = min(out_frames, start + step)
+        out[:, :, start:stop] = F.conv3d(video[:, :, start:stop + pt - 1], axes)
+    return out

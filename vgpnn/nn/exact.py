@@ -9,6 +9,8 @@ score matrix is built ``max_scores`` entries at a time, never queries x keys at 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from ..patches import unfold
@@ -19,11 +21,18 @@ class ExactSearch(NearestNeighbourBackend):
     name = "exact"
     exact = True
 
-    def __init__(self, max_scores: int = 2**25, recheck: int = 4):
-        self.max_scores = max_scores  # entries of one chunk of the query x key score matrix
+    def __init__(self, max_scores: int | None = None, recheck: int = 4):
+        self.max_scores = max_scores  # entries of one chunk of the score matrix (None: by device)
         self.recheck = recheck  # candidates per query re-scored exactly
 
     def search(self, request: SearchRequest) -> torch.Tensor:
+        if self.max_scores is None:
+            # 128 MB of scores on a CPU (cache-friendly); 1 GB on a GPU (fewer, larger products).
+            self.max_scores = 2**28 if request.queries.is_cuda else 2**25
+        with _fast_float32_matmul(request.queries.is_cuda):
+            return self._search(request)
+
+    def _search(self, request: SearchRequest) -> torch.Tensor:
         keys = unfold(request.keys, request.patch_size)  # (Nk, D)
         key_norms = keys.square().sum(1)
         if request.valid_keys is not None:
@@ -57,3 +66,17 @@ class ExactSearch(NearestNeighbourBackend):
         exact = (rows[:, None, :] - keys[candidates]).square().sum(-1)  # (n, count)
         exact = exact.masked_fill(~torch.isfinite(key_norms[candidates]), float("inf"))
         return candidates.gather(1, exact.argmin(1, keepdim=True))[:, 0]
+
+
+@contextmanager
+def _fast_float32_matmul(enabled: bool):
+    """tf32 products on CUDA for the ranking; the exact re-check keeps the winners right."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before

@@ -28,7 +28,7 @@ class FaissSearch(NearestNeighbourBackend):
     name = "faiss"
     exact = False
 
-    def __init__(self, dims: int = 24, probes: int = 8, keys_per_list: int = 256):
+    def __init__(self, dims: int = 24, probes: int = 1, keys_per_list: int = 256):
         self.dims = dims  # descriptor length
         self.probes = probes  # cells searched per query
         self.keys_per_list = keys_per_list  # sets the number of cells: keys / this

@@ -4,10 +4,11 @@
 2. Each round, for jump steps 8, 4, 2, 1 and each of the 6 space-time neighbours at that
    distance, try the neighbour's match shifted back by the same step, with and without a
    random jitter of up to the step; then try one random key. Keep whichever is closer.
-3. All positions update in parallel, so a round is a handful of large tensor operations
-   that run the same on CPU and CUDA.
-Patches are compared through short descriptors (see :mod:`.descriptors`), so each candidate
-costs a gather of ``dims`` numbers per position, not of whole patches.
+3. Every position updates from the same proposals in parallel, so a round is a handful of
+   large tensor operations that run the same on CPU and CUDA.
+Patches are compared through short descriptors (see :mod:`.descriptors`), computed straight
+from the videos, so each proposal costs a gather of ``dims`` numbers per position and no
+unfolded patch is ever held. Positions are processed ``chunk`` at a time to bound memory.
 """
 
 from __future__ import annotations
@@ -23,101 +24,116 @@ class PatchMatch(NearestNeighbourBackend):
     exact = False
 
     def __init__(self, rounds: int = 4, rounds_from_previous: int = 2, dims: int = 24,
-                 steps: tuple[int, ...] = (8, 4, 2, 1)):
+                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**22):
         self.rounds = rounds  # rounds from a random start
         self.rounds_from_previous = rounds_from_previous  # rounds when improving a previous field
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
+        self.chunk = chunk  # positions per batch element handled at once
 
     def search(self, request: SearchRequest) -> torch.Tensor:
         device = request.queries.device
+        # Half precision halves the memory traffic of the gathers on a GPU; sums stay float32.
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
         axes = principal_axes(request.keys, request.patch_size, self.dims, key_generator())
+        keys = describe(request.keys[None], axes, dtype)[0].flatten(1).T.contiguous()  # (Nk, d)
+        queries = describe(request.queries, axes, dtype).flatten(2).transpose(1, 2).contiguous()  # (B, Nq, d)
         # One generator per query video, on the device that uses the draws (a CPU generator
         # would copy every draw to the GPU), so each video's result depends on its seed only.
-        generator = [torch.Generator(device).manual_seed(seed) for seed in request.sample_seeds()]
-        key_descriptors = describe(request.keys[None], axes)[0].flatten(1)  # (d, Nk)
-        query_descriptors = describe(request.queries, axes).flatten(2)  # (B, d, Nq)
-        key_grid, query_grid = request.key_grid, request.query_grid
+        generators = [torch.Generator(device).manual_seed(seed) for seed in request.sample_seeds()]
         valid = None if request.valid_keys is None else request.valid_keys.reshape(-1).to(device)
-        field = self._start(request, generator, valid)  # (B, Nq) flat key indices
-        best = _distance(query_descriptors, key_descriptors, field)
-        if valid is not None:  # a previous field may hold keys that are not allowed here
-            best = best.masked_fill(~valid[field], float("inf"))
+        state = _State(queries, keys, valid, request.query_grid, request.key_grid, generators, self.chunk)
+        state.start(request.initial_field)
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
-        query_coords = _coordinates(query_grid, device)  # (3, Nq)
         for _ in range(rounds):
             for step in self.steps:
                 for axis in range(3):
-                    if step >= query_grid[axis] and step > 1:
+                    if step >= state.query_grid[axis] and step > 1:
                         continue
                     for sign in (1, -1):
                         for jitter in (0, step):
-                            candidate = _propagated(field, query_coords, query_grid, key_grid,
-                                                    axis, sign * step, jitter, generator)
-                            field, best = _keep_better(query_descriptors, key_descriptors,
-                                                       field, best, candidate, valid)
-            candidate = _random_field(field.shape, key_grid, generator, device)
-            field, best = _keep_better(query_descriptors, key_descriptors, field, best,
-                                       candidate, valid)
-        return field.reshape(field.shape[0], *query_grid)
-
-    def _start(self, request: SearchRequest, generator: torch.Generator,
-               valid: torch.Tensor | None) -> torch.Tensor:
-        batch = request.queries.shape[0]
-        grid = request.query_grid
-        if request.initial_field is not None and tuple(request.initial_field.shape) == (batch, *grid):
-            return request.initial_field.reshape(batch, -1).to(request.queries.device)
-        positions = grid[0] * grid[1] * grid[2]
-        if valid is None:
-            return _random_field((batch, positions), request.key_grid, generator, request.queries.device)
-        allowed = valid.nonzero()[:, 0]
-        return allowed[_randint(0, allowed.numel(), positions, generator, allowed.device)]
+                            state.try_neighbours(axis, sign * step, jitter)
+            state.try_random()
+        return state.field.reshape(state.field.shape[0], *request.query_grid)
 
 
-def _coordinates(grid: tuple[int, int, int], device) -> torch.Tensor:
-    t, y, x = torch.meshgrid(*(torch.arange(n, device=device) for n in grid), indexing="ij")
-    return torch.stack([t.reshape(-1), y.reshape(-1), x.reshape(-1)])
+class _State:
+    """The field being improved and its distances, with the proposals PatchMatch makes."""
+
+    def __init__(self, queries, keys, valid, query_grid, key_grid, generators, chunk):
+        self.queries, self.keys, self.valid = queries, keys, valid
+        self.query_grid, self.key_grid = query_grid, key_grid
+        self.generators, self.chunk = generators, chunk
+        self.device = queries.device
+        self.count = queries.shape[1]
+        self.field = torch.empty(0)
+        self.best = torch.empty(0)
+
+    def start(self, initial_field: torch.Tensor | None) -> None:
+        batch = self.queries.shape[0]
+        if initial_field is not None and tuple(initial_field.shape) == (batch, *self.query_grid):
+            self.field = initial_field.reshape(batch, -1).to(self.device).clone()
+        elif self.valid is None:
+            self.field = self._random_keys(self.count)
+        else:
+            allowed = self.valid.nonzero()[:, 0]
+            self.field = allowed[_randint(0, allowed.numel(), self.count, self.generators, self.device)]
+        self.best = torch.cat([self._distance(self.field[:, s:e], s, e) for s, e in self._chunks()], 1)
+
+    def try_neighbours(self, axis: int, step: int, jitter: int) -> None:
+        for start, stop in self._chunks():
+            self._keep_better(self._propagated(start, stop, axis, step, jitter), start, stop)
+
+    def try_random(self) -> None:
+        for start, stop in self._chunks():
+            self._keep_better(self._random_keys(stop - start), start, stop)
+
+    def _chunks(self):
+        return [(s, min(self.count, s + self.chunk)) for s in range(0, self.count, self.chunk)]
+
+    def _random_keys(self, count: int) -> torch.Tensor:
+        total = self.key_grid[0] * self.key_grid[1] * self.key_grid[2]
+        return _randint(0, total, count, self.generators, self.device)
+
+    def _distance(self, candidate: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        chosen = self.keys[candidate]  # (B, n, d)
+        distance = (self.queries[:, start:stop] - chosen).float().square().sum(-1)  # (B, n)
+        if self.valid is not None:
+            distance = distance.masked_fill(~self.valid[candidate], float("inf"))
+        return distance
+
+    def _keep_better(self, candidate: torch.Tensor, start: int, stop: int) -> None:
+        distance = self._distance(candidate, start, stop)
+        better = distance < self.best[:, start:stop]
+        self.field[:, start:stop] = torch.where(better, candidate, self.field[:, start:stop])
+        self.best[:, start:stop] = torch.where(better, distance, self.best[:, start:stop])
+
+    def _propagated(self, start: int, stop: int, axis: int, step: int, jitter: int) -> torch.Tensor:
+        """For positions [start, stop): the match of the neighbour ``step`` away along ``axis``,
+        shifted back by the same amount (plus jitter), clamped into the key grid."""
+        positions = torch.arange(start, stop, device=self.device)
+        here = _unravel(positions, self.query_grid)[axis]
+        there = (here + step).clamp(0, self.query_grid[axis] - 1)
+        shift = there - here  # 0 where the neighbour would fall off the grid
+        strides = (self.query_grid[1] * self.query_grid[2], self.query_grid[2], 1)
+        matched = self.field[:, positions + shift * strides[axis]]  # (B, n) the neighbour's match
+        coords = list(_unravel(matched, self.key_grid))
+        coords[axis] = coords[axis] - shift
+        if jitter:
+            for a in range(3):
+                coords[a] = coords[a] + _randint(-jitter, jitter + 1, stop - start, self.generators, self.device)
+        coords = [c.clamp(0, self.key_grid[a] - 1) for a, c in enumerate(coords)]
+        return (coords[0] * self.key_grid[1] + coords[1]) * self.key_grid[2] + coords[2]
+
+
+def _unravel(flat: torch.Tensor, grid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    plane = grid[1] * grid[2]
+    t = torch.div(flat, plane, rounding_mode="floor")
+    rest = flat - t * plane
+    y = torch.div(rest, grid[2], rounding_mode="floor")
+    return t, y, rest - y * grid[2]
 
 
 def _randint(low: int, high: int, count: int, generators, device) -> torch.Tensor:
     """(len(generators), count) integers in [low, high), row b drawn from generator b."""
     return torch.stack([torch.randint(low, high, (count,), generator=g, device=device) for g in generators])
-
-
-def _random_field(shape, key_grid, generators, device) -> torch.Tensor:
-    return _randint(0, key_grid[0] * key_grid[1] * key_grid[2], shape[1], generators, device)
-
-
-def _distance(queries: torch.Tensor, keys: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    # queries (B, d, Nq), keys (d, Nk), field (B, Nq) -> (B, Nq)
-    chosen = keys[:, field]  # (d, B, Nq)
-    return (queries.transpose(0, 1) - chosen).square().sum(0)
-
-
-def _keep_better(queries, keys, field, best, candidate, valid):
-    distance = _distance(queries, keys, candidate)
-    if valid is not None:
-        distance = distance.masked_fill(~valid[candidate], float("inf"))
-    better = distance < best
-    return torch.where(better, candidate, field), torch.where(better, distance, best)
-
-
-def _propagated(field, query_coords, query_grid, key_grid, axis, step, jitter, generator):
-    """Candidate from the neighbour ``step`` away along ``axis``: its match, shifted back."""
-    batch, _ = field.shape
-    size = query_grid[axis]
-    neighbour_coord = (query_coords[axis] + step).clamp(0, size - 1)
-    shift = neighbour_coord - query_coords[axis]  # 0 where the neighbour fell off the grid
-    strides = (query_grid[1] * query_grid[2], query_grid[2], 1)
-    neighbour = torch.arange(field.shape[1], device=field.device) + shift * strides[axis]
-    matched = field[:, neighbour]  # (B, Nq) the neighbour's key index
-    key_strides = (key_grid[1] * key_grid[2], key_grid[2], 1)
-    coords = [torch.div(matched, key_strides[0], rounding_mode="floor"),
-              torch.div(matched % key_strides[0], key_strides[1], rounding_mode="floor"),
-              matched % key_grid[2]]
-    coords[axis] = coords[axis] - shift
-    if jitter:
-        for a in range(3):
-            coords[a] = coords[a] + _randint(-jitter, jitter + 1, matched.shape[1], generator, field.device)
-    coords = [c.clamp(0, key_grid[a] - 1) for a, c in enumerate(coords)]
-    return (coords[0] * key_grid[1] + coords[1]) * key_grid[2] + coords[2]

@@ -1,0 +1,163 @@
+"""The `vgpnn generate` command end to end on tiny clips: outputs, naming, errors, exit codes."""
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vgpnn.cli import main
+from vgpnn.video import read_clip, write_video
+
+FAST = ["--iterations", "1", "--size", "native", "-q"]
+
+
+def textured_clip(frames=6, height=32, width=48, seed=0):
+    """Smooth random texture: natural-ish patches and no two exactly alike."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((frames, 3, height // 4 + 1, width // 4 + 1))
+    rows = np.interp(np.linspace(0, height // 4, height), np.arange(height // 4 + 1), np.arange(height // 4 + 1))
+    fine = np.stack([[[np.interp(np.linspace(0, width // 4, width), np.arange(width // 4 + 1), line)
+                       for line in plane[np.floor(rows).astype(int)]] for plane in frame] for frame in coarse])
+    return (fine.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture()
+def clip_path(tmp_path):
+    path = tmp_path / "tiny.mp4"
+    write_video(path, textured_clip(), Fraction(30000, 1001))
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_generate_writes_decodable_variations_with_the_source_size_fps_and_length(tmp_path, clip_path):
+    out = tmp_path / "out"
+    result = run("generate", clip_path, "-n", 2, "--seed", 7, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["tiny_7.mp4", "tiny_8.mp4"]
+    for name in written:
+        with av.open(str(out / name)) as container:
+            stream = container.streams.video[0]
+            frames = [f for f in container.decode(stream)]
+            assert (stream.average_rate, stream.width, stream.height) == (Fraction(30000, 1001), 48, 32)
+            assert len(frames) == 6
+
+
+def test_same_seed_same_output_and_different_seeds_differ(tmp_path, clip_path):
+    for name in ("a", "b"):
+        assert run("generate", clip_path, "--seed", 3, "-o", tmp_path / f"{name}.png.d" / "x.mp4",
+                   "--format", "mp4", *FAST).exit_code == 0
+    assert run("generate", clip_path, "--seed", 4, "-o", tmp_path / "c.mp4", *FAST).exit_code == 0
+    a = read_clip(tmp_path / "a.png.d" / "x.mp4").frames
+    b = read_clip(tmp_path / "b.png.d" / "x.mp4").frames
+    c = read_clip(tmp_path / "c.mp4").frames
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_template_fields_gif_output_report_and_preview(tmp_path, clip_path):
+    report = tmp_path / "run.json"
+    preview = tmp_path / "sheet.png"
+    result = run("generate", clip_path, "-n", 2, "--seed", 1, "-o", tmp_path / "{name}-{index}-{seed}.gif",
+                 "--report", report, "--preview", preview, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tiny-0-1.gif").is_file() and (tmp_path / "tiny-1-2.gif").is_file()
+    record = json.loads(report.read_text())
+    assert record["seed"] == 1 and [o["seed"] for o in record["outputs"]] == [1, 2]
+    assert record["parameters"]["iterations"] == 1
+    sheet = read_clip(preview).frames
+    assert sheet.shape[0] == 1 and sheet.shape[1] > 3 * 32  # source row + two outputs
+
+
+def test_an_image_input_gives_an_image(tmp_path):
+    image = tmp_path / "still.png"
+    write_video(image, textured_clip(frames=1), None)
+    result = run("generate", image, "--seed", 0, "-o", tmp_path, *FAST)
+    assert result.exit_code == 0, result.output
+    out = read_clip(tmp_path / "still_0.png")
+    assert out.kind == "image" and out.frames.shape == (1, 32, 48, 3)
+
+
+def test_frame_folder_output(tmp_path, clip_path):
+    result = run("generate", clip_path, "--seed", 0, "-o", tmp_path / "frames", "--format", "frames", *FAST)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "frames" / "tiny_0"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:04d}.png" for i in range(1, 7)]
+
+
+def test_seed_is_announced_when_chosen_at_random(tmp_path, clip_path):
+    result = run("generate", clip_path, "-o", tmp_path, "--iterations", "1", "--size", "native")
+    assert result.exit_code == 0
+    seed = int(result.output.split("seed ")[1].split(";")[0].split()[0])
+    assert (tmp_path / f"tiny_{seed}.mp4").is_file()
+
+
+def test_downscale_and_trim_are_announced(tmp_path, clip_path):
+    result = run("generate", clip_path, "-o", tmp_path, "--size", "16", "--max-frames", "4", "--iterations", "1")
+    assert result.exit_code == 0, result.output
+    assert "working at 24x16 (input is 48x32" in result.output
+    assert "using 4 of 6 frames" in result.output
+
+
+def test_missing_input_is_one_line_and_exit_1(tmp_path):
+    result = run("generate", tmp_path / "nope.mp4", "-o", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "nope.mp4" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_file_named_mp4_is_refused_without_output(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    result = run("generate", bad, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "bad.mp4" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_is_kept_without_overwrite_and_replaced_with_it(tmp_path, clip_path):
+    target = tmp_path / "o.mp4"
+    target.write_bytes(b"keep me")
+    result = run("generate", clip_path, "--seed", 0, "-o", target, *FAST)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert target.read_bytes() == b"keep me"
+    assert run("generate", clip_path, "--seed", 0, "-o", target, "-y", *FAST).exit_code == 0
+    assert read_clip(target).frames.shape == (6, 32, 48, 3)
+
+
+def test_output_equal_to_input_is_refused(clip_path):
+    before = clip_path.read_bytes()
+    result = run("generate", clip_path, "-o", clip_path, "-y", *FAST)
+    assert result.exit_code == 1 and "input" in result.output
+    assert clip_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [
+    ["--patch-size", "3x7"], ["--variations", "0"], ["--backend", "magic"], ["--size", "-3"],
+    ["--device", "tpu"], ["-o", "{nam}.mp4"],
+])
+def test_usage_errors_exit_2_or_1_with_one_line(tmp_path, clip_path, args):
+    result = run("generate", clip_path, *args)
+    assert result.exit_code in (1, 2)
+    assert "Traceback" not in result.output
+    if args[0] != "-o":
+        assert result.exit_code == 2
+    assert not list(tmp_path.glob("tiny_*"))
+
+
+def test_patch_larger_than_the_clip_is_a_clear_error(tmp_path, clip_path):
+    result = run("generate", clip_path, "--patch-size", "3x40x40", "-o", tmp_path / "x.mp4", *FAST)
+    assert result.exit_code == 2 and "patch" in result.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_python_m_vgpnn_runs_the_cli():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "vgpnn", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "vgpnn" in done.stdout

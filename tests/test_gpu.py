@@ -1,0 +1,70 @@
+"""The CUDA path: the same algorithms as on the CPU, checked against the CPU and the oracle.
+
+Skipped where torch sees no CUDA GPU (CI); run on a GPU machine with `python -m pytest tests/test_gpu.py`.
+The algorithms themselves are covered on the CPU by the conformance and synthesis tests.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vgpnn.config import SynthesisConfig
+from vgpnn.nn import SearchRequest, make_backend
+from vgpnn.patches import unfold, vote
+from vgpnn.synthesis import synthesize
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+PATCH = (3, 5, 5)
+
+
+def smooth(shape, seed):
+    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
+    return F.avg_pool3d(noise, 3, 1, 1)[0]
+
+
+def oracle(queries, keys):
+    key_rows = unfold(keys, PATCH).double()
+    return torch.stack([torch.cdist(unfold(q, PATCH).double(), key_rows).argmin(1) for q in queries])
+
+
+def test_exact_search_on_cuda_equals_the_oracle():
+    keys, queries = smooth((3, 6, 24, 28), 0), torch.stack([smooth((3, 5, 20, 22), s) for s in (1, 2)])
+    field = make_backend("exact").search(SearchRequest(queries.cuda(), keys.cuda(), PATCH))
+    assert field.is_cuda
+    assert torch.equal(field.cpu().reshape(2, -1), oracle(queries, keys))
+
+
+def test_patchmatch_on_cuda_is_close_to_the_oracle():
+    keys, queries = smooth((3, 6, 24, 28), 0), smooth((3, 5, 20, 22), 1)[None]
+    field = make_backend("patchmatch").search(SearchRequest(queries.cuda(), keys.cuda(), PATCH, seeds=(0,)))
+    key_rows, rows = unfold(keys, PATCH).double(), unfold(queries[0], PATCH).double()
+    found = (rows - key_rows[field.cpu().reshape(-1)]).square().sum(1).mean()
+    best = (rows - key_rows[oracle(queries, keys)[0]]).square().sum(1).mean()
+    assert found <= 1.25 * best
+
+
+def test_vote_on_cuda_equals_the_cpu_vote():
+    values = smooth((3, 6, 20, 24), 3)
+    grid = (4, 16, 20)
+    field = torch.randint(0, 4 * 16 * 20, (2, *grid), generator=torch.Generator().manual_seed(0))
+    for reduce in ("median", "mean"):
+        cpu = vote(values, field, (6, 20, 24), PATCH, reduce)
+        gpu = vote(values.cuda(), field.cuda(), (6, 20, 24), PATCH, reduce)
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-6)
+
+
+def test_noise_free_synthesis_on_cuda_reproduces_the_source():
+    source = smooth((3, 8, 32, 40), 4)
+    result = synthesize(source.cuda(), (8, 32, 40), SynthesisConfig(noise_sigma=0, iterations=1), [0])
+    assert result.videos.is_cuda
+    assert (result.videos[0].cpu() - source).abs().max() < 1e-4
+
+
+def test_a_seed_gives_the_same_noise_on_cuda_and_cpu():
+    from vgpnn.synthesis import draw_noise
+    assert torch.equal(draw_noise((3, 2, 4, 4), [5], 2.5), draw_noise((3, 2, 4, 4), [5], 2.5))
+    source = smooth((3, 8, 32, 40), 5)
+    config = SynthesisConfig(iterations=1, backend="exact")
+    gpu = synthesize(source.cuda(), (8, 32, 40), config, [9]).videos[0].cpu()
+    cpu = synthesize(source, (8, 32, 40), config, [9]).videos[0]
+    assert (gpu - cpu).abs().mean() < 0.02  # same seed, same noise: near-identical results

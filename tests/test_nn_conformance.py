@@ -4,10 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vgpnn.nn import FaissSearch, PatchMatch, SearchRequest, make_backend
+from vgpnn.nn import FaissSearch, PatchMatch, SearchRequest, faiss_available, make_backend
 from vgpnn.patches import grid_shape, unfold
 
-BACKENDS = ("exact", "patchmatch", "faiss")
+# faiss is CPU-only and may be absent (e.g. on a GPU machine): its cases are then skipped.
+BACKENDS = ("exact", "patchmatch") + (("faiss",) if faiss_available() else ())
+needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
 PATCH = (3, 5, 5)
 
 
@@ -89,6 +91,7 @@ def test_valid_keys_respected(name, problem):
         assert ratio <= 1.25
 
 
+@needs_faiss
 def test_full_faiss_is_exact(problem):
     queries, keys, expected, _ = problem
     dims = 3 * 3 * 5 * 5
@@ -96,6 +99,7 @@ def test_full_faiss_is_exact(problem):
     assert torch.equal(field, expected)
 
 
+@needs_faiss
 def test_faiss_with_few_probes_stays_close():
     """Many cells, few probed: the inverted file really prunes and still finds near keys."""
     keys = smooth_video((3, 6, 20, 24), seed=3)

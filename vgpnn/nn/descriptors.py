@@ -26,13 +26,15 @@ def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
     positions = grid[0] * grid[1] * grid[2]
     patch_dims = channels * patch_size[0] * patch_size[1] * patch_size[2]
     dims = min(dims, patch_dims)
-    chosen = torch.randperm(positions, generator=generator)[:sample].sort().values
+    chosen = torch.randperm(positions, generator=generator)[:sample].to(keys.device)
     t, rest = chosen // (grid[1] * grid[2]), chosen % (grid[1] * grid[2])
-    rows = []
-    for frame in t.unique().tolist():
-        in_frame = rest[t == frame].to(keys.device)
-        rows.append(unfold(keys, patch_size, slice(frame, frame + 1))[in_frame])
-    patches = torch.cat(rows).float()  # (sample, D)
+    y, x = rest // grid[2], rest % grid[2]
+    # Gather the sampled boxes in one indexing op: (C, S, pt, ph, pw) -> (S, D).
+    offsets = [torch.arange(n, device=keys.device) for n in patch_size]
+    boxes = keys[:, (t[:, None] + offsets[0])[:, :, None, None],
+                 (y[:, None] + offsets[1])[:, None, :, None],
+                 (x[:, None] + offsets[2])[:, None, None, :]]
+    patches = boxes.permute(1, 0, 2, 3, 4).reshape(-1, patch_dims).float()  # (S, D)
     patches = patches - patches.mean(0, keepdim=True)
     covariance = patches.T @ patches  # (D, D)
     _, vectors = torch.linalg.eigh(covariance.double())  # ascending eigenvalues

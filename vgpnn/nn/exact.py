@@ -24,6 +24,7 @@ class ExactSearch(NearestNeighbourBackend):
     def __init__(self, max_scores: int | None = None, recheck: int = 4):
         self.max_scores = max_scores  # entries of one chunk of the score matrix (None: by device)
         self.recheck = recheck  # candidates per query re-scored exactly
+        self._prepared = None  # (key video, valid keys, key rows, key norms) of the last search
 
     def search(self, request: SearchRequest) -> torch.Tensor:
         if self.max_scores is None:
@@ -33,10 +34,14 @@ class ExactSearch(NearestNeighbourBackend):
             return self._search(request)
 
     def _search(self, request: SearchRequest) -> torch.Tensor:
-        keys = unfold(request.keys, request.patch_size)  # (Nk, D)
-        key_norms = keys.square().sum(1)
-        if request.valid_keys is not None:
-            key_norms = key_norms.masked_fill(~request.valid_keys.reshape(-1), float("inf"))
+        cached = self._prepared
+        if cached is None or cached[0] is not request.keys or cached[1] is not request.valid_keys:
+            keys = unfold(request.keys, request.patch_size)  # (Nk, D)
+            key_norms = keys.square().sum(1)
+            if request.valid_keys is not None:
+                key_norms = key_norms.masked_fill(~request.valid_keys.reshape(-1), float("inf"))
+            self._prepared = cached = (request.keys, request.valid_keys, keys, key_norms)
+        keys, key_norms = cached[2], cached[3]
         batch = request.queries.shape[0]
         grid = request.query_grid
         fields = [self._search_video(request.queries[b], keys, key_norms, request)

@@ -1,11 +1,12 @@
 """PatchMatch: approximate nearest neighbours by propagating good matches between neighbours.
 
 1. Start from the previous field (another EM iteration of the same level) or a random one.
-2. Each round, for jump steps 8, 4, 2, 1 and each of the 6 space-time neighbours at that
-   distance, try the neighbour's match shifted back by the same step, with and without a
-   random jitter of up to the step; then try one random key. Keep whichever is closer.
-3. Every position updates from the same proposals in parallel, so a round is a handful of
-   large tensor operations that run the same on CPU and CUDA.
+2. Each round, for jump steps 8, 4, 2, 1: from each of the 6 space-time neighbours at that
+   distance, propose the neighbour's match shifted back by the same step, with and without a
+   random jitter of up to the step (12 proposals, scored together); then propose one random
+   key. Keep whichever is closest.
+3. Every position updates from the same proposals in parallel, so a step is a handful of
+   large tensor operations that run the same on CPU and CUDA (few launches on a GPU).
 Patches are compared through short descriptors (see :mod:`.descriptors`), computed straight
 from the videos, so each proposal costs a gather of ``dims`` numbers per position and no
 unfolded patch is ever held. Positions are processed ``chunk`` at a time to bound memory.
@@ -24,19 +25,28 @@ class PatchMatch(NearestNeighbourBackend):
     exact = False
 
     def __init__(self, rounds: int = 4, rounds_from_previous: int = 2, dims: int = 24,
-                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**22):
+                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**21):
         self.rounds = rounds  # rounds from a random start
         self.rounds_from_previous = rounds_from_previous  # rounds when improving a previous field
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
         self.chunk = chunk  # positions per batch element handled at once
+        self._prepared = None  # (key video, axes, key descriptors) of the last search
+
+    def _key_descriptors(self, request: SearchRequest, dtype: torch.dtype):
+        """Principal axes and key descriptors, reused while the same key video comes back
+        (the EM iterations of one level all match against the same values)."""
+        if self._prepared is None or self._prepared[0] is not request.keys:
+            axes = principal_axes(request.keys, request.patch_size, self.dims, key_generator())
+            keys = describe(request.keys[None], axes, dtype)[0].flatten(1).T.contiguous()  # (Nk, d)
+            self._prepared = (request.keys, axes, keys)
+        return self._prepared[1], self._prepared[2]
 
     def search(self, request: SearchRequest) -> torch.Tensor:
         device = request.queries.device
         # Half precision halves the memory traffic of the gathers on a GPU; sums stay float32.
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-        axes = principal_axes(request.keys, request.patch_size, self.dims, key_generator())
-        keys = describe(request.keys[None], axes, dtype)[0].flatten(1).T.contiguous()  # (Nk, d)
+        axes, keys = self._key_descriptors(request, dtype)
         queries = describe(request.queries, axes, dtype).flatten(2).transpose(1, 2).contiguous()  # (B, Nq, d)
         # One generator per query video, on the device that uses the draws (a CPU generator
         # would copy every draw to the GPU), so each video's result depends on its seed only.
@@ -47,12 +57,11 @@ class PatchMatch(NearestNeighbourBackend):
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
         for _ in range(rounds):
             for step in self.steps:
-                for axis in range(3):
-                    if step >= state.query_grid[axis] and step > 1:
-                        continue
-                    for sign in (1, -1):
-                        for jitter in (0, step):
-                            state.try_neighbours(axis, sign * step, jitter)
+                moves = [(axis, sign * step, jitter) for axis in range(3)
+                         if step < state.query_grid[axis] or step == 1
+                         for sign in (1, -1) for jitter in (0, step)]
+                if moves:
+                    state.try_neighbours(moves)
             state.try_random()
         return state.field.reshape(state.field.shape[0], *request.query_grid)
 
@@ -80,9 +89,15 @@ class _State:
             self.field = allowed[_randint(0, allowed.numel(), self.count, self.generators, self.device)]
         self.best = torch.cat([self._distance(self.field[:, s:e], s, e) for s, e in self._chunks()], 1)
 
-    def try_neighbours(self, axis: int, step: int, jitter: int) -> None:
+    def try_neighbours(self, moves: list[tuple[int, int, int]]) -> None:
+        """Score the proposals of every (axis, step, jitter) move at once; keep the best."""
         for start, stop in self._chunks():
-            self._keep_better(self._propagated(start, stop, axis, step, jitter), start, stop)
+            proposals = torch.stack([self._propagated(start, stop, *move) for move in moves])  # (M, B, n)
+            distances = self._distance(proposals, start, stop)  # (M, B, n)
+            best_move = distances.argmin(0, keepdim=True)
+            candidate = proposals.gather(0, best_move)[0]
+            distance = distances.gather(0, best_move)[0]
+            self._keep_better(candidate, start, stop, distance)
 
     def try_random(self) -> None:
         for start, stop in self._chunks():
@@ -96,14 +111,16 @@ class _State:
         return _randint(0, total, count, self.generators, self.device)
 
     def _distance(self, candidate: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        chosen = self.keys[candidate]  # (B, n, d)
-        distance = (self.queries[:, start:stop] - chosen).float().square().sum(-1)  # (B, n)
+        chosen = self.keys[candidate]  # (..., B, n, d)
+        distance = (self.queries[:, start:stop] - chosen).float().square().sum(-1)  # (..., B, n)
         if self.valid is not None:
             distance = distance.masked_fill(~self.valid[candidate], float("inf"))
         return distance
 
-    def _keep_better(self, candidate: torch.Tensor, start: int, stop: int) -> None:
-        distance = self._distance(candidate, start, stop)
+    def _keep_better(self, candidate: torch.Tensor, start: int, stop: int,
+                     distance: torch.Tensor | None = None) -> None:
+        if distance is None:
+            distance = self._distance(candidate, start, stop)
         better = distance < self.best[:, start:stop]
         self.field[:, start:stop] = torch.where(better, candidate, self.field[:, start:stop])
         self.best[:, start:stop] = torch.where(better, distance, self.best[:, start:stop])

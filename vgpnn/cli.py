@@ -154,11 +154,14 @@ def main():
               help="How many different clips to make.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the first variation; variation i uses seed + i [default: random, printed].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Variations synthesised together; on a GPU 4 to 8 cost much less than one by one "
+                   "(more memory). Results do not depend on it.")
 @working_size_options
 @method_options
 @output_options
 @_fail_cleanly
-def generate(input_path, variations, seed, short_side, max_frames, start_frame, noise_sigma,
+def generate(input_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend,
              device, output, output_format, overwrite, quiet, report, preview):
     """Make variations of INPUT: same size, frame rate and length, re-composed from its own
@@ -200,7 +203,7 @@ def generate(input_path, variations, seed, short_side, max_frames, start_frame, 
             bars.write(str(path))
 
     try:
-        generate_clips(clip.frames, config, GenerateOptions(variations, seed, device),
+        generate_clips(clip.frames, config, GenerateOptions(variations, seed, device, batch_size),
                        on_variation=write_one, progress=bars.level_done)
     finally:
         bars.close()
@@ -209,6 +212,7 @@ def generate(input_path, variations, seed, short_side, max_frames, start_frame, 
     if report is not None:
         _write_report(report, {
             "command": "generate", "input": str(input_path), "seed": seed, "variations": variations,
+            "batch_size": batch_size,
             "device": str(torch_device), "working_shape": list(clip.frames.shape[:3]),
             "fps": str(clip.fps), "parameters": _config_record(config) | {
                 "size": short_side, "max_frames": max_frames, "start_frame": start_frame},

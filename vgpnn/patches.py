@@ -107,3 +107,24 @@ def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int
             folded = (gathered * kept).sum(-1) / kept.sum(-1)
         output[:, :, start:stop] = folded.transpose(0, 1)
     return output
+
+
+def rescale_field(field: torch.Tensor, key_grid: tuple[int, int, int], new_query_grid: tuple[int, int, int],
+                  new_key_grid: tuple[int, int, int]) -> torch.Tensor:
+    """Carry a field (B, T', H', W') to a finer level's grids: each new position takes the match
+    of the proportionally nearest old position, with the matched key position scaled likewise.
+    A good start for PatchMatch at the next level, far better than a random one."""
+    old_query_grid = tuple(field.shape[1:])
+    device = field.device
+
+    def nearest(new: int, old: int) -> torch.Tensor:
+        return ((torch.arange(new, device=device) + 0.5) * old / new).long().clamp_max(old - 1)
+
+    picked = field[:, nearest(new_query_grid[0], old_query_grid[0])[:, None, None],
+                   nearest(new_query_grid[1], old_query_grid[1])[None, :, None],
+                   nearest(new_query_grid[2], old_query_grid[2])[None, None, :]]
+    plane = key_grid[1] * key_grid[2]
+    coords = (picked // plane, (picked % plane) // key_grid[2], picked % key_grid[2])
+    scaled = [((c.double() + 0.5) * new / old - 0.5).round().long().clamp(0, new - 1)
+              for c, new, old in zip(coords, new_key_grid, key_grid)]
+    return (scaled[0] * new_key_grid[1] + scaled[1]) * new_key_grid[2] + scaled[2]

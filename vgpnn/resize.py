@@ -77,6 +77,10 @@ def resize_video(video: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tens
     """
     if video.dim() < 4:
         raise ValueError(f"expected a video (..., C, T, H, W), got shape {tuple(video.shape)}")
+    if video.dim() > 4:
+        # One video at a time: a matrix product's rounding depends on its size, and a video's
+        # result must not depend on which other videos share its batch.
+        return torch.stack([resize_video(one, shape) for one in video])
     axes = [(video.dim() - 3 + i, size) for i, size in enumerate(shape)]
     axes.sort(key=lambda axis_size: axis_size[1] / video.shape[axis_size[0]])
     for axis, size in axes:

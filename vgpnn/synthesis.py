@@ -24,7 +24,7 @@ import torch
 from .config import SynthesisConfig
 from .errors import ConfigError
 from .nn import SearchRequest, choose_backend, make_backend
-from .patches import vote
+from .patches import grid_shape, rescale_field, vote
 from .pyramid import Shape3, build_pyramid, pyramid_geometry
 from .resize import resize_video
 
@@ -91,6 +91,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         output = output + draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
 
     records = []
+    previous = None  # (field, key grid) of the coarser level, to start this level's search from
     for level in range(coarsest, -1, -1):
         started = time.perf_counter()
         values = sources[level]
@@ -102,6 +103,9 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
             keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
         record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
         field_ = None
+        if previous is not None:
+            field_ = rescale_field(previous[0], previous[1], grid_shape(queries.shape, level_patch),
+                                   grid_shape(keys.shape, level_patch))
         backends = {}  # one per name and level, so a backend can reuse its index across iterations
         for iteration in range(iterations):
             search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
@@ -114,6 +118,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
             queries = vote(values, field_, target_shapes[level], level_patch, config.vote)
             keys = values
         output = queries
+        previous = (field_, grid_shape(values.shape, level_patch))
         record.seconds = time.perf_counter() - started
         records.append(record)
         if progress is not None:

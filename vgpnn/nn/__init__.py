@@ -12,7 +12,7 @@ from .patchmatch import PatchMatch
 BACKENDS = ("auto", "exact", "patchmatch", "faiss")
 
 # Exhaustive search is used while a search costs at most this many multiply-adds.
-EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 2e12}
+EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 5e11}
 
 
 def make_backend(name: str) -> NearestNeighbourBackend:

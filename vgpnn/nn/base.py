@@ -55,9 +55,11 @@ class SearchRequest:
         return self.keys.shape[0] * pt * ph * pw
 
     def work(self) -> float:
-        """Multiply-adds of an exhaustive search: queries x keys x patch dims."""
+        """Multiply-adds of an exhaustive search for one query video: queries x keys x patch
+        dims. Per video, so the backend chosen (and so a video's result) is the same however
+        many videos share the batch."""
         q, k = self.query_grid, self.key_grid
-        return float(self.queries.shape[0]) * q[0] * q[1] * q[2] * k[0] * k[1] * k[2] * self.patch_dims
+        return float(q[0] * q[1] * q[2]) * k[0] * k[1] * k[2] * self.patch_dims
 
 
 def key_generator() -> torch.Generator:

@@ -47,6 +47,8 @@ def describe(video: torch.Tensor, axes: torch.Tensor, dtype: torch.dtype | None 
     """Descriptors of every patch of ``video`` (B, C, T, H, W): (B, dims, T', H', W') in
     ``dtype`` (default: the video's), computed a few frames at a time to bound memory."""
     batch, _, frames, height, width = video.shape
+    if batch > 1:  # one video at a time, so a video's descriptors do not depend on its batch
+        return torch.cat([describe(video[b:b + 1], axes, dtype, max_elements) for b in range(batch)])
     pt = axes.shape[2]
     out_frames = frames - pt + 1
     out = video.new_empty(batch, axes.shape[0], out_frames, height - axes.shape[3] + 1,

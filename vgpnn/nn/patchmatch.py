@@ -92,7 +92,7 @@ class _State:
     def try_neighbours(self, moves: list[tuple[int, int, int]]) -> None:
         """Score the proposals of every (axis, step, jitter) move at once; keep the best."""
         for start, stop in self._chunks():
-            proposals = torch.stack([self._propagated(start, stop, *move) for move in moves])  # (M, B, n)
+            proposals = self._propagated(start, stop, moves)  # (M, B, n)
             distances = self._distance(proposals, start, stop)  # (M, B, n)
             best_move = distances.argmin(0, keepdim=True)
             candidate = proposals.gather(0, best_move)[0]
@@ -125,22 +125,35 @@ class _State:
         self.field[:, start:stop] = torch.where(better, candidate, self.field[:, start:stop])
         self.best[:, start:stop] = torch.where(better, distance, self.best[:, start:stop])
 
-    def _propagated(self, start: int, stop: int, axis: int, step: int, jitter: int) -> torch.Tensor:
-        """For positions [start, stop): the match of the neighbour ``step`` away along ``axis``,
-        shifted back by the same amount (plus jitter), clamped into the key grid."""
-        positions = torch.arange(start, stop, device=self.device)
-        here = _unravel(positions, self.query_grid)[axis]
-        there = (here + step).clamp(0, self.query_grid[axis] - 1)
+    def _propagated(self, start: int, stop: int, moves: list[tuple[int, int, int]]) -> torch.Tensor:
+        """For positions [start, stop) and each move (axis, step, jitter): the match of the
+        neighbour ``step`` away along ``axis``, shifted back by the same amount, plus a random
+        jitter of up to ``jitter`` per axis, clamped into the key grid. All moves are computed
+        together (a few large operations instead of a few per move). Returns (M, B, n)."""
+        device = self.device
+        delta = torch.zeros(len(moves), 3, 1, dtype=torch.int64)
+        for m, (axis, step, _) in enumerate(moves):
+            delta[m, axis, 0] = step
+        delta = delta.to(device)
+        jitter = torch.tensor([j for _, _, j in moves], device=device).view(-1, 1, 1, 1)  # (M, 1, 1, 1)
+        positions = torch.arange(start, stop, device=device)
+        here = torch.stack(_unravel(positions, self.query_grid))  # (3, n)
+        limits = torch.tensor(self.query_grid, device=device).view(1, 3, 1) - 1
+        there = torch.minimum(torch.clamp_min(here + delta, 0), limits)  # (M, 3, n)
         shift = there - here  # 0 where the neighbour would fall off the grid
-        strides = (self.query_grid[1] * self.query_grid[2], self.query_grid[2], 1)
-        matched = self.field[:, positions + shift * strides[axis]]  # (B, n) the neighbour's match
-        coords = list(_unravel(matched, self.key_grid))
-        coords[axis] = coords[axis] - shift
-        if jitter:
-            for a in range(3):
-                coords[a] = coords[a] + _randint(-jitter, jitter + 1, stop - start, self.generators, self.device)
-        coords = [c.clamp(0, self.key_grid[a] - 1) for a, c in enumerate(coords)]
-        return (coords[0] * self.key_grid[1] + coords[1]) * self.key_grid[2] + coords[2]
+        strides = torch.tensor((self.query_grid[1] * self.query_grid[2], self.query_grid[2], 1),
+                               device=device).view(1, 3, 1)
+        neighbour = (there * strides).sum(1)  # (M, n)
+        matched = self.field[:, neighbour].transpose(0, 1)  # (M, B, n) the neighbours' matches
+        coords = torch.stack(_unravel(matched, self.key_grid), 2)  # (M, B, 3, n)
+        coords = coords - shift[:, None]
+        if bool((jitter > 0).any()):
+            noise = torch.stack([torch.rand((len(moves), 3, stop - start), generator=g, device=device)
+                                 for g in self.generators], 1)  # (M, B, 3, n) in [0, 1)
+            coords = coords + (noise * (2 * jitter + 1)).long() - jitter
+        key_limits = torch.tensor(self.key_grid, device=device).view(1, 1, 3, 1) - 1
+        coords = torch.minimum(torch.clamp_min(coords, 0), key_limits)
+        return (coords[:, :, 0] * self.key_grid[1] + coords[:, :, 1]) * self.key_grid[2] + coords[:, :, 2]
 
 
 def _unravel(flat: torch.Tensor, grid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

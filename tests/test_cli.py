@@ -168,3 +168,19 @@ def test_python_m_vgpnn_runs_the_cli():
     import sys
     done = subprocess.run([sys.executable, "-m", "vgpnn", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "vgpnn" in done.stdout
+
+
+def test_audio_is_kept_for_the_whole_clip_and_dropped_with_a_notice_otherwise(tmp_path):
+    from pathlib import Path
+    bunny = Path(__file__).resolve().parents[2] / "shared" / "clips" / "bunny_audio.mp4"
+    if not bunny.is_file():
+        pytest.skip("../shared/clips is not beside the project")
+    with_audio = tmp_path / "voiced.mp4"
+    write_video(with_audio, textured_clip(frames=8), Fraction(25), audio_from=bunny)
+    assert run("generate", with_audio, "--seed", 0, "-o", tmp_path / "whole.mp4", *FAST).exit_code == 0
+    partial = run("generate", with_audio, "--seed", 0, "-o", tmp_path / "part.mp4", "--max-frames", 4,
+                  "--iterations", 1, "--size", "native")
+    assert partial.exit_code == 0 and "audio not copied" in partial.output
+    for name, expected in (("whole.mp4", 1), ("part.mp4", 0)):
+        with av.open(str(tmp_path / name)) as container:
+            assert len(container.streams.audio) == expected

@@ -187,14 +187,17 @@ def generate(input_path, variations, seed, batch_size, short_side, max_frames, s
     say(f"seed {seed}" + (f" (variations use {seeds[0]}..{seeds[-1]})" if variations > 1 else "")
         + f"; device {torch_device}")
 
+    whole_clip = len(clip.frames) == clip.original_frame_count and start_frame == 0
+    keep_audio = clip.kind == "video" and clip.has_audio and whole_clip
+    if clip.has_audio and not keep_audio:
+        say("audio not copied: the outputs cover only part of the input (use --max-frames 0)")
     records, sheet_rows = [], [clip.frames]
     started = time.perf_counter()
     bars = ProgressBars(enabled=not quiet and sys.stderr.isatty(), total=variations)
 
     def write_one(index, frames, levels):
         path = write_video(outputs[index], frames, clip.fps, overwrite=overwrite,
-                           audio_from=clip.path if clip.kind == "video" and clip.has_audio
-                           and len(frames) == clip.original_frame_count and start_frame == 0 else None)
+                           audio_from=clip.path if keep_audio else None)
         records.append({"output": str(path), "seed": seeds[index], "seconds": round(time.perf_counter() - started, 3),
                         "backends": sorted({b for level in levels for b in level.backends})})
         sheet_rows.append(frames)

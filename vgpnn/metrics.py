@@ -36,7 +36,7 @@ def _sampled_nearest_error(queries: torch.Tensor, keys: torch.Tensor, patch_size
     total = 0.0
     for start in range(0, rows.shape[0], 256):
         chunk = rows[start:start + 256]
-        nearest = search._nearest(chunk, key_rows, key_norms)
+        nearest = search.nearest_rows(chunk, key_rows, key_norms)
         total += (chunk - key_rows[nearest]).square().sum().item()
     return total / rows.numel()
 

@@ -59,10 +59,12 @@ class ExactSearch(NearestNeighbourBackend):
             rows = unfold(query, request.patch_size, slice(start, min(grid[0], start + frames_per_chunk)))
             for row_start in range(0, rows.shape[0], max(1, self.max_scores // key_count)):
                 chunk = rows[row_start:row_start + max(1, self.max_scores // key_count)]
-                answers.append(self._nearest(chunk, keys, key_norms))
+                answers.append(self.nearest_rows(chunk, keys, key_norms))
         return torch.cat(answers)
 
-    def _nearest(self, rows: torch.Tensor, keys: torch.Tensor, key_norms: torch.Tensor) -> torch.Tensor:
+    def nearest_rows(self, rows: torch.Tensor, keys: torch.Tensor, key_norms: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest row of ``keys`` (N, D) for each row of ``rows`` (n, D), given
+        ``key_norms`` = |key|^2 (inf for keys that are not allowed)."""
         scores = torch.addmm(key_norms[None, :], rows, keys.T, alpha=-2.0)  # (n, Nk), |q|^2 dropped
         count = min(self.recheck, keys.shape[0])
         candidates = scores.topk(count, dim=1, largest=False).indices  # (n, count)

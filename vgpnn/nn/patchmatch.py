@@ -30,7 +30,7 @@ class PatchMatch(NearestNeighbourBackend):
         self.rounds_from_previous = rounds_from_previous  # rounds when improving a previous field
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
-        self.chunk = chunk  # positions per batch element handled at once
+        self.chunk = chunk  # positions x batch elements handled at once (bounds memory)
         self._prepared = None  # (key video, axes, key descriptors) of the last search
 
     def _key_descriptors(self, request: SearchRequest, dtype: torch.dtype):
@@ -72,7 +72,8 @@ class _State:
     def __init__(self, queries, keys, valid, query_grid, key_grid, generators, chunk):
         self.queries, self.keys, self.valid = queries, keys, valid
         self.query_grid, self.key_grid = query_grid, key_grid
-        self.generators, self.chunk = generators, chunk
+        # The batch shares the budget, so memory does not grow with the number of variations.
+        self.generators, self.chunk = generators, max(1024, chunk // queries.shape[0])
         self.device = queries.device
         self.count = queries.shape[1]
         self.field = torch.empty(0)

@@ -25,12 +25,13 @@ class PatchMatch(NearestNeighbourBackend):
     exact = False
 
     def __init__(self, rounds: int = 4, rounds_from_previous: int = 2, dims: int = 24,
-                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**21):
+                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**18):
         self.rounds = rounds  # rounds from a random start
         self.rounds_from_previous = rounds_from_previous  # rounds when improving a previous field
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
-        self.chunk = chunk  # positions x batch elements handled at once (bounds memory)
+        self.chunk = chunk  # positions handled at once (bounds memory; not scaled by the batch,
+        # because chunk boundaries and random draws per chunk must not depend on the batch)
         self._prepared = None  # (key video, axes, key descriptors) of the last search
 
     def _key_descriptors(self, request: SearchRequest, dtype: torch.dtype):
@@ -72,8 +73,7 @@ class _State:
     def __init__(self, queries, keys, valid, query_grid, key_grid, generators, chunk):
         self.queries, self.keys, self.valid = queries, keys, valid
         self.query_grid, self.key_grid = query_grid, key_grid
-        # The batch shares the budget, so memory does not grow with the number of variations.
-        self.generators, self.chunk = generators, max(1024, chunk // queries.shape[0])
+        self.generators, self.chunk = generators, chunk
         self.device = queries.device
         self.count = queries.shape[1]
         self.field = torch.empty(0)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import click
+import torch
 
 from . import __version__
 from .apps.generate import GenerateOptions, generate as generate_clips
@@ -41,6 +42,10 @@ def _fail_cleanly(command):
             raise click.UsageError(str(error)) from error
         except VgpnnError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            click.echo("error: out of memory; use a smaller --size, fewer --max-frames or a smaller "
+                       "--batch-size", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted; no partial output was left behind", err=True)

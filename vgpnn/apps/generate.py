@@ -12,6 +12,7 @@ from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError
+from ..memory import check_gpu_memory
 from ..synthesis import LevelRecord, ProgressCallback, synthesize
 
 VariationCallback = Callable[[int, np.ndarray, list[LevelRecord]], None]  # (index, frames, levels)
@@ -43,8 +44,9 @@ def generate(frames: np.ndarray, config: SynthesisConfig = SynthesisConfig(),
     done (so a caller can write it before the next one starts).
     """
     device = resolve_device(options.device)
+    target_shape = tuple(frames.shape[:3])
+    check_gpu_memory(device, target_shape, target_shape, min(options.batch_size, options.variations))
     source = frames_to_tensor(frames, device)
-    target_shape = tuple(source.shape[1:])
     results = []
     seeds = [options.seed + i for i in range(options.variations)]
     for start in range(0, len(seeds), options.batch_size):

@@ -16,7 +16,7 @@ import zlib
 import torch
 
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
-from .patches import PatchSize, grid_shape, unfold
+from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 
 _GRAY = (0.299, 0.587, 0.114)
 
@@ -74,7 +74,7 @@ def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = 
     request = SearchRequest(output[None], source, patch_size)
     field = make_backend(choose_backend("auto", request)).search(request)[0]
     key_grid = grid_shape(source.shape, patch_size)
-    coords = torch.stack(torch.unravel_index(field.reshape(-1), key_grid)).reshape(3, *field.shape)
+    coords = torch.stack(grid_coordinates(field, key_grid))  # (3, T', H', W')
     here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
     offsets = (coords - here).to(torch.uint8).numpy().tobytes()
     return len(zlib.compress(offsets, 9)) / len(offsets)

@@ -40,15 +40,20 @@ def unfold(video: torch.Tensor, patch_size: PatchSize, frames: slice | None = No
     return boxes.reshape(-1, channels * pt * ph * pw)
 
 
+def grid_coordinates(flat: torch.Tensor, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(t, y, x) of flat indices into a (T', H', W') patch grid; flat indices are >= 0."""
+    plane = grid[1] * grid[2]
+    t = flat // plane
+    rest = flat - t * plane
+    y = rest // grid[2]
+    return t, y, rest - y * grid[2]
+
+
 def field_to_voxel_index(field: torch.Tensor, key_shape: tuple[int, int, int],
                          patch_size: PatchSize) -> torch.Tensor:
     """Flat voxel index (into a (T, H, W) video) of the first voxel of each chosen key patch."""
     _, kh, kw = key_shape
-    gt, gh, gw = grid_shape(key_shape, patch_size)
-    t = torch.div(field, gh * gw, rounding_mode="floor")
-    rest = field - t * (gh * gw)
-    y = torch.div(rest, gw, rounding_mode="floor")
-    x = rest - y * gw
+    t, y, x = grid_coordinates(field, grid_shape(key_shape, patch_size))
     return (t * kh + y) * kw + x
 
 
@@ -123,8 +128,7 @@ def rescale_field(field: torch.Tensor, key_grid: tuple[int, int, int], new_query
     picked = field[:, nearest(new_query_grid[0], old_query_grid[0])[:, None, None],
                    nearest(new_query_grid[1], old_query_grid[1])[None, :, None],
                    nearest(new_query_grid[2], old_query_grid[2])[None, None, :]]
-    plane = key_grid[1] * key_grid[2]
-    coords = (picked // plane, (picked % plane) // key_grid[2], picked % key_grid[2])
+    coords = grid_coordinates(picked, key_grid)
     scaled = [((c.double() + 0.5) * new / old - 0.5).round().long().clamp(0, new - 1)
               for c, new, old in zip(coords, new_key_grid, key_grid)]
     return (scaled[0] * new_key_grid[1] + scaled[1]) * new_key_grid[2] + scaled[2]

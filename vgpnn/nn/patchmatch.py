@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ..patches import grid_coordinates
 from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .descriptors import describe, principal_axes
 
@@ -138,7 +139,7 @@ class _State:
         delta = delta.to(device)
         jitter = torch.tensor([j for _, _, j in moves], device=device).view(-1, 1, 1, 1)  # (M, 1, 1, 1)
         positions = torch.arange(start, stop, device=device)
-        here = torch.stack(_unravel(positions, self.query_grid))  # (3, n)
+        here = torch.stack(grid_coordinates(positions, self.query_grid))  # (3, n)
         limits = torch.tensor(self.query_grid, device=device).view(1, 3, 1) - 1
         there = torch.minimum(torch.clamp_min(here + delta, 0), limits)  # (M, 3, n)
         shift = there - here  # 0 where the neighbour would fall off the grid
@@ -146,7 +147,7 @@ class _State:
                                device=device).view(1, 3, 1)
         neighbour = (there * strides).sum(1)  # (M, n)
         matched = self.field[:, neighbour].transpose(0, 1)  # (M, B, n) the neighbours' matches
-        coords = torch.stack(_unravel(matched, self.key_grid), 2)  # (M, B, 3, n)
+        coords = torch.stack(grid_coordinates(matched, self.key_grid), 2)  # (M, B, 3, n)
         coords = coords - shift[:, None]
         if bool((jitter > 0).any()):
             noise = torch.stack([torch.rand((len(moves), 3, stop - start), generator=g, device=device)
@@ -155,14 +156,6 @@ class _State:
         key_limits = torch.tensor(self.key_grid, device=device).view(1, 1, 3, 1) - 1
         coords = torch.minimum(torch.clamp_min(coords, 0), key_limits)
         return (coords[:, :, 0] * self.key_grid[1] + coords[:, :, 1]) * self.key_grid[2] + coords[:, :, 2]
-
-
-def _unravel(flat: torch.Tensor, grid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    plane = grid[1] * grid[2]
-    t = torch.div(flat, plane, rounding_mode="floor")
-    rest = flat - t * plane
-    y = torch.div(rest, grid[2], rounding_mode="floor")
-    return t, y, rest - y * grid[2]
 
 
 def _randint(low: int, high: int, count: int, generators, device) -> torch.Tensor:

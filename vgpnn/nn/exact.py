@@ -27,13 +27,12 @@ class ExactSearch(NearestNeighbourBackend):
         self._prepared = None  # (key video, valid keys, key rows, key norms) of the last search
 
     def search(self, request: SearchRequest) -> torch.Tensor:
-        if self.max_scores is None:
-            # 128 MB of scores on a CPU (cache-friendly); 1 GB on a GPU (fewer, larger products).
-            self.max_scores = 2**28 if request.queries.is_cuda else 2**25
+        # 128 MB of scores on a CPU (cache-friendly); 1 GB on a GPU (fewer, larger products).
+        max_scores = self.max_scores or (2**28 if request.queries.is_cuda else 2**25)
         with _fast_float32_matmul(request.queries.is_cuda):
-            return self._search(request)
+            return self._search(request, max_scores)
 
-    def _search(self, request: SearchRequest) -> torch.Tensor:
+    def _search(self, request: SearchRequest, max_scores: int) -> torch.Tensor:
         cached = self._prepared
         if cached is None or cached[0] is not request.keys or cached[1] is not request.valid_keys:
             keys = unfold(request.keys, request.patch_size)  # (Nk, D)
@@ -44,21 +43,21 @@ class ExactSearch(NearestNeighbourBackend):
         keys, key_norms = cached[2], cached[3]
         batch = request.queries.shape[0]
         grid = request.query_grid
-        fields = [self._search_video(request.queries[b], keys, key_norms, request)
+        fields = [self._search_video(request.queries[b], keys, key_norms, request, max_scores)
                   for b in range(batch)]
         return torch.stack(fields).reshape(batch, *grid)
 
     def _search_video(self, query: torch.Tensor, keys: torch.Tensor, key_norms: torch.Tensor,
-                      request: SearchRequest) -> torch.Tensor:
+                      request: SearchRequest, max_scores: int) -> torch.Tensor:
         grid = request.query_grid
-        per_frame = grid[1] * grid[2]
         key_count = keys.shape[0]
-        frames_per_chunk = max(1, self.max_scores // max(1, per_frame * key_count))
+        frames_per_chunk = max(1, max_scores // max(1, grid[1] * grid[2] * key_count))
+        rows_per_chunk = max(1, max_scores // key_count)
         answers = []
         for start in range(0, grid[0], frames_per_chunk):
             rows = unfold(query, request.patch_size, slice(start, min(grid[0], start + frames_per_chunk)))
-            for row_start in range(0, rows.shape[0], max(1, self.max_scores // key_count)):
-                chunk = rows[row_start:row_start + max(1, self.max_scores // key_count)]
+            for row_start in range(0, rows.shape[0], rows_per_chunk):
+                chunk = rows[row_start:row_start + rows_per_chunk]
                 answers.append(self.nearest_rows(chunk, keys, key_norms))
         return torch.cat(answers)
 

@@ -1,0 +1,120 @@
+"""Option groups shared by the commands that synthesise, and their parsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import SynthesisConfig
+from ..device import DEVICES
+from ..naming import FORMATS
+from ..nn import BACKENDS
+
+DEFAULT_SHORT_SIDE = 144
+DEFAULT_MAX_FRAMES = 30
+
+
+def parse_patch_size(ctx, param, value):
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    try:
+        numbers = tuple(int(p) for p in parts)
+    except ValueError:
+        numbers = ()
+    if len(numbers) == 1:
+        numbers = (3, numbers[0], numbers[0])
+    if len(numbers) != 3 or min(numbers) < 1:
+        raise click.BadParameter(f"expected FRAMESxROWSxCOLUMNS such as 3x7x7 (or one number for "
+                                 f"square patches of 3 frames), got {value!r}")
+    return numbers
+
+
+def parse_size(ctx, param, value):
+    if value is None or value.lower() == "native":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of pixels or 'native', got {value!r}") from None
+    if size < 1:
+        raise click.BadParameter(f"expected a positive number of pixels or 'native', got {value!r}")
+    return size
+
+
+def working_size_options(command):
+    """How much of the input the engine sees: resolution and frame range."""
+    options = [
+        click.option("--size", "short_side", default=str(DEFAULT_SHORT_SIDE), show_default=True,
+                     callback=parse_size, metavar="PIXELS|native",
+                     help="Working size: the input is downscaled so its shorter side is this many "
+                          "pixels (never upscaled); 'native' keeps the input's resolution."),
+        click.option("--max-frames", type=click.IntRange(min=0), default=DEFAULT_MAX_FRAMES,
+                     show_default=True, help="Use at most this many frames of the input (0: all)."),
+        click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="First input frame to use."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def method_options(command):
+    """The VGPNN method's knobs, shared by every command that synthesises."""
+    defaults = SynthesisConfig()
+    options = [
+        click.option("--noise", "noise_sigma", type=click.FloatRange(min=0), default=None,
+                     help=f"Std of the noise added to the coarsest level, on a 0..1 pixel scale "
+                          f"[default: {defaults.noise_sigma} for variations]. Larger: more different "
+                          "from the input."),
+        click.option("--patch-size", callback=parse_patch_size, default=None, metavar="TxHxW",
+                     help="Patch frames x rows x columns [default: 3x7x7]."),
+        click.option("--iterations", type=click.IntRange(min=1), default=defaults.iterations,
+                     show_default=True, help="EM iterations per pyramid level."),
+        click.option("--pyramid-factor", type=click.FloatRange(0.3, 0.99), default=defaults.pyramid_factor,
+                     show_default=True, help="Each pyramid level is this fraction of the next finer one."),
+        click.option("--coarsest-frames", type=click.IntRange(min=1), default=defaults.coarsest_frames,
+                     show_default=True, help="The pyramid stops shrinking time at this many frames."),
+        click.option("--coarsest-size", type=click.IntRange(min=1), default=defaults.coarsest_short_side,
+                     show_default=True, help="The pyramid stops shrinking space when the shorter side has this many pixels."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                     help="Nearest-neighbour search: exact, patchmatch, faiss, or auto (exact on small "
+                          "levels, faiss on large CPU levels, patchmatch on large GPU levels)."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="Where to compute: auto uses a CUDA GPU when there is one."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def output_options(command):
+    options = [
+        click.option("-o", "--output", default=None, metavar="FILE|DIR|TEMPLATE",
+                     help="Output file, folder, or name template with {name}, {seed}, {index}, {ext} "
+                          "[default: the current folder, named {name}_{seed}.{ext}]."),
+        click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
+                     help="Output format when -o is a folder [default: mp4 for videos, the input's "
+                          "format for images]; 'frames' writes folders of PNG frames."),
+        click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; no progress bars."),
+        click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write a JSON record of inputs, parameters, seeds, timings and outputs."),
+        click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write a contact sheet (PNG): source frames in the first row, each output below."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+
+
+def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
+                        backend, noise_sigma, default_noise: float) -> SynthesisConfig:
+    return SynthesisConfig(
+        patch_size=patch_size or SynthesisConfig.patch_size, iterations=iterations,
+        pyramid_factor=pyramid_factor, coarsest_frames=coarsest_frames,
+        coarsest_short_side=coarsest_size, backend=backend,
+        noise_sigma=default_noise if noise_sigma is None else noise_sigma)

@@ -4,7 +4,8 @@ Template fields: {name} (input file name without extension), {seed}, {index} (0-
 {ext} (output extension without the dot). Rules:
 - ``-o`` with a writable extension (.mp4, .gif, .png, ...) is a file name (fields allowed);
   with several outputs and no {seed} or {index} in it, ``_{seed}`` goes before the extension;
-- anything else is a folder that receives ``{name}_{seed}.{ext}``;
+- anything else is a folder that receives ``{name}_{seed}.{ext}`` (each command may name
+  its outputs differently there);
 - ``--format frames`` writes folders of PNG frames instead of files.
 """
 
@@ -18,7 +19,6 @@ from .video import GIF_EXTENSION, IMAGE_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS
 
 FIELDS = ("name", "seed", "index", "ext")
 FORMATS = ("mp4", "gif", "png", "frames")
-DEFAULT_TEMPLATE = "{name}_{seed}.{ext}"
 _FILE_EXTENSIONS = (*VIDEO_OUTPUT_EXTENSIONS, GIF_EXTENSION, *IMAGE_EXTENSIONS)
 
 
@@ -40,8 +40,10 @@ def _check_template(template: str) -> None:
                           f"output template '{template}'; expected {', '.join('{' + f + '}' for f in FIELDS)}")
 
 
-def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_format: str) -> list[Path]:
-    """One output path per seed, following the rules in this module's docstring."""
+def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_format: str,
+                 default_stem: str = "{name}_{seed}") -> list[Path]:
+    """One output path per seed, following the rules in this module's docstring;
+    ``default_stem`` names the outputs when ``-o`` is a folder."""
     if output_format not in FORMATS and ("." + output_format) not in _FILE_EXTENSIONS:
         raise OutputError(f"unknown output format '{output_format}'; expected one of {', '.join(FORMATS)}")
     name = input_path.stem if input_path.suffix else input_path.name
@@ -54,7 +56,7 @@ def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_
             stem, dot, suffix = template.rpartition(".")
             template = f"{stem}_{{seed}}{dot}{suffix}"
     else:
-        template = str(Path(text) / (DEFAULT_TEMPLATE if ext else "{name}_{seed}"))
+        template = str(Path(text) / (f"{default_stem}.{{ext}}" if ext else default_stem))
     _check_template(template)
     paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext))
              for index, seed in enumerate(seeds)]

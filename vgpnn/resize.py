@@ -4,7 +4,8 @@ How a resize along one axis works:
 1. For each output sample i, find its centre in input coordinates: (i + 0.5) / scale - 0.5.
 2. Weigh the input samples around it with the Keys cubic kernel (a = -0.5). When shrinking,
    widen the kernel by 1 / scale so every input sample contributes (antialiasing).
-3. Input samples beyond the border are mirrored back inside (no dark or smeared edges).
+3. Input samples beyond the border are mirrored back inside (no dark or smeared edges), or,
+   for a looping axis, wrapped around to the other end.
 4. Normalise the weights of each output sample to sum to one.
 The weights form an (out, in) matrix, so resizing is one matrix product per axis on any device.
 """
@@ -37,7 +38,7 @@ def _mirror(index: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=256)
-def _weight_matrix_cpu(in_size: int, out_size: int) -> torch.Tensor:
+def _weight_matrix_cpu(in_size: int, out_size: int, circular: bool) -> torch.Tensor:
     scale = out_size / in_size
     widen = min(scale, 1.0)  # < 1 only when shrinking
     support = 2.0 / widen
@@ -48,41 +49,45 @@ def _weight_matrix_cpu(in_size: int, out_size: int) -> torch.Tensor:
     weights = _keys_cubic((centres[:, None] - sample) * widen)
     weights = weights / weights.sum(dim=1, keepdim=True)
     matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
-    matrix.scatter_add_(1, _mirror(sample, in_size), weights)
+    inside = sample.remainder(in_size) if circular else _mirror(sample, in_size)
+    matrix.scatter_add_(1, inside, weights)
     return matrix
 
 
 def resize_matrix(in_size: int, out_size: int, device: torch.device | str = "cpu",
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The (out_size, in_size) matrix that resizes one axis; identity when sizes match."""
+                  dtype: torch.dtype = torch.float32, circular: bool = False) -> torch.Tensor:
+    """The (out_size, in_size) matrix that resizes one axis; ``circular`` treats the axis as a
+    loop (sample -1 is the last one)."""
     if in_size < 1 or out_size < 1:
         raise ValueError(f"resize sizes must be positive, got {in_size} -> {out_size}")
-    return _weight_matrix_cpu(in_size, out_size).to(device=device, dtype=dtype)
+    return _weight_matrix_cpu(in_size, out_size, circular).to(device=device, dtype=dtype)
 
 
-def resize_axis(video: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
+def resize_axis(video: torch.Tensor, axis: int, out_size: int, circular: bool = False) -> torch.Tensor:
     """Resize ``video`` along ``axis`` to ``out_size`` samples; other axes untouched."""
     in_size = video.shape[axis]
     if in_size == out_size:
         return video
-    matrix = resize_matrix(in_size, out_size, video.device, video.dtype)
+    matrix = resize_matrix(in_size, out_size, video.device, video.dtype, circular)
     moved = video.movedim(axis, -1)  # (..., in)
     return (moved @ matrix.T).movedim(-1, axis)  # (..., out) moved back
 
 
-def resize_video(video: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+def resize_video(video: torch.Tensor, shape: tuple[int, int, int], loop: bool = False) -> torch.Tensor:
     """Resize a video ``(..., C, T, H, W)`` to ``shape = (T', H', W')``.
 
     Axes are resized one after another, shrinking ones first so the intermediate stays small.
+    ``loop``: the video is a loop, so time wraps around instead of mirroring at the ends.
     """
     if video.dim() < 4:
         raise ValueError(f"expected a video (..., C, T, H, W), got shape {tuple(video.shape)}")
     if video.dim() > 4:
         # One video at a time: a matrix product's rounding depends on its size, and a video's
         # result must not depend on which other videos share its batch.
-        return torch.stack([resize_video(one, shape) for one in video])
+        return torch.stack([resize_video(one, shape, loop) for one in video])
     axes = [(video.dim() - 3 + i, size) for i, size in enumerate(shape)]
     axes.sort(key=lambda axis_size: axis_size[1] / video.shape[axis_size[0]])
+    time_axis = video.dim() - 3
     for axis, size in axes:
-        video = resize_axis(video, axis, size)
+        video = resize_axis(video, axis, size, circular=loop and axis == time_axis)
     return video

@@ -11,6 +11,9 @@
    Each Q patch takes the V patch at the position of its nearest K patch; overlapping chosen
    patches are folded by a per-voxel median. Further iterations match the output against V.
 4. The finest level's output is the result.
+
+With ``loop=True`` the target is a seamless loop: time wraps around in every search, vote and
+resize of the target (see ``loop.py``); the source itself is never treated as a loop.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from .config import SynthesisConfig
 from .errors import ConfigError
+from .loop import loop_grid, unroll_for_search, vote_loop, wrap_index
 from .nn import SearchRequest, choose_backend, make_backend
 from .patches import grid_shape, rescale_field, vote
 from .pyramid import Shape3, build_pyramid, pyramid_geometry
@@ -61,32 +65,51 @@ def draw_noise(shape: tuple[int, ...], seeds: list[int], sigma: float) -> torch.
     return torch.stack(noise) * sigma
 
 
+def check_shapes(source_shape: Shape3, target_shape: Shape3, config: SynthesisConfig) -> tuple[int, int, int]:
+    """The patch size used for this source, after checking both shapes can hold a patch."""
+    pt, ph, pw = config.patch_size
+    if ph > source_shape[1] or pw > source_shape[2]:
+        raise ConfigError(f"patch {pw}x{ph} pixels is larger than the working frame "
+                          f"{source_shape[2]}x{source_shape[1]}; use a smaller patch size or a larger working size")
+    patch_size = effective_patch_size(config.patch_size, source_shape)
+    frames, height, width = target_shape
+    if min(target_shape) < 1 or any(t < p for t, p in zip(target_shape, patch_size)):
+        raise ConfigError(f"output {width}x{height} pixels, {frames} frames is smaller than a patch "
+                          f"({patch_size[2]}x{patch_size[1]} pixels, {patch_size[0]} frames); ask for a larger output")
+    return patch_size
+
+
+def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3) -> torch.Tensor:
+    """The target's starting point: the source resized in space to the target's coarsest size,
+    but never stretched in time. A longer target repeats the source's coarsest frames (a jump
+    the search then smooths over) and a shorter one takes its first frames, so motion starts at
+    its natural speed: stretching would start, and stay, in slow motion."""
+    frames = coarsest_source.shape[1]
+    guess = resize_video(source, (frames, *target_shape[1:]))
+    return guess.index_select(1, wrap_index(frames, target_shape[0], device=guess.device))
+
+
 def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
-               seeds: list[int], progress: ProgressCallback | None = None) -> SynthesisResult:
+               seeds: list[int], progress: ProgressCallback | None = None,
+               loop: bool = False) -> SynthesisResult:
     """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
 
-    Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed.
+    Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed. ``loop``:
+    the videos loop seamlessly (their last frame leads into the first).
     """
     if source.dim() != 4:
         raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
     if not seeds:
         raise ValueError("at least one seed is needed")
     source_shape: Shape3 = tuple(source.shape[1:])
-    if config.patch_size[1] > source_shape[1] or config.patch_size[2] > source_shape[2]:
-        raise ConfigError(f"patch {config.patch_size[1]}x{config.patch_size[2]} (rows x columns) is larger "
-                          f"than the working frame {source_shape[2]}x{source_shape[1]}; use a smaller "
-                          "patch size or a larger working size")
-    patch_size = effective_patch_size(config.patch_size, source_shape)
-    if min(target_shape) < 1 or any(t < p for t, p in zip(target_shape, patch_size)):
-        raise ConfigError(f"target (frames, height, width) = {tuple(target_shape)} is smaller than "
-                          f"the patch {patch_size}")
+    patch_size = check_shapes(source_shape, target_shape, config)
     geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
                                 config.coarsest_short_side)
     sources = build_pyramid(source, geometry, minimum=patch_size)
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 
     coarsest = geometry.levels - 1
-    output = resize_video(source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
+    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
     if config.noise_sigma > 0:
         output = output + draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
 
@@ -95,27 +118,29 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     for level in range(coarsest, -1, -1):
         started = time.perf_counter()
         values = sources[level]
-        level_patch, iterations = _level_settings(config, values, patch_size, level == coarsest)
+        # A loop's coarsest guess is not yet a loop; full iterations there close the seam early.
+        level_patch, iterations = _level_settings(config, values, patch_size, level == coarsest and not loop)
         if level == coarsest:
             queries, keys = output, values
         else:
-            queries = resize_video(output, target_shapes[level])
+            queries = resize_video(output, target_shapes[level], loop=loop)
             keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
         record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
+        query_grid = (loop_grid if loop else grid_shape)(target_shapes[level], level_patch)
         field_ = None
         if previous is not None:
-            field_ = rescale_field(previous[0], previous[1], grid_shape(queries.shape, level_patch),
-                                   grid_shape(keys.shape, level_patch))
+            field_ = rescale_field(previous[0], previous[1], query_grid, grid_shape(keys.shape, level_patch))
         backends = {}  # one per name and level, so a backend can reuse its index across iterations
         for iteration in range(iterations):
             search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
-            request = SearchRequest(queries, keys, level_patch, initial_field=field_, seeds=search_seeds)
+            searched = unroll_for_search(queries, level_patch) if loop else queries
+            request = SearchRequest(searched, keys, level_patch, initial_field=field_, seeds=search_seeds)
             backend = choose_backend(config.backend, request)
             if backend not in backends:
                 backends[backend] = make_backend(backend)
             field_ = backends[backend].search(request)
             record.backends.append(backend)
-            queries = vote(values, field_, target_shapes[level], level_patch, config.vote)
+            queries = (vote_loop if loop else vote)(values, field_, target_shapes[level], level_patch, config.vote)
             keys = values
         output = queries
         previous = (field_, grid_shape(values.shape, level_patch))

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
-import torch
 
-from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
-from ..device import resolve_device
 from ..errors import ConfigError
-from ..memory import check_gpu_memory
-from ..synthesis import LevelRecord, ProgressCallback, synthesize
-
-VariationCallback = Callable[[int, np.ndarray, list[LevelRecord]], None]  # (index, frames, levels)
+from ..synthesis import ProgressCallback
+from .variations import VariationCallback, make_variations
 
 
 @dataclass(frozen=True)
@@ -43,18 +36,6 @@ def generate(frames: np.ndarray, config: SynthesisConfig = SynthesisConfig(),
     Returns the clips as (T, H, W, 3) uint8 arrays; ``on_variation`` sees each as soon as it is
     done (so a caller can write it before the next one starts).
     """
-    device = resolve_device(options.device)
-    target_shape = tuple(frames.shape[:3])
-    check_gpu_memory(device, target_shape, target_shape, min(options.batch_size, options.variations))
-    source = frames_to_tensor(frames, device)
-    results = []
     seeds = [options.seed + i for i in range(options.variations)]
-    for start in range(0, len(seeds), options.batch_size):
-        batch = seeds[start:start + options.batch_size]
-        result = synthesize(source, target_shape, config, batch, progress)
-        for offset, video in enumerate(result.videos):
-            clip = tensor_to_frames(video)
-            results.append(clip)
-            if on_variation is not None:
-                on_variation(start + offset, clip, result.levels)
-    return results
+    return make_variations(frames, tuple(frames.shape[:3]), config, seeds, options.device,
+                           options.batch_size, on_variation, progress)

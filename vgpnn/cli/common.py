@@ -27,7 +27,7 @@ def fail_cleanly(command):
             click.echo(f"error: {error}", err=True)
             sys.exit(1)
         except (MemoryError, torch.cuda.OutOfMemoryError):
-            click.echo("error: out of memory; use a smaller --size, fewer --max-frames or a smaller "
+            click.echo("error: out of memory; use a smaller --working-size, fewer --max-frames or a smaller "
                        "--batch-size", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -54,7 +54,7 @@ def notice_working_size(say, clip, short_side, max_frames) -> None:
     original_height, original_width = clip.original_size
     if (height, width) != (original_height, original_width):
         say(f"working at {width}x{height} (input is {original_width}x{original_height}; "
-            f"--size {short_side}; use --size native for full resolution)")
+            f"--working-size {short_side}; use --working-size native for full resolution)")
     if frames < clip.original_frame_count:
         say(f"using {frames} of {clip.original_frame_count} frames (--max-frames {max_frames}; "
             "0 for all)")

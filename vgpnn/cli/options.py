@@ -43,10 +43,12 @@ def parse_size(ctx, param, value):
     return size
 
 
-def working_size_options(command):
-    """How much of the input the engine sees: resolution and frame range."""
+def working_size_options(command=None, *, size_alias: bool = True):
+    """How much of the input the engine sees: resolution and frame range. ``size_alias``: also
+    accept --size for --working-size (commands whose --size means the output's size say False)."""
+    names = ("--working-size", "--size") if size_alias else ("--working-size",)
     options = [
-        click.option("--size", "short_side", default=str(DEFAULT_SHORT_SIDE), show_default=True,
+        click.option(*names, "short_side", default=str(DEFAULT_SHORT_SIDE), show_default=True,
                      callback=parse_size, metavar="PIXELS|native",
                      help="Working size: the input is downscaled so its shorter side is this many "
                           "pixels (never upscaled); 'native' keeps the input's resolution."),
@@ -55,9 +57,12 @@ def working_size_options(command):
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
                      help="First input frame to use."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
 
 
 def method_options(command):
@@ -118,3 +123,19 @@ def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames,
         pyramid_factor=pyramid_factor, coarsest_frames=coarsest_frames,
         coarsest_short_side=coarsest_size, backend=backend,
         noise_sigma=default_noise if noise_sigma is None else noise_sigma)
+
+
+def variation_options(command):
+    """How many outputs, from which seeds, synthesised how many at a time."""
+    options = [
+        click.option("-n", "--variations", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="How many different clips to make."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Seed of the first output; output i uses seed + i [default: random, printed]."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Outputs synthesised together; on a GPU, 8 together took about a quarter less "
+                          "time each than one by one (144p, H100), for more memory. Results do not depend on it."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

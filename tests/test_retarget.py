@@ -1,0 +1,217 @@
+"""Retargeting: target shapes for every way of asking, loops (resize, vote, seam), natural pace,
+and `vgpnn retarget` end to end (sizes, frame counts, audio, errors)."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from vgpnn.apps.retarget import RetargetOptions, TargetRequest, plan_target_shape, retarget
+from vgpnn.cli import main
+from vgpnn.config import SynthesisConfig
+from vgpnn.errors import ConfigError
+from vgpnn.loop import unroll_for_search, vote_loop
+from vgpnn.patches import unfold
+from vgpnn.resize import resize_video
+from vgpnn.video import read_clip, write_video
+
+from test_cli import textured_clip
+
+SOURCE = (20, 144, 256)  # frames, height, width
+BUNNY = Path(__file__).resolve().parents[2] / "shared" / "clips" / "bunny_audio.mp4"
+
+
+@pytest.mark.parametrize("request_, expected", [
+    (TargetRequest(aspect=(9, 16)), (20, 144, 82)),  # narrowing: height kept
+    (TargetRequest(aspect=(1, 1)), (20, 144, 144)),
+    (TargetRequest(aspect=(21, 9)), (20, 110, 256)),  # wider than 16:9: width kept, height shrinks
+    (TargetRequest(aspect=(9, 16), keep="width"), (20, 456, 256)),  # widening on request
+    (TargetRequest(aspect=(21, 9), keep="height"), (20, 144, 336)),
+    (TargetRequest(width=100, height=50), (20, 50, 100)),
+    (TargetRequest(width=101), (20, 144, 102)),  # even, height kept
+    (TargetRequest(height=77), (20, 78, 256)),
+    (TargetRequest(width_scale=1.5, height_scale=0.5), (20, 72, 384)),
+    (TargetRequest(frames=7), (7, 144, 256)),
+    (TargetRequest(duration=3.0), (30, 144, 256)),  # at 10 fps
+    (TargetRequest(time_scale=0.5, aspect=(1, 1)), (10, 144, 144)),
+    (TargetRequest(width=101, even=False), (20, 144, 101)),
+])
+def test_target_shape_for_each_way_of_asking(request_, expected):
+    assert plan_target_shape(SOURCE, Fraction(10), request_) == expected
+
+
+@pytest.mark.parametrize("aspect", [(9, 16), (1, 1), (4, 5), (21, 9), (2.39, 1), (16, 9)])
+@pytest.mark.parametrize("keep", ["auto", "width", "height"])
+def test_sizes_are_even_and_the_aspect_is_within_a_pixel(aspect, keep):
+    frames, height, width = plan_target_shape((5, 137, 243), Fraction(25), TargetRequest(aspect=aspect, keep=keep))
+    assert height % 2 == 0 and width % 2 == 0
+    ratio = aspect[0] / aspect[1]
+    assert abs(width - height * ratio) <= 1 + 1e-9 or abs(height - width / ratio) <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(aspect=(16, 0)), dict(aspect=(9, 16), width=10), dict(frames=5, duration=1.0),
+    dict(width_scale=1.5, height=10), dict(time_scale=0), dict(width=0), dict(keep="diagonal"),
+])
+def test_impossible_requests_are_config_errors(kwargs):
+    with pytest.raises(ConfigError):
+        TargetRequest(**kwargs)
+
+
+def test_circular_resize_commutes_with_a_shift_in_time():
+    video = torch.rand(3, 6, 4, 5, generator=torch.Generator().manual_seed(0))
+    doubled = resize_video(video, (12, 4, 5), loop=True)
+    shifted = resize_video(video.roll(1, dims=1), (12, 4, 5), loop=True)
+    assert torch.allclose(shifted, doubled.roll(2, dims=1), atol=1e-6)
+    # The ordinary resize mirrors at the ends, so there the shift changes more than the phase.
+    plain = resize_video(video, (12, 4, 5))
+    assert not torch.allclose(resize_video(video.roll(1, dims=1), (12, 4, 5)), plain.roll(2, dims=1), atol=1e-3)
+
+
+def test_loop_vote_equals_a_brute_force_circular_median():
+    generator = torch.Generator().manual_seed(1)
+    values = torch.rand(2, 5, 6, 6, generator=generator)
+    patch = (3, 3, 3)
+    frames, height, width = 4, 5, 5
+    field = torch.randint(0, 3 * 4 * 4, (1, frames, height - 2, width - 2), generator=generator)
+    voted = vote_loop(values, field, (frames, height, width), patch)
+    rows = unfold(values, patch).reshape(-1, 2, 3, 3, 3)
+    for t in range(frames):
+        for y in range(height):
+            for x in range(width):
+                said = [rows[field[0, (t - dt) % frames, y - dy, x - dx], :, dt, dy, dx]
+                        for dt in range(3) for dy in range(3) for dx in range(3)
+                        if 0 <= y - dy < height - 2 and 0 <= x - dx < width - 2]
+                expected = torch.stack(said).median(dim=0).values
+                assert torch.equal(voted[0, :, t, y, x], expected)
+
+
+def test_unrolled_queries_have_one_patch_position_per_frame():
+    videos = torch.arange(5.0).reshape(1, 1, 5, 1, 1).expand(1, 1, 5, 3, 3)
+    unrolled = unroll_for_search(videos, (3, 3, 3))
+    assert unrolled[0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4, 0, 1]
+
+
+def drifting_clip(frames=12, height=32, width=48, speed=2):
+    """A texture sliding sideways by ``speed`` pixels a frame: steady motion with a big seam."""
+    wide = textured_clip(frames=1, height=height, width=width + frames * speed, seed=3)[0]
+    return np.stack([wide[:, t * speed:t * speed + width] for t in range(frames)])
+
+
+def frame_steps(frames):
+    return np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+
+
+FAST_CONFIG = SynthesisConfig(noise_sigma=0, iterations=2)
+
+
+def seam(frames):
+    return np.abs(frames[0].astype(np.float32) - frames[-1].astype(np.float32)).mean()
+
+
+def test_loop_narrows_the_seam_and_keeps_moving():
+    # A sliding texture cannot loop perfectly (its two ends show different places), so this
+    # checks the direction; the sample clips' seams come out like any other step (README).
+    clip = drifting_clip(frames=16, speed=1)
+    looped = retarget(clip, clip.shape[:3], FAST_CONFIG, RetargetOptions(loop=True, device="cpu"))[0]
+    plain = retarget(clip, clip.shape[:3], FAST_CONFIG, RetargetOptions(loop=False, device="cpu"))[0]
+    assert seam(plain) > 0.95 * seam(clip)  # without --loop the jump stays (measured: unchanged) ...
+    assert seam(looped) < 0.8 * seam(clip)  # ... with it, it shrinks (measured: 0.70)
+    assert np.median(frame_steps(looped)) > 0.8 * np.median(frame_steps(clip))  # and the loop still moves
+
+
+def test_longer_clip_keeps_the_motion_speed():
+    clip = drifting_clip()
+    out = retarget(clip, (24, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
+    assert out.shape == (24, *clip.shape[1:])
+    # Slow motion would halve the typical step; measured about 0.9 of the source's.
+    assert np.median(frame_steps(out)) > 0.7 * np.median(frame_steps(clip))
+
+
+def test_noise_free_retarget_to_the_same_shape_returns_the_source():
+    clip = textured_clip(frames=6)
+    out = retarget(clip, clip.shape[:3], FAST_CONFIG, RetargetOptions(device="cpu"))[0]
+    assert np.abs(out.astype(int) - clip.astype(int)).max() <= 1
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+FAST = ["--iterations", "1", "--working-size", "native", "-q"]
+
+
+def decoded(path):
+    clip = read_clip(path, short_side=None, max_frames=None)
+    with av.open(str(path)) as container:
+        audio = len(container.streams.audio)
+    return clip.frames.shape, clip.fps, audio
+
+
+@pytest.fixture()
+def clip_path(tmp_path):
+    path = tmp_path / "tiny.mp4"
+    write_video(path, textured_clip(frames=8), Fraction(25))
+    return path
+
+
+@pytest.mark.parametrize("args, shape", [
+    (["--aspect", "9:16"], (8, 32, 18)),
+    (["--aspect", "21:9", "--keep", "height"], (8, 32, 74)),
+    (["--size", "40x36"], (8, 36, 40)),
+    (["--height-scale", "1.5", "--frames", "12"], (12, 48, 48)),
+    (["--duration", "0.2"], (5, 32, 48)),
+    (["--time-scale", "2", "--loop"], (16, 32, 48)),
+])
+def test_cli_outputs_decode_with_the_asked_size_and_length(tmp_path, clip_path, args, shape):
+    out = tmp_path / "out.mp4"
+    result = run("retarget", clip_path, *args, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    frames, fps, _ = decoded(out)
+    assert frames == (*shape, 3) and fps == 25
+
+
+def test_cli_default_names_say_the_shape(tmp_path, clip_path):
+    assert run("retarget", clip_path, "--aspect", "1:1", "--loop", "-o", tmp_path, *FAST).exit_code == 0
+    assert (tmp_path / "tiny_32x32x8_loop.mp4").exists()
+    assert run("retarget", clip_path, "--aspect", "1:1", "-n", "2", "--seed", "4", "-o", tmp_path, *FAST).exit_code == 0
+    assert (tmp_path / "tiny_32x32x8_4.mp4").exists() and (tmp_path / "tiny_32x32x8_5.mp4").exists()
+
+
+def test_audio_is_kept_exactly_when_the_length_is_kept(tmp_path):
+    voiced = tmp_path / "voiced.mp4"
+    write_video(voiced, textured_clip(frames=8), Fraction(25), audio_from=BUNNY)
+    same = run("retarget", voiced, "--aspect", "1:1", "-o", tmp_path / "same.mp4", *FAST[:-1])
+    longer = run("retarget", voiced, "--time-scale", "1.5", "-o", tmp_path / "longer.mp4", *FAST[:-1])
+    assert same.exit_code == 0 and longer.exit_code == 0
+    assert decoded(tmp_path / "same.mp4")[2] == 1
+    assert decoded(tmp_path / "longer.mp4")[2] == 0
+    assert "audio not copied: the output's length differs" in longer.output
+
+
+def test_an_image_is_retargeted_to_an_image_of_any_size(tmp_path):
+    image = tmp_path / "still.png"
+    write_video(image, textured_clip(frames=1), None)
+    assert run("retarget", image, "--width", "61", "-o", tmp_path / "wide.png", *FAST).exit_code == 0
+    frames, _, _ = decoded(tmp_path / "wide.png")
+    assert frames == (1, 32, 61, 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--aspect", "16:0"], "expected two positive numbers W:H"),
+    (["--width", "4"], "smaller than a patch"),
+    ([], "nothing to change"),
+    (["--aspect", "1:1", "--width", "40"], "only one way to set the size"),
+    (["--frames", "9", "--duration", "1"], "only one way to set the length"),
+    (["--size", "40by30"], "expected WIDTHxHEIGHT"),
+])
+def test_impossible_requests_are_usage_errors_with_no_output(tmp_path, clip_path, args, message):
+    result = CliRunner().invoke(main, ["retarget", str(clip_path), *args, "-o", str(tmp_path / "x.mp4"), *FAST])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.mp4").exists()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vgpnn import SynthesisConfig, read_clip  # noqa: E402
-from vgpnn.cli import DEFAULT_MAX_FRAMES, DEFAULT_SHORT_SIDE  # noqa: E402
+from vgpnn.cli.options import DEFAULT_MAX_FRAMES, DEFAULT_SHORT_SIDE  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.metrics import coherence, completeness, diversity  # noqa: E402

@@ -12,6 +12,9 @@
    patches are folded by a per-voxel median. Further iterations match the output against V.
 4. The finest level's output is the result.
 
+With a ``hole`` (inpainting) the target is the source itself: keys touching the hole are never
+used, and after every vote the voxels outside the hole are reset to the source (see ``holes.py``).
+
 With ``loop=True`` the target is a seamless loop: time wraps around in every search, vote and
 resize of the target (see ``loop.py``); the source itself is never treated as a loop.
 """
@@ -26,6 +29,7 @@ import torch
 
 from .config import SynthesisConfig
 from .errors import ConfigError
+from .holes import clean_keys, fill_hole, level_hole
 from .loop import loop_grid, unroll_for_search, vote_loop, wrap_index
 from .nn import SearchRequest, choose_backend, make_backend
 from .patches import grid_shape, rescale_field, vote
@@ -91,11 +95,12 @@ def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_s
 
 def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
                seeds: list[int], progress: ProgressCallback | None = None,
-               loop: bool = False) -> SynthesisResult:
+               loop: bool = False, hole: torch.Tensor | None = None) -> SynthesisResult:
     """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
 
     Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed. ``loop``:
-    the videos loop seamlessly (their last frame leads into the first).
+    the videos loop seamlessly (their last frame leads into the first). ``hole``: (T, H, W) bool
+    of the source's shape; the videos are the source with the hole filled from the rest.
     """
     if source.dim() != 4:
         raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
@@ -106,12 +111,21 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
                                 config.coarsest_short_side)
     sources = build_pyramid(source, geometry, minimum=patch_size)
+    holes = None
+    if hole is not None:
+        if tuple(hole.shape) != source_shape or tuple(target_shape) != source_shape:
+            raise ValueError(f"hole {tuple(hole.shape)} and target {tuple(target_shape)} must have the "
+                             f"source's shape {source_shape}")
+        holes = [level_hole(hole.to(source.device), tuple(level.shape[1:])) for level in sources]
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 
-    coarsest = geometry.levels - 1
+    coarsest = geometry.levels - 1 if holes is None else _coarsest_with_clean_keys(holes, patch_size)
     output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
+    if holes is not None:
+        output = fill_hole(output, holes[coarsest])
     if config.noise_sigma > 0:
-        output = output + draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
+        noise = draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
+        output = output + (noise if holes is None else noise * holes[coarsest])
 
     records = []
     previous = None  # (field, key grid) of the coarser level, to start this level's search from
@@ -127,6 +141,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
             keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
         record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
         query_grid = (loop_grid if loop else grid_shape)(target_shapes[level], level_patch)
+        valid_keys = None if holes is None else _clean_keys_at(holes[level], level_patch, level)
         field_ = None
         if previous is not None:
             field_ = rescale_field(previous[0], previous[1], query_grid, grid_shape(keys.shape, level_patch))
@@ -134,13 +149,16 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         for iteration in range(iterations):
             search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
             searched = unroll_for_search(queries, level_patch) if loop else queries
-            request = SearchRequest(searched, keys, level_patch, initial_field=field_, seeds=search_seeds)
+            request = SearchRequest(searched, keys, level_patch, valid_keys=valid_keys, initial_field=field_,
+                                    seeds=search_seeds)
             backend = choose_backend(config.backend, request)
             if backend not in backends:
                 backends[backend] = make_backend(backend)
             field_ = backends[backend].search(request)
             record.backends.append(backend)
             queries = (vote_loop if loop else vote)(values, field_, target_shapes[level], level_patch, config.vote)
+            if holes is not None:
+                queries = torch.where(holes[level], queries, values)
             keys = values
         output = queries
         previous = (field_, grid_shape(values.shape, level_patch))
@@ -149,6 +167,26 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         if progress is not None:
             progress(coarsest - level + 1, geometry.levels)
     return SynthesisResult(output.clamp(0, 1), records)
+
+
+def _coarsest_with_clean_keys(holes: list[torch.Tensor], patch_size) -> int:
+    """Inpainting starts at the coarsest level where some patch misses the hole: at coarser ones
+    a large hole covers every patch, and there would be nothing to fill it from."""
+    for level, hole in enumerate(holes):
+        if not bool(clean_keys(hole, patch_size).any()):
+            if level == 0:
+                _clean_keys_at(hole, patch_size, level)  # raises the user-facing error
+            return level - 1
+    return len(holes) - 1
+
+
+def _clean_keys_at(hole: torch.Tensor, patch_size, level: int) -> torch.Tensor:
+    valid = clean_keys(hole, patch_size)
+    if not bool(valid.any()):
+        raise ConfigError(f"the mask leaves no patch untouched at pyramid level {level} "
+                          f"({hole.shape[2]}x{hole.shape[1]} pixels, {hole.shape[0]} frames); use a smaller mask, "
+                          "a smaller patch size or a larger --coarsest-size")
+    return valid
 
 
 def _search_seed(seed: int, level: int, iteration: int) -> int:

@@ -1,0 +1,66 @@
+"""``vgpnn inpaint``: remove what a mask marks and fill it from the rest of the clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..apps.inpaint import InpaintOptions, hole_from_mask, inpaint as inpaint_clip
+from ..config import SynthesisConfig
+from ..video import GIF_EXTENSION, read_clip
+from . import main
+from .common import fail_cleanly
+from .job import JobSettings, Plan, run_job
+from .options import (config_from_options, method_options, output_options, variation_options,
+                      working_size_options)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path), metavar="MASK",
+              help="What to remove: an image of the input's size (used for every frame), or a video or "
+                   "frame folder with one frame per input frame. White (non-zero) marks the hole; for a "
+                   "lossy video mask, pixels brighter than half.")
+@variation_options
+@working_size_options
+@method_options
+@output_options
+@fail_cleanly
+def inpaint(input_path, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
+            patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
+            output, output_format, overwrite, quiet, report, preview):
+    """Remove what MASK marks from INPUT and fill the hole, in space and time, with the clip's own
+    patches (never from the masked area itself). Pixels outside the mask stay exactly as they
+    are at the working size; the hole is the mask grown by at most one working pixel (a
+    working pixel the mask touches at all is filled). Without --variations or --seed there is
+    no noise: one fill; with them, each output fills the hole differently.
+
+    \b
+    Examples:
+      vgpnn inpaint clip.mp4 --mask person.png
+      vgpnn inpaint clip.mp4 --mask person_mask.mp4 -n 3 --seed 0 --preview fills.png
+    """
+    varied = variations > 1 or seed is not None
+    config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
+                                 backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma if varied else 0.0)
+    settings = JobSettings("inpaint", variations, 0 if seed is None and not varied else seed, batch_size,
+                           short_side, max_frames, start_frame, device, output, output_format, overwrite, quiet,
+                           report, preview, parameters={"mask": str(mask_path)})
+    holes = {}
+
+    def plan(clip):
+        mask = read_clip(mask_path, short_side=None, max_frames=None)
+        lossy = mask.kind == "video" and mask_path.suffix.lower() != GIF_EXTENSION
+        original_shape = (clip.original_frame_count, *clip.original_size)
+        holes["hole"] = hole = hole_from_mask(mask.frames, original_shape, clip.frames.shape[:3],
+                                              settings.start_frame, lossy)
+        notes = [f"filling {hole.mean():.1%} of the clip"]
+        return Plan(target_shape=tuple(clip.frames.shape[:3]),
+                    default_stem="{name}_inpainted" + ("_{seed}" if varied else ""), keep_audio=True, notes=notes)
+
+    def synthesise(clip, plan, seeds, on_variation, progress):
+        options = InpaintOptions(variations=len(seeds), seed=seeds[0], device=device, batch_size=batch_size)
+        inpaint_clip(clip.frames, holes["hole"], config, options, on_variation=on_variation, progress=progress)
+
+    run_job(settings, input_path, config, plan, synthesise)

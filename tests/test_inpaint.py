@@ -13,6 +13,7 @@ from vgpnn.cli import main
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import InputError
 from vgpnn.holes import clean_keys, fill_hole
+from vgpnn.metrics import region_coherence
 from vgpnn.video import read_clip, write_video
 
 from test_cli import textured_clip
@@ -45,6 +46,19 @@ def test_kept_pixels_are_identical_and_the_object_is_gone():
     assert red_fraction(out[hole]) == 0  # filled from the texture, not from the object
     # The fill looks like the clip around it, not like a flat colour.
     assert out[hole].std() > 0.5 * clip[~hole].std()
+
+
+def test_the_fill_is_more_coherent_than_the_object_or_a_flat_colour():
+    clip, hole = clip_with_object()
+    out = inpaint(clip, hole, FAST_CONFIG, InpaintOptions(device="cpu"))[0]
+    flat = clip.copy()
+    flat[hole] = clip[hole].mean(axis=0).astype(np.uint8)
+    source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
+    region = torch.from_numpy(hole)
+    figure = {name: region_coherence(torch.from_numpy(video).permute(3, 0, 1, 2).float() / 255, source, region)
+              for name, video in (("fill", out), ("object", clip), ("flat", flat))}
+    # Measured: fill 0.041, object 0.076, flat 0.059 (a random texture leaves few good matches).
+    assert figure["fill"] < 0.7 * figure["object"] and figure["fill"] < 0.8 * figure["flat"]
 
 
 def test_noise_gives_different_fills_and_a_seed_repeats_one():

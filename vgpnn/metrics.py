@@ -15,6 +15,7 @@ import zlib
 
 import torch
 
+from .holes import clean_keys
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
 from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 
@@ -22,15 +23,21 @@ _GRAY = (0.299, 0.587, 0.114)
 
 
 def _sampled_nearest_error(queries: torch.Tensor, keys: torch.Tensor, patch_size: PatchSize,
-                           sample: int, generator: torch.Generator) -> float:
+                           sample: int, generator: torch.Generator, query_positions: torch.Tensor | None = None,
+                           key_positions: torch.Tensor | None = None) -> float:
     """Mean squared error per element from sampled patches of ``queries`` to their exact
-    nearest patch of ``keys``; both (C, T, H, W)."""
+    nearest patch of ``keys``; both (C, T, H, W). ``query_positions`` / ``key_positions``:
+    patch-grid bool masks of the patches to sample from / to search among (default: all)."""
     grid = grid_shape(queries.shape, patch_size)
     per_frame = grid[1] * grid[2]
-    picked = torch.randperm(grid[0] * per_frame, generator=generator)[:sample]
+    candidates = (torch.arange(grid[0] * per_frame) if query_positions is None
+                  else query_positions.reshape(-1).nonzero()[:, 0])
+    picked = candidates[torch.randperm(len(candidates), generator=generator)[:sample]]
     rows = torch.cat([unfold(queries, patch_size, slice(int(t), int(t) + 1))[picked[picked // per_frame == t] % per_frame]
                       for t in (picked // per_frame).unique()])
     key_rows = unfold(keys, patch_size)
+    if key_positions is not None:
+        key_rows = key_rows[key_positions.reshape(-1)]
     search = ExactSearch()
     key_norms = key_rows.square().sum(1)
     total = 0.0
@@ -46,6 +53,16 @@ def coherence(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize 
     """Lower is better: every part of ``output`` looks like some part of ``source``."""
     patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
     return _sampled_nearest_error(output, source, patch_size, sample, torch.Generator().manual_seed(seed))
+
+
+def region_coherence(output: torch.Tensor, source: torch.Tensor, region: torch.Tensor,
+                     patch_size: PatchSize = (3, 7, 7), sample: int = 2000, seed: int = 0) -> float:
+    """Coherence of the output patches that touch ``region`` (T, H, W) bool, e.g. an inpainted
+    hole, against the source patches that do not touch it (what the fill may be made of)."""
+    patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
+    touching = ~clean_keys(region, patch_size)
+    return _sampled_nearest_error(output, source, patch_size, sample, torch.Generator().manual_seed(seed),
+                                  query_positions=touching, key_positions=~touching)
 
 
 def completeness(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),

@@ -175,11 +175,12 @@ def test_cli_outputs_decode_with_the_asked_size_and_length(tmp_path, clip_path, 
     assert frames == (*shape, 3) and fps == 25
 
 
-def test_cli_default_names_say_the_shape(tmp_path, clip_path):
+def test_cli_default_names_say_what_was_asked(tmp_path, clip_path):
     assert run("retarget", clip_path, "--aspect", "1:1", "--loop", "-o", tmp_path, *FAST).exit_code == 0
-    assert (tmp_path / "tiny_32x32x8_loop.mp4").exists()
-    assert run("retarget", clip_path, "--aspect", "1:1", "-n", "2", "--seed", "4", "-o", tmp_path, *FAST).exit_code == 0
-    assert (tmp_path / "tiny_32x32x8_4.mp4").exists() and (tmp_path / "tiny_32x32x8_5.mp4").exists()
+    assert (tmp_path / "tiny_1x1_loop.mp4").exists()
+    assert run("retarget", clip_path, "--width", "40", "--time-scale", "1.5", "-n", "2", "--seed", "4",
+               "-o", tmp_path, *FAST).exit_code == 0
+    assert (tmp_path / "tiny_w40_t1.5_4.mp4").exists() and (tmp_path / "tiny_w40_t1.5_5.mp4").exists()
 
 
 def test_audio_is_kept_exactly_when_the_length_is_kept(tmp_path):

@@ -58,6 +58,29 @@ class TargetRequest:
             if value is not None and value <= 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must be positive, got {value}")
 
+    def label(self) -> str:
+        """A short name for the request, from the request alone: 9x16, 256x256, w300, t2, 15s..."""
+        def number(value: float) -> str:
+            return f"{value:g}"
+        parts = []
+        if self.aspect is not None:
+            parts.append(f"{number(self.aspect[0])}x{number(self.aspect[1])}" + (f"-{self.keep}" if self.keep != "auto" else ""))
+        if self.width is not None and self.height is not None:
+            parts.append(f"{self.width}x{self.height}")
+        elif self.width is not None or self.height is not None:
+            parts.append(f"w{self.width}" if self.width is not None else f"h{self.height}")
+        if self.width_scale is not None:
+            parts.append(f"ws{number(self.width_scale)}")
+        if self.height_scale is not None:
+            parts.append(f"hs{number(self.height_scale)}")
+        if self.frames is not None:
+            parts.append(f"{self.frames}f")
+        if self.duration is not None:
+            parts.append(f"{number(self.duration)}s")
+        if self.time_scale is not None:
+            parts.append(f"t{number(self.time_scale)}")
+        return "_".join(parts)
+
     @property
     def changes_length(self) -> bool:
         return any(x is not None for x in (self.frames, self.duration, self.time_scale))

@@ -68,6 +68,9 @@ def retarget(input_path, aspect, keep, target_size, width, height, width_scale, 
     them, each output gets its own noise for different re-compositions.
 
     \b
+    Outputs are named after the request in a folder, e.g. clip_9x16.mp4, clip_t2_loop.mp4.
+
+    
     Examples:
       vgpnn retarget clip.mp4 --aspect 9:16
       vgpnn retarget clip.mp4 --duration 15 --loop
@@ -97,7 +100,7 @@ def retarget(input_path, aspect, keep, target_size, width, height, width_scale, 
         request_for_clip = TargetRequest(**{**request.__dict__, "even": clip.kind != "image"})
         shape = plan_target_shape(tuple(clip.frames.shape[:3]), clip.fps, request_for_clip)
         check_shapes(tuple(clip.frames.shape[:3]), shape, config)
-        stem = f"{{name}}_{shape[2]}x{shape[1]}x{shape[0]}" + ("_loop" if loop else "")
+        stem = "_".join(part for part in ("{name}", request.label(), "loop" if loop else "") if part)
         length_kept = shape[0] == clip.frames.shape[0]
         notes = [f"output {shape[2]}x{shape[1]}, {shape[0]} frames"
                  + (f" ({float(shape[0] / clip.fps):.2f} s)" if clip.fps else "") + (", looping" if loop else "")]

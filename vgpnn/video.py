@@ -11,7 +11,10 @@ Choices worth knowing (see DESIGN.md section 5 for the measurements behind them)
 - Video and frame-folder clips always come out with even width and height, because H.264 in
   yuv420p cannot store odd sizes; a native odd size loses its last row or column.
 - Every write goes to a hidden temporary next to the destination and is renamed into place at
-  the end, so an interrupted or failed write never leaves a partial output behind.
+  the end, so an interrupted or failed write never leaves a partial output behind. The
+  temporary's name holds the writer's process id; a process killed outright (SIGKILL, power
+  loss) cannot remove its temporary, so the next write of the same output removes those
+  whose process is gone.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vgpnn.errors import ConfigError, InputError, OutputError
 
-__all__ = ["Clip", "read_clip", "write_video", "probe_clip"]
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "is_variable_frame_rate"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -203,12 +206,11 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
 def _open_video(path: Path) -> Iterator[tuple]:
     """Open ``path`` with PyAV and yield (container, first video stream)."""
     if path.is_file() and path.stat().st_size == 0:
-        raise InputError(f"cannot read '{path}': the file is empty (0 bytes)")
+        raise InputError(f"cannot read '{path}': the file is empty (0 bytes); {_EXPECTED_INPUT}")
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
-        raise InputError(f"cannot read '{path}': not a video ffmpeg can decode "
-                         f"({_reason(error)})") from error
+        raise InputError(f"cannot read '{path}': " + _undecodable(path).replace("{}", _reason(error))) from error
     except OSError as error:
         raise InputError(f"cannot read '{path}': {_reason(error)}") from error
     try:
@@ -219,6 +221,43 @@ def _open_video(path: Path) -> Iterator[tuple]:
         yield container, stream
     finally:
         container.close()
+
+
+_EXPECTED_INPUT = "expected a video file, a folder of numbered frames or an image"
+# Leading bytes of the containers people feed us: a file that starts like one but does not
+# open was cut short or damaged, which is more useful to say than "invalid data".
+_CONTAINER_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"GIF8"))
+
+
+def _undecodable(path: Path) -> str:
+    """What is wrong and what was expected, with ``{}`` where ffmpeg's reason goes."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        head = b""
+    if any(head[offset:offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES):
+        return "the video is truncated or damaged (ffmpeg: {}); expected a complete video file"
+    return "not a video ffmpeg can decode ({}); " + _EXPECTED_INPUT
+
+
+def is_variable_frame_rate(path: str | os.PathLike) -> bool:
+    """True when a video's frames are not evenly spaced in time (read from packet timestamps,
+    nothing is decoded). Such clips are read frame by frame and written at their average rate."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        return False
+    with _open_video(path) as (container, stream):
+        times = []
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    times.append(packet.pts)
+        except av.FFmpegError:
+            pass
+    steps = np.diff(np.unique(times))
+    # One tick of slack: timestamps of a constant rate are rounded to the time base.
+    return len(steps) > 1 and steps.max() - steps.min() > 1
 
 
 def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
@@ -522,6 +561,7 @@ def write_video(
     except OSError as error:
         raise OutputError(f"cannot create folder '{target.parent}': "
                           f"{_reason(error)}") from error
+    _remove_stale_partials(target)
 
     if output_format == "folder":
         _write_frame_folder(target, frames)
@@ -594,7 +634,39 @@ def _is_our_frame_name(entry: Path) -> bool:
 
 def _partial_name(target: Path, suffix: str) -> Path:
     # The real extension stays last so muxers and Pillow pick the format from the name.
-    return target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
+    return target.with_name(f".{target.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete temporaries of ``target`` left by writers that no longer run (see module notes)."""
+    if os.name != "posix":
+        return
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.partial-(\d+)-[0-9a-f]{{8}}")
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except OSError:
+                pass
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid at all: leave the file alone
+    return True
 
 
 @contextmanager

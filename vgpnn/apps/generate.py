@@ -12,7 +12,7 @@ from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..memory import check_gpu_memory
+from ..memory import check_memory
 from ..synthesis import LevelRecord, ProgressCallback, synthesize
 
 VariationCallback = Callable[[int, np.ndarray, list[LevelRecord]], None]  # (index, frames, levels)
@@ -45,7 +45,7 @@ def generate(frames: np.ndarray, config: SynthesisConfig = SynthesisConfig(),
     """
     device = resolve_device(options.device)
     target_shape = tuple(frames.shape[:3])
-    check_gpu_memory(device, target_shape, target_shape, min(options.batch_size, options.variations))
+    check_memory(device, target_shape, target_shape, min(options.batch_size, options.variations), config.backend)
     source = frames_to_tensor(frames, device)
     results = []
     seeds = [options.seed + i for i in range(options.variations)]

@@ -17,8 +17,20 @@ The model, in three steps:
 Fitted per device kind; the reference CPU is this project's 2-core development machine, the
 reference GPU an H100. On another kind of device the scaling in step 3 is only as good as
 matrix-product speed is a guide to the rest (memory bandwidth, the vote), so the figure is an
-estimate, and ``vgpnn info`` says so. Validation (estimate vs measured, default settings):
-see ``benchmarks/calibrate_estimate.py`` and the table in the README.
+estimate, and ``vgpnn info`` says so.
+
+Seconds per variation, default settings, estimated vs measured (the GPU runs are among those
+the costs were fitted to; the CPU ones are not, except the 256x144x15 clip's levels at 2
+iterations; measured figures from the README's CPU table):
+
+    device        size (WxHxT)    estimated   measured
+    2-core CPU    256x144x15      26.7        23.2
+    2-core CPU    256x144x20      44          41.8   (airballoons.mp4)
+    2-core CPU    256x144x30      69          77.8, 82.1   (bunny_audio, water_glass)
+    2-core CPU    192x144x30      52          54.5   (tree_foliage.mp4)
+    H100          256x144x30      2.6         2.6
+    H100          1280x720x15     8.9         8.9
+    H100          1920x1080x30    31.4        32.1
 """
 
 from __future__ import annotations
@@ -38,9 +50,9 @@ from .synthesis import effective_patch_size
 # devices' float32 matrix-product rate in multiply-adds per second (step 3).
 COSTS = {
     "cpu": {"exact": 1.96e-11, "approx": 3.67e-06, "keys": 1.84e-06, "vote": 5.13e-09, "steps": 6.22e-04},
-    "cuda": {"exact": 2.0e-14, "approx": 1.0e-8, "keys": 1.0e-8, "vote": 2.0e-11, "steps": 0.005},
+    "cuda": {"exact": 1.44e-14, "approx": 1.62e-07, "keys": 6.90e-09, "vote": 2.63e-10, "steps": 1.31e-03},
 }
-REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 5.0e13}
+REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.57e13}
 _MATMUL_SIDE = {"cpu": 1024, "cuda": 8192}
 
 

@@ -35,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vgpnn.errors import ConfigError, InputError, OutputError
 
-__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "is_variable_frame_rate"]
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -137,6 +137,17 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
 
 
+def working_shape(probe: dict, *, short_side: int | None = None, start_frame: int = 0,
+                  max_frames: int | None = None) -> tuple[int, int, int]:
+    """(frames, height, width) that :func:`read_clip` with these options returns for the clip
+    that :func:`probe_clip` described, without decoding it."""
+    _check_read_options(short_side, start_frame, max_frames, DEFAULT_FRAMES_FPS)
+    height, width = _scaled_size(probe["height"], probe["width"], short_side,
+                                 even=probe["kind"] != "image", path=probe["path"])
+    frames = max(0, probe["frames"] - start_frame)
+    return (frames if max_frames is None else min(frames, max_frames)), height, width
+
+
 def _probe_result(path, kind, frames, fps, width, height, duration, has_audio) -> dict:
     return {"path": path, "kind": kind, "frames": frames, "fps": fps, "width": width,
             "height": height, "duration": duration, "has_audio": has_audio}
@@ -194,7 +205,8 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
             original_frame_count = seen + _count_remaining_packets(container, stream)
 
     if seen == 0:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
+                         "expected a video with at least one intact frame")
     if len(collected) == 0:
         raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
                          f"the clip has {seen} frames (0 to {seen - 1})")
@@ -208,14 +220,16 @@ def _open_video(path: Path) -> Iterator[tuple]:
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(f"cannot read '{path}': the file is empty (0 bytes); {_EXPECTED_INPUT}")
     try:
-        container = av.open(str(path))
+        # Damaged metadata must not stop the frames from being read: PyAV decodes it strictly.
+        container = av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as error:
         raise InputError(f"cannot read '{path}': " + _undecodable(path).replace("{}", _reason(error))) from error
     except OSError as error:
         raise InputError(f"cannot read '{path}': {_reason(error)}") from error
     try:
         if not container.streams.video:
-            raise InputError(f"cannot read '{path}': the file has no video stream")
+            raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
+                             f"{_EXPECTED_INPUT}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yield container, stream
@@ -257,7 +271,7 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
             pass
     steps = np.diff(np.unique(times))
     # One tick of slack: timestamps of a constant rate are rounded to the time base.
-    return len(steps) > 1 and steps.max() - steps.min() > 1
+    return bool(len(steps) > 1 and steps.max() - steps.min() > 1)
 
 
 def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
@@ -301,7 +315,8 @@ def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
         size = _displayed_size(frame, _quarter_turns(frame))
         break
     else:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
+                         "expected a video with at least one intact frame")
     container.seek(0)
     return size
 
@@ -309,7 +324,8 @@ def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
 def _count_decoded_frames(path: Path, container, stream) -> int:
     count = sum(1 for _ in _decode_frames(stream, container))
     if count == 0:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
+                         "expected a video with at least one intact frame")
     return count
 
 
@@ -486,7 +502,7 @@ def _image_header_size(path: Path) -> tuple[int, int]:
             return image.size
     except (OSError, Image.DecompressionBombError) as error:
         raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)})") from error
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
 
 
 def _load_rgb_image(path: Path) -> Image.Image:
@@ -497,7 +513,7 @@ def _load_rgb_image(path: Path) -> Image.Image:
             return _to_rgb8(image)
     except (OSError, Image.DecompressionBombError) as error:
         raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)})") from error
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
 
 
 def _pillow_reason(error: Exception) -> str:
@@ -787,7 +803,7 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 def _open_audio_source(audio_path: Path):
     """The opened container if ``audio_path`` has an audio stream, else None."""
     try:
-        source = av.open(str(audio_path))
+        source = av.open(str(audio_path), metadata_errors="replace")
     except (av.FFmpegError, OSError) as error:
         raise InputError(f"cannot read audio from '{audio_path}': "
                          f"{_reason(error)}") from error

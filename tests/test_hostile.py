@@ -231,3 +231,23 @@ def test_usage_errors_exit_2_before_any_input_is_read(tmp_path, make_video, cli)
         result = cli("generate", source, "--seed", 0, *args, "-q")
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert files_under(tmp_path) == ["clip.mp4"]
+
+
+def test_truncated_mp4_whose_start_decodes_is_used_with_a_notice(tmp_path, cli):
+    # moov first (as cameras and web encoders write): the frames before the cut still decode.
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.options = {"crf": "0"}  # large frames, so the cut falls between them
+        for frame in smooth_frames(12, 24, 32):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    result = cli("generate", cut, "--seed", 0, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 0, result.output
+    decoded = len(read_clip(tmp_path / "out" / "cut_0.mp4").frames)
+    assert 0 < decoded < 12
+    assert f"looks truncated or damaged: {decoded} of the 12 frames it lists could be decoded" in result.stderr

@@ -69,6 +69,8 @@ class Clip:
     has_audio: bool  # the container has at least one audio stream
     original_size: tuple[int, int]  # (height, width) as displayed, before any downscale or crop
     original_frame_count: int  # frames in the file before start_frame / max_frames trimming
+    stated_frame_count: int | None = None  # frames the container says it holds; more than
+    # original_frame_count means the end of the file is missing or damaged
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,6 +171,7 @@ def _is_int(value) -> bool:
 
 def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
     with _open_video(path) as (container, stream):
+        stated_frames = stream.frames or None
         fps = _stream_fps(stream)
         has_audio = len(container.streams.audio) > 0
         # The container's count is only a hint here: it sizes the buffer, it is not trusted.
@@ -204,6 +207,9 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         else:
             original_frame_count = seen + _count_remaining_packets(container, stream)
 
+    if seen == 0 and stated_frames:
+        raise InputError(f"cannot read '{path}': the video is truncated or damaged: none of the "
+                         f"{stated_frames} frames it lists could be decoded; expected a complete video file")
     if seen == 0:
         raise InputError(f"cannot read '{path}': no video frame could be decoded; "
                          "expected a video with at least one intact frame")
@@ -211,7 +217,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
                          f"the clip has {seen} frames (0 to {seen - 1})")
     return Clip(collected.result(), fps, "video", path, has_audio, original_size,
-                original_frame_count)
+                original_frame_count, stated_frames)
 
 
 @contextmanager

@@ -135,7 +135,8 @@ class _Batch:
         self.counts = {"written": 0, "skipped": 0, "failed": 0, "done": 0}
         self.started = _now()
         self.status = "running"
-        self.writable: set[Path] = set()
+        self.writable: set[Path] = set()  # folders already found writable
+        self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
 
     # -- output ---------------------------------------------------------------------------------
 

@@ -55,7 +55,8 @@ def generate(inputs, variations, seed, batch_size, short_side, max_frames, start
     parameters = config_record(config) | {
         "variations": variations, "seed": seed, "batch_size": batch_size, "size": short_side or "native",
         "max_frames": max_frames, "start_frame": start_frame, "device": device, "output": output,
-        "format": output_format}
+        "format": output_format, "overwrite": overwrite, "skip_existing": skip_existing,
+        "preview": None if preview is None else str(preview), "report": None if report is None else str(report)}
 
     def plan(source):
         output_paths = plan_outputs(output, source, seeds, output_format or default_format(input_kind(source), source))
@@ -69,7 +70,10 @@ def generate(inputs, variations, seed, batch_size, short_side, max_frames, start
         while announce_seed:
             job.say(announce_seed.pop())
         notice_working_size(job.say, clip, short_side, max_frames)
-        if clip.kind == "video" and is_variable_frame_rate(clip.path):
+        if clip.stated_frame_count and clip.original_frame_count < clip.stated_frame_count:
+            job.say(f"'{clip.path}' looks truncated or damaged: {clip.original_frame_count} of the "
+                    f"{clip.stated_frame_count} frames it lists could be decoded; using those")
+        elif clip.kind == "video" and is_variable_frame_rate(clip.path):
             job.say(f"'{clip.path}' has a variable frame rate; its frames are taken as evenly spaced at "
                     f"the average rate, {float(clip.fps):.3f} fps")
         whole_clip = len(clip.frames) == clip.original_frame_count and start_frame == 0

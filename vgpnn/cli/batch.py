@@ -26,8 +26,9 @@ What the runner guarantees, so no command has to:
    unexpected exception fails this input with one line on stderr and the batch goes on.
 4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
    :func:`vgpnn.video.write_video`, the report is written, exit 130 (SIGINT) or 143 (SIGTERM).
-5. The ``--report`` JSON is rewritten atomically after every input, so even a killed run leaves
-   a report of the inputs it finished; it holds one record per output (see README).
+5. The ``--report`` JSON is written atomically before the first input and after every input,
+   so even a run killed outright (status "running") leaves a report of the inputs it finished;
+   it holds one record per output (see README).
 6. With several inputs a summary line ends the run; the exit status is 1 if any input failed.
 
 ``make`` must raise rather than print for failures, write each output with
@@ -165,6 +166,7 @@ class _Batch:
         for item in inputs:
             item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
             self.records.extend(item.records)
+        self._write_report()  # so that even a run killed outright leaves its plan behind
         previous_term = _catch_sigterm()
         try:
             for number, item in enumerate(inputs, start=1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import click
@@ -11,6 +12,7 @@ import torch
 from ..clip_tensor import frames_to_tensor
 from ..errors import VgpnnError
 from ..inputs import expand_inputs
+from ..memory import available_cpu_bytes, check_fits
 from ..metrics import coherence, completeness, diversity, nnf_div
 from ..video import read_clip
 from . import main
@@ -18,6 +20,7 @@ from .common import fail_cleanly
 from .options import parse_patch_size, working_size_options
 
 _PER_OUTPUT = ("coherence", "completeness", "nnf_div")
+_FIXED = 2**29  # the search's score chunks, the interpreter and libraries
 
 
 @main.command()
@@ -44,7 +47,8 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
     results, videos, failed = [], [], 0
     for path in expand_inputs(list(outputs)).inputs:
         try:
-            video = frames_to_tensor(read_clip(path, short_side=short_side).frames)
+            video = frames_to_tensor(read_clip(path, short_side=short_side, max_frames=max_frames or None).frames)
+            _check_memory(video, source, patch)
         except VgpnnError as error:
             failed += 1
             prefix = "" if str(path) in str(error) else f"{path}: "
@@ -68,6 +72,15 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
     else:
         _print_table(summary, scored)
     sys.exit(1 if failed else 0)
+
+
+def _check_memory(video: torch.Tensor, source: torch.Tensor, patch) -> None:
+    """The figures unfold every patch of the larger video (float32); refuse what cannot fit."""
+    positions = max(math.prod(max(1, n - p + 1) for n, p in zip(v.shape[1:], patch)) for v in (video, source))
+    needed = 2 * positions * 3 * math.prod(patch) * 4 + _FIXED
+    available = available_cpu_bytes()
+    if available is not None:
+        check_fits(needed, available, "this machine (RAM)")
 
 
 def _diversity(videos: list[torch.Tensor], source: torch.Tensor) -> float | None:

@@ -251,3 +251,16 @@ def test_truncated_mp4_whose_start_decodes_is_used_with_a_notice(tmp_path, cli):
     decoded = len(read_clip(tmp_path / "out" / "cut_0.mp4").frames)
     assert 0 < decoded < 12
     assert f"looks truncated or damaged: {decoded} of the 12 frames it lists could be decoded" in result.stderr
+
+
+def test_a_whole_clip_too_big_to_hold_is_refused_from_its_headers_before_decoding(tmp_path, make_video, cli,
+                                                                                 monkeypatch):
+    source = make_video(tmp_path / "long.mp4")
+    monkeypatch.setattr(memory, "available_cpu_bytes", lambda: 100 * 2**20)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the clip was decoded")
+
+    monkeypatch.setattr("vgpnn.cli.generate.read_clip", no_decoding)
+    line = assert_clean_failure(run_one(cli, tmp_path, source, "--max-frames", "0"), tmp_path, "long.mp4")
+    assert "but 0.1 GiB is free" in line

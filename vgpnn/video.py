@@ -207,12 +207,8 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         else:
             original_frame_count = seen + _count_remaining_packets(container, stream)
 
-    if seen == 0 and stated_frames:
-        raise InputError(f"cannot read '{path}': the video is truncated or damaged: none of the "
-                         f"{stated_frames} frames it lists could be decoded; expected a complete video file")
     if seen == 0:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
-                         "expected a video with at least one intact frame")
+        raise _no_frame_decoded(path, stated_frames)
     if len(collected) == 0:
         raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
                          f"the clip has {seen} frames (0 to {seen - 1})")
@@ -321,10 +317,17 @@ def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
         size = _displayed_size(frame, _quarter_turns(frame))
         break
     else:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
-                         "expected a video with at least one intact frame")
+        raise _no_frame_decoded(path, stream.frames)
     container.seek(0)
     return size
+
+
+def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
+    if stated_frames:
+        return InputError(f"cannot read '{path}': the video is truncated or damaged: none of the "
+                          f"{stated_frames} frames it lists could be decoded; expected a complete video file")
+    return InputError(f"cannot read '{path}': no video frame could be decoded; "
+                      "expected a video with at least one intact frame")
 
 
 def _count_decoded_frames(path: Path, container, stream) -> int:

@@ -18,7 +18,7 @@ from ..progress import ProgressBars
 from ..video import is_variable_frame_rate, read_clip, write_video
 from . import main
 from .batch import BatchSettings, Job, PlannedOutput, inputs_argument, run_batch, skip_existing_option
-from .common import config_record, fail_cleanly, notice_working_size
+from .common import config_record, fail_cleanly, notice_working_size, refuse_if_too_big
 from .options import config_from_options, method_options, output_options, working_size_options
 
 
@@ -64,6 +64,8 @@ def generate(inputs, variations, seed, batch_size, short_side, max_frames, start
 
     def make(job: Job):
         started = time.perf_counter()
+        refuse_if_too_big(job.source, short_side, start_frame, max_frames, torch_device,
+                          min(batch_size, len(job.todo)), backend)
         clip = read_clip(job.source, short_side=short_side, start_frame=start_frame,
                          max_frames=max_frames or None)
         read_seconds = time.perf_counter() - started

@@ -264,3 +264,10 @@ def test_a_whole_clip_too_big_to_hold_is_refused_from_its_headers_before_decodin
     monkeypatch.setattr("vgpnn.cli.generate.read_clip", no_decoding)
     line = assert_clean_failure(run_one(cli, tmp_path, source, "--max-frames", "0"), tmp_path, "long.mp4")
     assert "but 0.1 GiB is free" in line
+
+
+def test_preview_that_would_overwrite_an_output_is_a_usage_error(tmp_path, make_video, cli):
+    source = make_video(tmp_path / "clip.mp4")
+    result = cli("generate", source, "--seed", 0, "-o", tmp_path / "x.gif", "--preview", tmp_path / "x.gif", "-q")
+    assert result.exit_code == 2 and "the preview and an output" in result.output
+    assert files_under(tmp_path) == ["clip.mp4"]

@@ -179,8 +179,8 @@ class _Batch:
         except KeyboardInterrupt as interrupt:
             self.status = "interrupted"
             for record in self.records:
-                if record["status"] in ("running", "not run"):
-                    record["status"] = "interrupted" if record["status"] == "running" else "not run"
+                if record["status"] == "running":
+                    record["status"] = "interrupted"
             tqdm.write(f"interrupted; no partial output was left behind ({self.counts['written']} outputs "
                        "written; rerun with --skip-existing to go on)", file=sys.stderr)
             code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
@@ -219,6 +219,9 @@ class _Batch:
                         f"inputs '{owners[key]}' and '{item.source}' would both write '{path}'; put "
                         "{parent} or {file} in the -o (or --preview) template to tell them apart, "
                         "e.g. -o 'out/{parent}_{name}_{seed}.{ext}'")
+                if key in owners:
+                    raise click.UsageError(f"the preview and an output of '{item.source}' would both be "
+                                           f"'{path}'; choose another --preview")
                 owners[key] = item.source
         report = self.settings.report
         if report is not None:

@@ -1,9 +1,11 @@
-"""The up-front GPU memory estimate: conservative against measured peaks, and a clear refusal."""
+"""The up-front memory estimates (GPU and CPU): conservative against measured peaks, and a clear refusal."""
 
 import pytest
+import torch
 
+from vgpnn import memory
 from vgpnn.errors import ResourceError
-from vgpnn.memory import check_fits, estimate_gpu_bytes
+from vgpnn.memory import available_cpu_bytes, check_fits, check_memory, estimate_cpu_bytes, estimate_gpu_bytes
 
 GIB = 2**30
 
@@ -28,3 +30,31 @@ def test_a_job_that_does_not_fit_is_refused_with_both_figures():
     with pytest.raises(ResourceError, match=r"needs about 15\.4 GiB on cuda:0 but 8\.0 GiB is free"):
         check_fits(estimate_gpu_bytes((30, 1080, 1920), (30, 1080, 1920), 1), 8 * GIB, "cuda:0")
     check_fits(GIB, 2 * GIB, "cuda:0")  # fits: no error
+
+
+# Peak resident memory measured on the 2-core development CPU: (frames, height, width), batch,
+# PatchMatch used, GiB (vgpnn/memory.py's docstring).
+MEASURED_CPU = [((15, 72, 128), 1, False, 0.48), ((15, 144, 256), 1, False, 0.66), ((30, 144, 256), 1, False, 0.91),
+                ((20, 216, 384), 1, False, 1.22), ((15, 144, 256), 3, False, 0.82), ((15, 72, 128), 1, True, 1.08),
+                ((15, 144, 256), 1, True, 2.22)]
+
+
+@pytest.mark.parametrize("shape, batch, patchmatch, peak", MEASURED_CPU)
+def test_cpu_estimate_is_at_or_above_the_measured_peak_and_not_far_above(shape, batch, patchmatch, peak):
+    estimate = estimate_cpu_bytes(shape, shape, batch, patchmatch) / GIB
+    assert peak <= estimate <= 1.7 * peak
+
+
+def test_cpu_job_that_does_not_fit_the_available_memory_is_refused(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(memory, "available_cpu_bytes", lambda: 1 * GIB)
+    with pytest.raises(ResourceError, match=r"needs about 1\.1 GiB on this machine \(RAM\) but 1\.0 GiB is free"):
+        check_memory(cpu, (30, 144, 256), (30, 144, 256), 1)
+    check_memory(cpu, (15, 72, 128), (15, 72, 128), 1)  # 0.6 GiB: fits
+    monkeypatch.setattr(memory, "available_cpu_bytes", lambda: None)
+    check_memory(cpu, (300, 1080, 1920), (300, 1080, 1920), 1)  # unknown: no refusal
+
+
+def test_available_cpu_memory_is_read_on_linux():
+    available = available_cpu_bytes()
+    assert available is None or available > 0

@@ -202,17 +202,17 @@ def test_an_image_is_retargeted_to_an_image_of_any_size(tmp_path):
     assert frames == (1, 32, 61, 3)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--aspect", "16:0"], "expected two positive numbers W:H"),
-    (["--width", "4"], "smaller than a patch"),
-    ([], "nothing to change"),
-    (["--aspect", "1:1", "--width", "40"], "only one way to set the size"),
-    (["--frames", "9", "--duration", "1"], "only one way to set the length"),
-    (["--size", "40by30"], "expected WIDTHxHEIGHT"),
+@pytest.mark.parametrize("args, message, status", [
+    (["--aspect", "16:0"], "expected two positive numbers W:H", 2),
+    (["--width", "4"], "smaller than a patch", 1),  # depends on the clip: that input fails
+    ([], "nothing to change", 2),
+    (["--aspect", "1:1", "--width", "40"], "only one way to set the size", 2),
+    (["--frames", "9", "--duration", "1"], "only one way to set the length", 2),
+    (["--size", "40by30"], "expected WIDTHxHEIGHT", 2),
 ])
-def test_impossible_requests_are_usage_errors_with_no_output(tmp_path, clip_path, args, message):
+def test_impossible_requests_fail_with_one_line_and_no_output(tmp_path, clip_path, args, message, status):
     result = CliRunner().invoke(main, ["retarget", str(clip_path), *args, "-o", str(tmp_path / "x.mp4"), *FAST])
-    assert result.exit_code == 2
+    assert result.exit_code == status
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x.mp4").exists()

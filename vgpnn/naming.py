@@ -1,7 +1,9 @@
 """Where outputs go: ``-o`` as a file, a folder, or a name template.
 
 Template fields: {name} (input file name without extension), {seed}, {index} (0-based),
-{ext} (output extension without the dot). Rules:
+{ext} (output extension without the dot), {file} (input file name with its extension) and
+{parent} (name of the input's folder); the last two tell apart inputs of a batch that share a
+name. Rules:
 - ``-o`` with a writable extension (.mp4, .gif, .png, ...) is a file name (fields allowed);
   with several outputs and no {seed} or {index} in it, ``_{seed}`` goes before the extension;
 - anything else is a folder that receives ``{name}_{seed}.{ext}`` (each command may name
@@ -14,10 +16,10 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 from .video import GIF_EXTENSION, IMAGE_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS
 
-FIELDS = ("name", "seed", "index", "ext")
+FIELDS = ("name", "seed", "index", "ext", "file", "parent")
 FORMATS = ("mp4", "gif", "png", "frames")
 _FILE_EXTENSIONS = (*VIDEO_OUTPUT_EXTENSIONS, GIF_EXTENSION, *IMAGE_EXTENSIONS)
 
@@ -33,10 +35,10 @@ def _check_template(template: str) -> None:
     try:
         names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
     except ValueError as error:
-        raise OutputError(f"bad output template '{template}': {error}") from error
+        raise ConfigError(f"bad output template '{template}': {error}") from error
     unknown = names - set(FIELDS)
     if unknown:
-        raise OutputError(f"unknown field(s) {', '.join('{' + n + '}' for n in sorted(unknown))} in "
+        raise ConfigError(f"unknown field(s) {', '.join('{' + n + '}' for n in sorted(unknown))} in "
                           f"output template '{template}'; expected {', '.join('{' + f + '}' for f in FIELDS)}")
 
 
@@ -58,7 +60,8 @@ def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_
     else:
         template = str(Path(text) / (f"{default_stem}.{{ext}}" if ext else default_stem))
     _check_template(template)
-    paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext))
+    paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext, file=input_path.name,
+                                  parent=input_path.resolve().parent.name))
              for index, seed in enumerate(seeds)]
     if len(set(paths)) != len(paths):
         raise OutputError(f"output template '{template}' gives the same name to several outputs; "

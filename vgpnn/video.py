@@ -11,7 +11,10 @@ Choices worth knowing (see DESIGN.md section 5 for the measurements behind them)
 - Video and frame-folder clips always come out with even width and height, because H.264 in
   yuv420p cannot store odd sizes; a native odd size loses its last row or column.
 - Every write goes to a hidden temporary next to the destination and is renamed into place at
-  the end, so an interrupted or failed write never leaves a partial output behind.
+  the end, so an interrupted or failed write never leaves a partial output behind. The
+  temporary's name holds the writer's process id; a process killed outright (SIGKILL, power
+  loss) cannot remove its temporary, so the next write of the same output removes those
+  whose process is gone.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vgpnn.errors import ConfigError, InputError, OutputError
 
-__all__ = ["Clip", "read_clip", "write_video", "probe_clip"]
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -66,6 +69,8 @@ class Clip:
     has_audio: bool  # the container has at least one audio stream
     original_size: tuple[int, int]  # (height, width) as displayed, before any downscale or crop
     original_frame_count: int  # frames in the file before start_frame / max_frames trimming
+    stated_frame_count: int | None = None  # frames the container says it holds; more than
+    # original_frame_count means the end of the file is missing or damaged
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +139,17 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
 
 
+def working_shape(probe: dict, *, short_side: int | None = None, start_frame: int = 0,
+                  max_frames: int | None = None) -> tuple[int, int, int]:
+    """(frames, height, width) that :func:`read_clip` with these options returns for the clip
+    that :func:`probe_clip` described, without decoding it."""
+    _check_read_options(short_side, start_frame, max_frames, DEFAULT_FRAMES_FPS)
+    height, width = _scaled_size(probe["height"], probe["width"], short_side,
+                                 even=probe["kind"] != "image", path=probe["path"])
+    frames = max(0, probe["frames"] - start_frame)
+    return (frames if max_frames is None else min(frames, max_frames)), height, width
+
+
 def _probe_result(path, kind, frames, fps, width, height, duration, has_audio) -> dict:
     return {"path": path, "kind": kind, "frames": frames, "fps": fps, "width": width,
             "height": height, "duration": duration, "has_audio": has_audio}
@@ -155,6 +171,7 @@ def _is_int(value) -> bool:
 
 def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
     with _open_video(path) as (container, stream):
+        stated_frames = stream.frames or None
         fps = _stream_fps(stream)
         has_audio = len(container.streams.audio) > 0
         # The container's count is only a hint here: it sizes the buffer, it is not trusted.
@@ -191,34 +208,72 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
             original_frame_count = seen + _count_remaining_packets(container, stream)
 
     if seen == 0:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise _no_frame_decoded(path, stated_frames)
     if len(collected) == 0:
         raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the end; "
                          f"the clip has {seen} frames (0 to {seen - 1})")
     return Clip(collected.result(), fps, "video", path, has_audio, original_size,
-                original_frame_count)
+                original_frame_count, stated_frames)
 
 
 @contextmanager
 def _open_video(path: Path) -> Iterator[tuple]:
     """Open ``path`` with PyAV and yield (container, first video stream)."""
     if path.is_file() and path.stat().st_size == 0:
-        raise InputError(f"cannot read '{path}': the file is empty (0 bytes)")
+        raise InputError(f"cannot read '{path}': the file is empty (0 bytes); {_EXPECTED_INPUT}")
     try:
-        container = av.open(str(path))
+        # Damaged metadata must not stop the frames from being read: PyAV decodes it strictly.
+        container = av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as error:
-        raise InputError(f"cannot read '{path}': not a video ffmpeg can decode "
-                         f"({_reason(error)})") from error
+        raise InputError(f"cannot read '{path}': " + _undecodable(path).replace("{}", _reason(error))) from error
     except OSError as error:
         raise InputError(f"cannot read '{path}': {_reason(error)}") from error
     try:
         if not container.streams.video:
-            raise InputError(f"cannot read '{path}': the file has no video stream")
+            raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
+                             f"{_EXPECTED_INPUT}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yield container, stream
     finally:
         container.close()
+
+
+_EXPECTED_INPUT = "expected a video file, a folder of numbered frames or an image"
+# Leading bytes of the containers people feed us: a file that starts like one but does not
+# open was cut short or damaged, which is more useful to say than "invalid data".
+_CONTAINER_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"GIF8"))
+
+
+def _undecodable(path: Path) -> str:
+    """What is wrong and what was expected, with ``{}`` where ffmpeg's reason goes."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        head = b""
+    if any(head[offset:offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES):
+        return "the video is truncated or damaged (ffmpeg: {}); expected a complete video file"
+    return "not a video ffmpeg can decode ({}); " + _EXPECTED_INPUT
+
+
+def is_variable_frame_rate(path: str | os.PathLike) -> bool:
+    """True when a video's frames are not evenly spaced in time (read from packet timestamps,
+    nothing is decoded). Such clips are read frame by frame and written at their average rate."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        return False
+    with _open_video(path) as (container, stream):
+        times = []
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    times.append(packet.pts)
+        except av.FFmpegError:
+            pass
+    steps = np.diff(np.unique(times))
+    # One tick of slack: timestamps of a constant rate are rounded to the time base.
+    return bool(len(steps) > 1 and steps.max() - steps.min() > 1)
 
 
 def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
@@ -262,15 +317,24 @@ def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
         size = _displayed_size(frame, _quarter_turns(frame))
         break
     else:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise _no_frame_decoded(path, stream.frames)
     container.seek(0)
     return size
+
+
+def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
+    if stated_frames:
+        return InputError(f"cannot read '{path}': the video is truncated or damaged: none of the "
+                          f"{stated_frames} frames it lists could be decoded; expected a complete video file")
+    return InputError(f"cannot read '{path}': no video frame could be decoded; "
+                      "expected a video with at least one intact frame")
 
 
 def _count_decoded_frames(path: Path, container, stream) -> int:
     count = sum(1 for _ in _decode_frames(stream, container))
     if count == 0:
-        raise InputError(f"cannot read '{path}': no video frame could be decoded")
+        raise InputError(f"cannot read '{path}': no video frame could be decoded; "
+                         "expected a video with at least one intact frame")
     return count
 
 
@@ -447,7 +511,7 @@ def _image_header_size(path: Path) -> tuple[int, int]:
             return image.size
     except (OSError, Image.DecompressionBombError) as error:
         raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)})") from error
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
 
 
 def _load_rgb_image(path: Path) -> Image.Image:
@@ -458,7 +522,7 @@ def _load_rgb_image(path: Path) -> Image.Image:
             return _to_rgb8(image)
     except (OSError, Image.DecompressionBombError) as error:
         raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)})") from error
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
 
 
 def _pillow_reason(error: Exception) -> str:
@@ -522,6 +586,7 @@ def write_video(
     except OSError as error:
         raise OutputError(f"cannot create folder '{target.parent}': "
                           f"{_reason(error)}") from error
+    _remove_stale_partials(target)
 
     if output_format == "folder":
         _write_frame_folder(target, frames)
@@ -594,7 +659,39 @@ def _is_our_frame_name(entry: Path) -> bool:
 
 def _partial_name(target: Path, suffix: str) -> Path:
     # The real extension stays last so muxers and Pillow pick the format from the name.
-    return target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
+    return target.with_name(f".{target.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete temporaries of ``target`` left by writers that no longer run (see module notes)."""
+    if os.name != "posix":
+        return
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.partial-(\d+)-[0-9a-f]{{8}}")
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except OSError:
+                pass
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid at all: leave the file alone
+    return True
 
 
 @contextmanager
@@ -715,7 +812,7 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 def _open_audio_source(audio_path: Path):
     """The opened container if ``audio_path`` has an audio stream, else None."""
     try:
-        source = av.open(str(audio_path))
+        source = av.open(str(audio_path), metadata_errors="replace")
     except (av.FFmpegError, OSError) as error:
         raise InputError(f"cannot read audio from '{audio_path}': "
                          f"{_reason(error)}") from error

@@ -10,7 +10,7 @@ import torch
 from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
-from ..memory import check_gpu_memory
+from ..memory import check_memory
 from ..pyramid import Shape3
 from ..synthesis import LevelRecord, ProgressCallback, synthesize
 
@@ -27,7 +27,7 @@ def make_variations(frames: np.ndarray, target_shape: Shape3, config: SynthesisC
     before the next batch starts. ``loop`` and ``hole`` are passed on to :func:`synthesize`.
     """
     torch_device = resolve_device(device)
-    check_gpu_memory(torch_device, tuple(frames.shape[:3]), target_shape, min(batch_size, len(seeds)))
+    check_memory(torch_device, tuple(frames.shape[:3]), target_shape, min(batch_size, len(seeds)), config.backend)
     source = frames_to_tensor(frames, torch_device)
     hole_tensor = None if hole is None else torch.from_numpy(np.ascontiguousarray(hole, dtype=bool)).to(torch_device)
     results = []

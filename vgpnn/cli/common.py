@@ -13,6 +13,8 @@ import torch
 
 from ..config import SynthesisConfig
 from ..errors import ConfigError, OutputError, VgpnnError
+from ..memory import check_memory
+from ..video import probe_clip, working_shape
 
 
 def fail_cleanly(command):
@@ -58,6 +60,19 @@ def notice_working_size(say, clip, short_side, max_frames) -> None:
     if frames < clip.original_frame_count:
         say(f"using {frames} of {clip.original_frame_count} frames (--max-frames {max_frames}; "
             "0 for all)")
+
+
+def refuse_if_too_big(source: Path, short_side, start_frame: int, max_frames: int, device: torch.device,
+                      batch: int, backend: str) -> None:
+    """Check memory from the file's headers, before decoding, when the whole clip or its native
+    size was asked for: only then can the decoded clip itself be too big to hold. (Otherwise the
+    library's own check, after the cheap read of a small clip, is enough.)"""
+    if max_frames and short_side is not None:
+        return
+    shape = working_shape(probe_clip(source), short_side=short_side, start_frame=start_frame,
+                          max_frames=max_frames or None)
+    if shape[0] > 0:
+        check_memory(device, shape, shape, batch, backend)
 
 
 def write_report(path: Path, record: dict, overwrite: bool) -> None:

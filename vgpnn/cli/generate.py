@@ -1,43 +1,43 @@
-"""``vgpnn generate``: variations of a clip, same size, fps and length."""
+"""``vgpnn generate``: variations of each input clip, same size, fps and length."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import click
 
 from ..apps.generate import GenerateOptions, generate as generate_clips
 from ..config import SynthesisConfig
 from . import main
+from .batch import inputs_argument, skip_existing_option
 from .common import fail_cleanly
-from .job import JobSettings, Plan, run_job
+from .job import JobSettings, Plan, run_command
 from .options import (config_from_options, method_options, output_options, variation_options,
                       working_size_options)
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@inputs_argument
 @variation_options
 @working_size_options
 @method_options
 @output_options
+@skip_existing_option
 @fail_cleanly
-def generate(input_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
+def generate(inputs, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend,
-             device, output, output_format, overwrite, quiet, report, preview):
-    """Make variations of INPUT: same size, frame rate and length, re-composed from its own
-    space-time patches. INPUT is a video file, a GIF, a folder of numbered frames or an image
-    (then the outputs are images)."""
+             device, output, output_format, overwrite, quiet, report, preview, skip_existing):
+    """Make variations of each INPUT: same size, frame rate and length, re-composed from its own
+    space-time patches. An INPUT is a video file, a GIF, a folder of numbered frames, an image
+    (then the outputs are images), a folder of videos (each is an input) or a glob pattern."""
     config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
                                  backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma)
-    settings = JobSettings("generate", variations, seed, batch_size, short_side, max_frames, start_frame,
-                           device, output, output_format, overwrite, quiet, report, preview)
+    settings = JobSettings("generate", tuple(inputs), variations, seed, batch_size, short_side, max_frames,
+                           start_frame, device, output, output_format, overwrite, quiet, report, preview,
+                           skip_existing)
 
     def plan(clip):
-        return Plan(target_shape=tuple(clip.frames.shape[:3]), default_stem="{name}_{seed}", keep_audio=True)
+        return Plan(target_shape=tuple(clip.frames.shape[:3]), keep_audio=True)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
         generate_clips(clip.frames, config, GenerateOptions(len(seeds), seeds[0], device, batch_size),
                        on_variation=on_variation, progress=progress)
 
-    run_job(settings, input_path, config, plan, synthesise)
+    run_command(settings, config, "{name}_{seed}", plan, synthesise)

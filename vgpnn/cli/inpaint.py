@@ -11,13 +11,14 @@ from ..config import SynthesisConfig
 from ..video import GIF_EXTENSION, read_clip
 from . import main
 from .common import fail_cleanly
-from .job import JobSettings, Plan, run_job
+from .batch import inputs_argument, skip_existing_option
+from .job import JobSettings, Plan, run_command
 from .options import (config_from_options, method_options, output_options, variation_options,
                       working_size_options)
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@inputs_argument
 @click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path), metavar="MASK",
               help="What to remove: an image of the input's size (used for every frame), or a video or "
                    "frame folder with one frame per input frame. White (non-zero) marks the hole; for a "
@@ -26,10 +27,11 @@ from .options import (config_from_options, method_options, output_options, varia
 @working_size_options
 @method_options
 @output_options
+@skip_existing_option
 @fail_cleanly
-def inpaint(input_path, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
+def inpaint(inputs, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
             patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
-            output, output_format, overwrite, quiet, report, preview):
+            output, output_format, overwrite, quiet, report, preview, skip_existing):
     """Remove what MASK marks from INPUT and fill the hole, in space and time, with the clip's own
     patches (never from the masked area itself). Pixels outside the mask stay exactly as they
     are at the working size; the hole is the mask grown by at most one working pixel (a
@@ -44,10 +46,11 @@ def inpaint(input_path, mask_path, variations, seed, batch_size, short_side, max
     varied = variations > 1 or seed is not None
     config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
                                  backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma if varied else 0.0)
-    settings = JobSettings("inpaint", variations, 0 if seed is None and not varied else seed, batch_size,
+    settings = JobSettings("inpaint", tuple(inputs), variations, 0 if seed is None and not varied else seed, batch_size,
                            short_side, max_frames, start_frame, device, output, output_format, overwrite, quiet,
-                           report, preview, parameters={"mask": str(mask_path)})
+                           report, preview, skip_existing, parameters={"mask": str(mask_path)})
     holes = {}
+    default_stem = "{name}_inpainted" + ("_{seed}" if varied else "")
 
     def plan(clip):
         mask = read_clip(mask_path, short_side=None, max_frames=None)
@@ -56,11 +59,10 @@ def inpaint(input_path, mask_path, variations, seed, batch_size, short_side, max
         holes["hole"] = hole = hole_from_mask(mask.frames, original_shape, clip.frames.shape[:3],
                                               settings.start_frame, lossy)
         notes = [f"filling {hole.mean():.1%} of the clip"]
-        return Plan(target_shape=tuple(clip.frames.shape[:3]),
-                    default_stem="{name}_inpainted" + ("_{seed}" if varied else ""), keep_audio=True, notes=notes)
+        return Plan(target_shape=tuple(clip.frames.shape[:3]), keep_audio=True, notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
         options = InpaintOptions(variations=len(seeds), seed=seeds[0], device=device, batch_size=batch_size)
         inpaint_clip(clip.frames, holes["hole"], config, options, on_variation=on_variation, progress=progress)
 
-    run_job(settings, input_path, config, plan, synthesise)
+    run_command(settings, config, default_stem, plan, synthesise)

@@ -1,8 +1,10 @@
-"""One input in, its outputs written: the flow every synthesising command shares.
+"""The flow every synthesising command shares, one input at a time inside the batch runner.
 
-read the clip -> plan and check output names -> announce what will happen -> synthesise,
-writing each output as soon as it exists -> preview sheet -> report. A command supplies only
-what differs: the target's shape, how outputs are named, and the call into the library.
+Per input: check memory from the headers -> read the clip -> notices (downscaled, trimmed,
+damaged, variable frame rate) -> the command's plan for this clip -> synthesise, writing each
+output as soon as it exists, with its report record -> preview sheet. A command supplies only
+what differs: how its outputs are named, its plan for a clip and the call into the library.
+The runner (``batch.py``) does expansion, resume, failures, Ctrl-C, the report and the summary.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import click
-
 from ..config import SynthesisConfig
 from ..device import resolve_device
+from ..inputs import input_kind
 from ..naming import default_format, plan_outputs
 from ..preview import contact_sheet
 from ..progress import ProgressBars
-from ..video import Clip, read_clip, write_video
-from .common import check_outputs, config_record, notice_working_size, write_report
+from ..video import Clip, is_variable_frame_rate, read_clip, write_video
+from .batch import BatchSettings, Job, PlannedOutput, run_batch
+from .common import config_record, notice_working_size, refuse_if_too_big
 
 
 @dataclass
@@ -30,6 +32,7 @@ class JobSettings:
     """What the shared options of a synthesising command asked for."""
 
     command: str
+    inputs: tuple[str, ...]
     variations: int
     seed: int | None
     batch_size: int
@@ -43,11 +46,8 @@ class JobSettings:
     quiet: bool
     report: Path | None
     preview: Path | None
+    skip_existing: bool
     parameters: dict = field(default_factory=dict)  # the command's own options, for the report
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(text, err=True)
 
 
 @dataclass
@@ -55,66 +55,106 @@ class Plan:
     """What a command decided for one clip."""
 
     target_shape: tuple[int, int, int]
-    default_stem: str  # output name without extension when -o is a folder
     keep_audio: bool  # copy the input's audio track (only sensible when the length is kept)
     audio_notice: str = "audio not copied"  # said when keep_audio is False and the input has audio
     notes: list[str] = field(default_factory=list)  # said before synthesis starts
 
 
-Synthesise = Callable[[Clip, Plan, list[int], Callable, Callable], None]  # (clip, plan, seeds, on_variation, progress)
+# (clip, plan, seeds, on_variation(index into seeds, frames, levels), progress)
+Synthesise = Callable[[Clip, Plan, list[int], Callable, Callable], None]
 
 
-def run_job(settings: JobSettings, input_path: Path, config: SynthesisConfig,
-            plan_clip: Callable[[Clip], Plan], synthesise: Synthesise) -> None:
+def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: str,
+                plan_clip: Callable[[Clip], Plan], synthesise: Synthesise) -> None:
+    """Run the command over every input and exit with the batch's status."""
     torch_device = resolve_device(settings.device)
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31 - settings.variations)
     seeds = [seed + i for i in range(settings.variations)]
-    clip = read_clip(input_path, short_side=settings.short_side, start_frame=settings.start_frame,
-                     max_frames=settings.max_frames or None)
-    plan = plan_clip(clip)
-    outputs = plan_outputs(settings.output, input_path, seeds,
-                           settings.output_format or default_format(clip.kind, input_path),
-                           default_stem=plan.default_stem)
-    check_outputs(outputs + ([settings.preview] if settings.preview else []), input_path, settings.overwrite)
-    notice_working_size(settings.say, clip, settings.short_side, settings.max_frames)
-    for note in plan.notes:
-        settings.say(note)
-    settings.say(f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
-                 + f"; device {torch_device}")
-    whole_clip = len(clip.frames) == clip.original_frame_count and settings.start_frame == 0
-    keep_audio = plan.keep_audio and clip.kind == "video" and clip.has_audio and whole_clip
-    if clip.has_audio and not keep_audio:
-        settings.say(plan.audio_notice if not plan.keep_audio
-                     else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
+    # Said once, when the first input has been read: an input that fails says only its error.
+    announce = [f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
+                + f"; device {torch_device}"]
+    parameters = config_record(config) | settings.parameters | {
+        "variations": settings.variations, "seed": seed, "batch_size": settings.batch_size,
+        "size": settings.short_side or "native", "max_frames": settings.max_frames,
+        "start_frame": settings.start_frame, "device": settings.device, "output": settings.output,
+        "format": settings.output_format, "overwrite": settings.overwrite,
+        "skip_existing": settings.skip_existing,
+        "preview": None if settings.preview is None else str(settings.preview),
+        "report": None if settings.report is None else str(settings.report)}
 
-    records, sheet_rows = [], [clip.frames]
-    started = time.perf_counter()
-    bars = ProgressBars(enabled=not settings.quiet and sys.stderr.isatty(), total=len(seeds))
+    def plan(source: Path) -> list[PlannedOutput]:
+        paths = plan_outputs(settings.output, source, seeds,
+                             settings.output_format or default_format(input_kind(source), source),
+                             default_stem=default_stem)
+        return [PlannedOutput(path, {"seed": s}) for path, s in zip(paths, seeds)]
 
-    def write_one(index, frames, levels):
-        path = write_video(outputs[index], frames, clip.fps, overwrite=settings.overwrite,
-                           audio_from=clip.path if keep_audio else None)
-        records.append({"output": str(path), "seed": seeds[index], "audio": keep_audio,
-                        "seconds": round(time.perf_counter() - started, 3),
-                        "backends": sorted({b for level in levels for b in level.backends})})
-        sheet_rows.append(frames)
-        bars.variation_done()
-        if not settings.quiet:
-            bars.write(str(path))
+    def make(job: Job) -> None:
+        started = time.perf_counter()
+        refuse_if_too_big(job.source, settings.short_side, settings.start_frame, settings.max_frames,
+                          torch_device, min(settings.batch_size, len(job.todo)), config.backend)
+        clip = read_clip(job.source, short_side=settings.short_side, start_frame=settings.start_frame,
+                         max_frames=settings.max_frames or None)
+        read_seconds = time.perf_counter() - started
+        while announce:
+            job.say(announce.pop())
+        _notices(job.say, clip, settings)
+        clip_plan = plan_clip(clip)
+        for note in clip_plan.notes:
+            job.say(note)
+        whole_clip = len(clip.frames) == clip.original_frame_count and settings.start_frame == 0
+        keep_audio = clip_plan.keep_audio and clip.kind == "video" and clip.has_audio and whole_clip
+        if clip.has_audio and not keep_audio:
+            job.say(clip_plan.audio_notice if not clip_plan.keep_audio
+                    else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
+        sheet_rows = [clip.frames]
+        bars = ProgressBars(enabled=not settings.quiet and sys.stderr.isatty(), total=len(job.todo))
 
-    try:
-        synthesise(clip, plan, seeds, write_one, bars.level_done)
-    finally:
-        bars.close()
-    if settings.preview is not None:
-        write_video(settings.preview, contact_sheet(sheet_rows), None, overwrite=settings.overwrite)
-    if settings.report is not None:
-        write_report(settings.report, {
-            "command": settings.command, "input": str(input_path), "seed": seed,
-            "variations": settings.variations, "batch_size": settings.batch_size,
-            "device": str(torch_device), "working_shape": list(clip.frames.shape[:3]),
-            "target_shape": list(plan.target_shape), "fps": str(clip.fps),
-            "parameters": config_record(config) | settings.parameters | {
-                "size": settings.short_side, "max_frames": settings.max_frames,
-                "start_frame": settings.start_frame},
-            "outputs": records, "seconds": round(time.perf_counter() - started, 3)}, overwrite=True)
+        def write_one(index, frames, levels):
+            write_started = time.perf_counter()
+            write_video(job.outputs[index].path, frames, clip.fps, overwrite=job.overwrite,
+                        audio_from=clip.path if keep_audio else None)
+            job.written(index, {
+                "device": str(torch_device), "backends": sorted({b for level in levels for b in level.backends}),
+                "working_shape": list(clip.frames.shape[:3]), "output_shape": list(frames.shape[:3]),
+                "fps": str(clip.fps), "audio": keep_audio,
+                "seconds": {"read": round(read_seconds, 3),
+                            "synthesis": round(sum(level.seconds for level in levels), 3),
+                            "write": round(time.perf_counter() - write_started, 3)}})
+            sheet_rows.append(frames)
+            bars.variation_done()
+
+        try:
+            for run in _consecutive_runs(job.todo):
+                synthesise(clip, clip_plan, [seeds[i] for i in run],
+                           lambda i, frames, levels, first=run[0]: write_one(first + i, frames, levels),
+                           bars.level_done)
+        finally:
+            bars.close()
+        if job.preview is not None:
+            write_video(job.preview, contact_sheet(sheet_rows), None, overwrite=True)
+
+    batch = BatchSettings(settings.command, settings.inputs, settings.overwrite, settings.skip_existing,
+                          settings.quiet, settings.report, None if settings.preview is None else str(settings.preview),
+                          parameters)
+    sys.exit(run_batch(batch, plan, make))
+
+
+def _notices(say, clip: Clip, settings: JobSettings) -> None:
+    notice_working_size(say, clip, settings.short_side, settings.max_frames)
+    if clip.stated_frame_count and clip.original_frame_count < clip.stated_frame_count:
+        say(f"'{clip.path}' looks truncated or damaged: {clip.original_frame_count} of the "
+            f"{clip.stated_frame_count} frames it lists could be decoded; using those")
+    elif clip.kind == "video" and is_variable_frame_rate(clip.path):
+        say(f"'{clip.path}' has a variable frame rate; its frames are taken as evenly spaced at "
+            f"the average rate, {float(clip.fps):.3f} fps")
+
+
+def _consecutive_runs(indices: list[int]) -> list[list[int]]:
+    """[0, 1, 3, 4, 5] -> [[0, 1], [3, 4, 5]]: seeds of a run are consecutive, as the apps take them."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs

@@ -97,7 +97,8 @@ def method_options(command):
 def output_options(command):
     options = [
         click.option("-o", "--output", default=None, metavar="FILE|DIR|TEMPLATE",
-                     help="Output file, folder, or name template with {name}, {seed}, {index}, {ext} "
+                     help="Output file, folder, or name template with {name}, {seed}, {index}, {ext}, "
+                          "{file} (input file name) and {parent} (input folder name) "
                           "[default: the current folder, named {name}_{seed}.{ext}]."),
         click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
                      help="Output format when -o is a folder [default: mp4 for videos, the input's "
@@ -105,9 +106,13 @@ def output_options(command):
         click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors; no progress bars."),
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Write a JSON record of inputs, parameters, seeds, timings and outputs."),
+                     help="Write a JSON report: one record per output with its input, every parameter, "
+                          "seed, device, backends, timings, status and error (also when the run fails or is "
+                          "interrupted)."),
         click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Write a contact sheet (PNG): source frames in the first row, each output below."),
+                     help="Write a contact sheet (PNG): source frames in the first row, each output below; "
+                          "one per input in a batch (fields {name}, {file}, {parent}; without them _{name} "
+                          "is added)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -11,7 +10,8 @@ from ..config import SynthesisConfig
 from ..synthesis import check_shapes
 from . import main
 from .common import fail_cleanly
-from .job import JobSettings, Plan, run_job
+from .batch import inputs_argument, skip_existing_option
+from .job import JobSettings, Plan, run_command
 from .options import (config_from_options, method_options, output_options, variation_options,
                       working_size_options)
 
@@ -32,7 +32,7 @@ def _parse_pair(separator: str, what: str, integers: bool):
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@inputs_argument
 @click.option("--aspect", callback=_parse_pair(":", "two positive numbers W:H such as 9:16 or 2.39:1", False),
               metavar="W:H", help="New aspect ratio. One side is kept and the other re-composed: by default "
                                   "the one that shrinks (the output fits inside the input); see --keep.")
@@ -56,11 +56,12 @@ def _parse_pair(separator: str, what: str, integers: bool):
 @working_size_options(size_alias=False)
 @method_options
 @output_options
+@skip_existing_option
 @fail_cleanly
-def retarget(input_path, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
+def retarget(inputs, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
              time_scale, loop, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
-             output, output_format, overwrite, quiet, report, preview):
+             output, output_format, overwrite, quiet, report, preview, skip_existing):
     """Re-compose INPUT at another aspect ratio or size without squashing or cropping, make it
     longer or shorter with motion at its natural speed, or make it loop seamlessly (any
     combination). Sizes are of the working clip (see --working-size) and rounded to even numbers for
@@ -88,23 +89,25 @@ def retarget(input_path, aspect, keep, target_size, width, height, width_scale, 
     varied = variations > 1 or seed is not None
     config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
                                  backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma if varied else 0.0)
-    settings = JobSettings("retarget", variations, 0 if seed is None and not varied else seed, batch_size,
+    settings = JobSettings("retarget", tuple(inputs), variations, 0 if seed is None and not varied else seed, batch_size,
                            short_side, max_frames, start_frame, device, output, output_format, overwrite, quiet,
-                           report, preview, parameters={
+                           report, preview, skip_existing, parameters={
                                "aspect": aspect, "keep": keep, "width": width, "height": height,
                                "width_scale": width_scale, "height_scale": height_scale, "frames": frames,
                                "duration": duration, "time_scale": time_scale, "loop": loop})
     explicit_coarsest_frames = click.get_current_context().get_parameter_source("coarsest_frames").name != "DEFAULT"
 
+    default_stem = "_".join(part for part in ("{name}", request.label(), "loop" if loop else "",
+                                              "{seed}" if varied else "") if part)
+
     def plan(clip):
         request_for_clip = TargetRequest(**{**request.__dict__, "even": clip.kind != "image"})
         shape = plan_target_shape(tuple(clip.frames.shape[:3]), clip.fps, request_for_clip)
         check_shapes(tuple(clip.frames.shape[:3]), shape, config)
-        stem = "_".join(part for part in ("{name}", request.label(), "loop" if loop else "") if part)
         length_kept = shape[0] == clip.frames.shape[0]
         notes = [f"output {shape[2]}x{shape[1]}, {shape[0]} frames"
                  + (f" ({float(shape[0] / clip.fps):.2f} s)" if clip.fps else "") + (", looping" if loop else "")]
-        return Plan(target_shape=shape, default_stem=stem + ("_{seed}" if varied else ""), keep_audio=length_kept,
+        return Plan(target_shape=shape, keep_audio=length_kept,
                     audio_notice="audio not copied: the output's length differs from the input's", notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
@@ -112,4 +115,4 @@ def retarget(input_path, aspect, keep, target_size, width, height, width_scale, 
                                   batch_size=batch_size, shrink_time=True if explicit_coarsest_frames else None)
         retarget_clip(clip.frames, plan.target_shape, config, options, on_variation=on_variation, progress=progress)
 
-    run_job(settings, input_path, config, plan, synthesise)
+    run_command(settings, config, default_stem, plan, synthesise)

@@ -9,6 +9,8 @@ for natural video is a few percent.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 
@@ -37,9 +39,25 @@ def principal_axes(keys: torch.Tensor, patch_size: PatchSize, dims: int,
     patches = boxes.permute(1, 0, 2, 3, 4).reshape(-1, patch_dims).float()  # (S, D)
     patches = patches - patches.mean(0, keepdim=True)
     covariance = patches.T @ patches  # (D, D)
-    _, vectors = torch.linalg.eigh(covariance.double())  # ascending eigenvalues
+    with _one_cpu_thread(covariance.device):
+        _, vectors = torch.linalg.eigh(covariance.double())  # ascending eigenvalues
     axes = vectors[:, -dims:].flip(1).T  # (dims, D), leading first
     return axes.to(keys.dtype).reshape(dims, channels, *patch_size)
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device):
+    """LAPACK's threaded eigh on a small matrix can spin for seconds when the cores are busy
+    (441x441: 5.5 s with 2 threads on a loaded 2-core machine, 12 ms with 1 thread)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def describe(video: torch.Tensor, axes: torch.Tensor, dtype: torch.dtype | None = None,

@@ -1,0 +1,398 @@
+"""Run a command over many inputs: expansion, resume, failures, Ctrl-C, report, summary, exit.
+
+A command plugs in with two functions and one call::
+
+    @main.command()
+    @inputs_argument            # INPUT... (files, folders, globs)
+    @skip_existing_option       # --skip-existing
+    ...                         # the command's own options, -o, -y, -q, --report, --preview
+    def command(inputs, skip_existing, ...):
+        def plan(source: Path) -> list[PlannedOutput]:
+            ...   # the input's output paths, from its path alone (no decoding)
+        def make(job: Job) -> None:
+            ...   # read job.source, write job.outputs[i].path for each i in job.todo,
+                  # calling job.written(i, record) as each is complete
+        sys.exit(run_batch(BatchSettings("command", inputs, ...), plan, make))
+
+What the runner guarantees, so no command has to:
+1. Inputs are expanded by :mod:`vgpnn.inputs` (folders of clips, globs); a spec naming nothing
+   fails in its turn like any input.
+2. Before any work, every input is planned and the batch is refused (usage error, exit 2) if
+   two inputs would write the same file or the report would overwrite an input or an output.
+3. Per input, in order: planning error, an output that is an input, existing outputs
+   (``--skip-existing`` leaves an input whose outputs all exist alone and asks ``make`` only
+   for the missing ones; without it and without ``-y`` the input fails), an output folder that
+   cannot be written; then ``make``. A :class:`VgpnnError`, running out of memory or an
+   unexpected exception fails this input with one line on stderr and the batch goes on.
+4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
+   :func:`vgpnn.video.write_video`, the report is written, exit 130 (SIGINT) or 143 (SIGTERM).
+5. The ``--report`` JSON is written atomically before the first input and after every input,
+   so even a run killed outright (status "running") leaves a report of the inputs it finished;
+   it holds one record per output (see README).
+6. With several inputs a summary line ends the run; the exit status is 1 if any input failed.
+
+``make`` must raise rather than print for failures, write each output with
+``overwrite=job.overwrite`` (the runner has already decided about existing files) and the
+preview, if asked for, at ``job.preview`` with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import os
+import signal
+import string
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import click
+import torch
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import ConfigError, OutputError, VgpnnError
+from ..inputs import expand_inputs
+from .common import write_report
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+PREVIEW_FIELDS = ("name", "file", "parent")
+
+
+def inputs_argument(command):
+    return click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)(command)
+
+
+def skip_existing_option(command):
+    return click.option(
+        "--skip-existing", is_flag=True,
+        help="Resume a batch: leave alone an input whose outputs all exist, and make only the "
+             "missing outputs of the others.")(command)
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    path: Path  # where the output goes
+    details: dict = field(default_factory=dict)  # known before it is made (e.g. its seed), for the report
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What the shared options asked for."""
+
+    command: str  # the subcommand's name, for the report
+    specs: tuple[str, ...]  # INPUT arguments as given
+    overwrite: bool = False  # -y: replace existing outputs
+    skip_existing: bool = False  # --skip-existing
+    quiet: bool = False  # -q: errors and a failing summary only
+    report: Path | None = None  # --report FILE.json
+    preview: str | None = None  # --preview FILE.png (fields {name}, {file}, {parent})
+    parameters: dict = field(default_factory=dict)  # every parameter that shapes an output
+
+
+@dataclass
+class Job:
+    """One input, as ``make`` sees it."""
+
+    source: Path  # the input as expanded
+    outputs: list[PlannedOutput]  # everything ``plan`` gave for it
+    todo: list[int]  # indices into ``outputs`` to make now (all, unless --skip-existing found some)
+    preview: Path | None  # where this input's contact sheet goes, or None
+    overwrite: bool  # pass to write_video for the outputs
+    say: Callable[[str], None]  # a notice on stderr (silent with -q)
+    written: Callable[[int, dict], None]  # call right after outputs[i] is complete, with its record
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the same cleanup runs."""
+
+
+def run_batch(settings: BatchSettings, plan: Callable[[Path], list[PlannedOutput]],
+              make: Callable[[Job], None]) -> int:
+    """Run ``make`` on every input; return the exit status (see the module's notes)."""
+    return _Batch(settings, plan, make).run()
+
+
+@dataclass
+class _Input:
+    source: Path
+    outputs: list[PlannedOutput] = field(default_factory=list)
+    preview: Path | None = None
+    error: str | None = None  # planning failed with this message
+    records: list[dict] = field(default_factory=list)  # one per planned output (one if none planned)
+
+
+class _Batch:
+    def __init__(self, settings: BatchSettings, plan, make):
+        self.settings, self.plan, self.make = settings, plan, make
+        self.records: list[dict] = []
+        self.counts = {"written": 0, "skipped": 0, "failed": 0, "done": 0}
+        self.started = _now()
+        self.status = "running"
+        self.writable: set[Path] = set()  # folders already found writable
+        self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        if not self.settings.quiet:
+            tqdm.write(text, file=sys.stderr)
+
+    def fail_line(self, source: Path, message: str) -> None:
+        # Our messages usually name the input already; add it only where they do not.
+        prefix = "" if str(source) in message else f"{source}: "
+        tqdm.write(f"error: {prefix}{message}", file=sys.stderr)
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        expansion = expand_inputs(list(self.settings.specs))
+        if expansion.ignored:
+            shown = ", ".join(f"'{p.name}'" for p in expansion.ignored[:3])
+            more = f" and {len(expansion.ignored) - 3} more" if len(expansion.ignored) > 3 else ""
+            self.say(f"ignored {len(expansion.ignored)} entries of input folders that are neither "
+                     f"videos nor images: {shown}{more}")
+        if not expansion.inputs:
+            raise click.UsageError("no input found in " + ", ".join(repr(s) for s in self.settings.specs))
+        inputs = [self._plan(source, len(expansion.inputs)) for source in expansion.inputs]
+        self._refuse_collisions(inputs)
+        for item in inputs:
+            item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
+            self.records.extend(item.records)
+        self._write_report()  # so that even a run killed outright leaves its plan behind
+        previous_term = _catch_sigterm()
+        try:
+            for number, item in enumerate(inputs, start=1):
+                if len(inputs) > 1:
+                    self.say(f"[{number}/{len(inputs)}] {item.source}")
+                self._process(item)
+                self._write_report()
+            self.status = "failed" if self.counts["failed"] else "complete"
+            code = EXIT_FAILED if self.counts["failed"] else 0
+        except KeyboardInterrupt as interrupt:
+            self.status = "interrupted"
+            for record in self.records:
+                if record["status"] == "running":
+                    record["status"] = "interrupted"
+            tqdm.write(f"interrupted; no partial output was left behind ({self.counts['written']} outputs "
+                       "written; rerun with --skip-existing to go on)", file=sys.stderr)
+            code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+        finally:
+            _restore_sigterm(previous_term)
+        self._write_report()
+        if len(inputs) > 1 and (self.counts["failed"] or not self.settings.quiet) and self.status != "interrupted":
+            tqdm.write(self._summary(len(inputs)), file=sys.stderr)
+        return code
+
+    def _summary(self, total: int) -> str:
+        c = self.counts
+        return (f"{total} inputs: {c['done']} done, {c['skipped']} skipped, {c['failed']} failed; "
+                f"{c['written']} outputs written")
+
+    def _plan(self, source: Path, total: int) -> _Input:
+        item = _Input(source)
+        try:
+            item.outputs = list(self.plan(source))
+            if self.settings.preview is not None:
+                item.preview = _preview_path(self.settings.preview, source, several=total > 1)
+        except ConfigError as error:  # the options, not this input: every input would fail alike
+            raise click.UsageError(str(error)) from error
+        except VgpnnError as error:
+            item.error = str(error)
+        return item
+
+    def _refuse_collisions(self, inputs: list[_Input]) -> None:
+        owners: dict[str, Path] = {}
+        for item in inputs:
+            paths = [o.path for o in item.outputs] + ([item.preview] if item.preview else [])
+            for path in paths:
+                key = os.path.abspath(path)
+                if key in owners and owners[key] != item.source:
+                    raise click.UsageError(
+                        f"inputs '{owners[key]}' and '{item.source}' would both write '{path}'; put "
+                        "{parent} or {file} in the -o (or --preview) template to tell them apart, "
+                        "e.g. -o 'out/{parent}_{name}_{seed}.{ext}'")
+                if key in owners:
+                    raise click.UsageError(f"the preview and an output of '{item.source}' would both be "
+                                           f"'{path}'; choose another --preview")
+                owners[key] = item.source
+        report = self.settings.report
+        if report is not None:
+            key = os.path.abspath(report)
+            sources = {os.path.abspath(item.source) for item in inputs}
+            if key in owners or key in sources:
+                raise click.UsageError(f"--report '{report}' is also an input or an output of this batch; "
+                                       "choose another name")
+        self.inputs_by_path = {os.path.abspath(item.source): item.source for item in inputs}
+
+    def _process(self, item: _Input) -> None:
+        records = item.records
+        try:
+            if item.error is not None:
+                raise _InputFailed(item.error)
+            self._check_not_inputs(item)
+            todo = self._todo(item)
+            if not todo:
+                for record in records:
+                    record["status"] = "skipped"
+                self.counts["skipped"] += 1
+                self.say(f"skipped: every output of '{item.source}' exists (--skip-existing)")
+                return
+            self._check_writable(item, todo)
+            for index in todo:
+                records[index]["status"] = "running"
+            for index, record in enumerate(records):
+                if index not in todo:
+                    record["status"] = "skipped"
+            started = time.perf_counter()
+
+            def written(index: int, fields: dict) -> None:
+                records[index].update(fields)
+                records[index]["status"] = "written"
+                records[index]["seconds_since_input_start"] = round(time.perf_counter() - started, 3)
+                self.counts["written"] += 1
+                if not self.settings.quiet:
+                    tqdm.write(str(item.outputs[index].path))
+
+            self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite,
+                          self.say, written))
+            unfinished = [r for r in records if r["status"] == "running"]
+            if unfinished:
+                raise AssertionError(f"{len(unfinished)} planned outputs were not reported as written")
+            self.counts["done"] += 1
+        except KeyboardInterrupt:
+            raise
+        except (VgpnnError, _InputFailed) as error:
+            self._fail(item, records, str(error))
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self._fail(item, records, "out of memory; use a smaller --size, fewer --max-frames or a "
+                                      "smaller --batch-size")
+        except Exception as error:  # a bug: one input must not sink a batch of a thousand
+            details = traceback.format_exc()
+            if os.environ.get("VGPNN_DEBUG"):
+                tqdm.write(details, file=sys.stderr)
+            self._fail(item, records, f"internal error ({type(error).__name__}: {error}); this is a bug "
+                                      "in vgpnn, please report it (VGPNN_DEBUG=1 prints the traceback)",
+                       details)
+
+    def _fail(self, item: _Input, records: list[dict], message: str, details: str | None = None) -> None:
+        for record in records:
+            if record["status"] in ("running", "not run"):
+                record["status"] = "failed"
+                record["error"] = message
+                if details:
+                    record["traceback"] = details
+        self.counts["failed"] += 1
+        self.fail_line(item.source, message)
+
+    def _check_not_inputs(self, item: _Input) -> None:
+        own = os.path.abspath(item.source)
+        for output in item.outputs + ([PlannedOutput(item.preview)] if item.preview else []):
+            key = os.path.abspath(output.path)
+            if key == own:
+                raise _InputFailed(f"output '{output.path}' is the input itself; choose another -o")
+            if key in self.inputs_by_path:
+                raise _InputFailed(f"output '{output.path}' is another input of this batch "
+                                   f"('{self.inputs_by_path[key]}'); choose another -o")
+
+    def _todo(self, item: _Input) -> list[int]:
+        exists = [output.path.exists() for output in item.outputs]
+        if self.settings.skip_existing:
+            return [i for i, done in enumerate(exists) if not done]
+        if not self.settings.overwrite:
+            for output, done in zip(item.outputs, exists):
+                if done:
+                    raise _InputFailed(f"output '{output.path}' exists; pass -y/--overwrite to replace it "
+                                       "or --skip-existing to keep it")
+            if item.preview is not None and item.preview.exists():
+                raise _InputFailed(f"preview '{item.preview}' exists; pass -y/--overwrite to replace it")
+        return list(range(len(item.outputs)))
+
+    def _check_writable(self, item: _Input, todo: list[int]) -> None:
+        """Fail before any work when an output's folder cannot be written, creating nothing."""
+        paths = [item.outputs[i].path for i in todo] + ([item.preview] if item.preview else [])
+        for path in paths:
+            folder = _nearest_existing(Path(os.path.abspath(path)).parent)
+            if folder in self.writable:
+                continue
+            if not folder.is_dir():
+                raise OutputError(f"cannot write '{path}': '{folder}' is not a folder; expected -o to "
+                                  "name a folder or a file in one")
+            try:
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".vgpnn-write-test-"):
+                    pass
+            except OSError as error:
+                raise OutputError(f"cannot write '{path}': folder '{folder}' is not writable "
+                                  f"({error.strerror or error}); expected a folder you can write to") from error
+            self.writable.add(folder)
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def _record(self, source: Path, output: PlannedOutput | None) -> dict:
+        return {"input": str(source), "command": self.settings.command,
+                "output": None if output is None else str(output.path), "status": "not run", "error": None,
+                **(output.details if output is not None else {}), "parameters": self.settings.parameters}
+
+    def _write_report(self) -> None:
+        if self.settings.report is None:
+            return
+        write_report(self.settings.report, {
+            "vgpnn": __version__, "torch": torch.__version__, "command": self.settings.command,
+            "argv": sys.argv[1:], "cwd": os.getcwd(), "inputs": list(self.settings.specs),
+            "started": self.started, "finished": _now(), "status": self.status,
+            "summary": dict(self.counts), "parameters": self.settings.parameters,
+            "records": self.records}, overwrite=True)
+
+
+class _InputFailed(Exception):
+    """A check of the runner failed for one input."""
+
+
+def _preview_path(template: str, source: Path, several: bool) -> Path:
+    """One sheet per input: ``{name}``, ``{file}``, ``{parent}`` fill in; with several inputs
+    and none of them in the name, ``_{name}`` goes before the extension."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    unknown = fields - set(PREVIEW_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in --preview "
+                          f"'{template}'; expected {', '.join('{' + f + '}' for f in PREVIEW_FIELDS)}")
+    if several and not fields:
+        stem, dot, suffix = template.rpartition(".")
+        template = f"{stem}_{{name}}{dot}{suffix}" if dot else f"{template}_{{name}}"
+    name = source.stem if source.suffix else source.name
+    return Path(template.format(name=name, file=source.name, parent=source.resolve().parent.name))
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _catch_sigterm():
+    """Make SIGTERM raise :class:`Terminated` (only possible in the main thread)."""
+    def handler(signum, frame):
+        raise Terminated()
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,153 @@
+"""How long a synthesis job will take, estimated before running it (``vgpnn info``).
+
+The model, in three steps:
+
+1. Walk the pyramid the synthesis will build (the same geometry, per-level patch and
+   iteration count, and backend rule as :mod:`vgpnn.synthesis`), and count per level:
+   ``exact``  multiply-adds of exhaustive search (query patches x key patches x patch length),
+   ``approx`` query patches searched by faiss or PatchMatch (their cost per query is fixed),
+   ``keys``   key patches indexed by faiss or described for PatchMatch (once per level),
+   ``vote``   voxels x patch volume folded by the median vote,
+   ``steps``  EM iterations (fixed overhead each: resizes, unfolds, Python).
+2. Seconds on a reference device = the sum of each count times a cost per unit, fitted by
+   least squares to per-level timings of real runs (``benchmarks/calibrate_estimate.py``).
+3. Scale by the speed of this machine relative to that reference: a float32 matrix product is
+   timed now (about 0.2 s) and compared with the same product on the reference device.
+
+Fitted per device kind; the reference CPU is this project's 2-core development machine, the
+reference GPU an H100. On another kind of device the scaling in step 3 is only as good as
+matrix-product speed is a guide to the rest (memory bandwidth, the vote), so the figure is an
+estimate, and ``vgpnn info`` says so.
+
+Seconds per variation, default settings, estimated vs measured (the GPU runs are among those
+the costs were fitted to; the CPU ones are not, except the 256x144x15 clip's levels at 2
+iterations; measured figures from the README's CPU table):
+
+    device        size (WxHxT)    estimated   measured
+    2-core CPU    256x144x15      26.7        23.2
+    2-core CPU    256x144x20      44          41.8   (airballoons.mp4)
+    2-core CPU    256x144x30      69          77.8, 82.1   (bunny_audio, water_glass)
+    2-core CPU    192x144x30      52          54.5   (tree_foliage.mp4)
+    H100          256x144x30      2.6         2.6
+    H100          1280x720x15     8.9         8.9
+    H100          1920x1080x30    31.4        32.1
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .config import SynthesisConfig
+from .nn import EXACT_WORK_LIMIT, faiss_available
+from .pyramid import Shape3, pyramid_geometry
+from .synthesis import effective_patch_size
+
+# Seconds per unit of each count on the reference devices (step 2), and the reference
+# devices' float32 matrix-product rate in multiply-adds per second (step 3).
+COSTS = {
+    "cpu": {"exact": 1.96e-11, "approx": 3.67e-06, "keys": 1.84e-06, "vote": 5.13e-09, "steps": 6.22e-04},
+    "cuda": {"exact": 1.44e-14, "approx": 1.62e-07, "keys": 6.90e-09, "vote": 2.63e-10, "steps": 1.31e-03},
+}
+REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.57e13}
+_MATMUL_SIDE = {"cpu": 1024, "cuda": 8192}
+
+
+@dataclass(frozen=True)
+class LevelWork:
+    """The counts of step 1 for one pyramid level (all its iterations, all samples)."""
+
+    source_shape: Shape3
+    target_shape: Shape3
+    patch_size: tuple[int, int, int]
+    iterations: int
+    backend: str  # of the first iteration; later ones match against the sharp source alike
+    exact: float = 0.0
+    approx: float = 0.0
+    keys: float = 0.0
+    vote: float = 0.0
+    steps: float = 0.0
+
+
+def level_work(source_shape: Shape3, target_shape: Shape3, patch_size, iterations: int, backends: list[str],
+               samples: int = 1) -> LevelWork:
+    """Counts for one level, given the backend of each iteration."""
+    patch_volume = patch_size[0] * patch_size[1] * patch_size[2]
+    queries = math.prod(max(1, t - p + 1) for t, p in zip(target_shape, patch_size))
+    keys = math.prod(max(1, s - p + 1) for s, p in zip(source_shape, patch_size))
+    exact = approx = 0.0
+    for backend in backends:
+        if backend == "exact":
+            exact += float(queries) * keys * 3 * patch_volume * samples
+        else:
+            approx += queries * samples
+    indexed = keys if any(b != "exact" for b in backends) else 0
+    vote = float(math.prod(target_shape)) * patch_volume * len(backends) * samples
+    return LevelWork(tuple(source_shape), tuple(target_shape), tuple(patch_size), len(backends), backends[0],
+                     exact, approx, float(indexed), vote, float(len(backends)))
+
+
+def plan_levels(source_shape: Shape3, target_shape: Shape3, config: SynthesisConfig, device_type: str,
+                samples: int = 1) -> list[LevelWork]:
+    """The levels :func:`vgpnn.synthesis.synthesize` will run, coarsest first, with their counts."""
+    patch_size = effective_patch_size(config.patch_size, source_shape)
+    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
+                                config.coarsest_short_side)
+    coarsest = geometry.levels - 1
+    levels = []
+    for level in range(coarsest, -1, -1):
+        source = geometry.level_shape(source_shape, level, patch_size)
+        target = geometry.level_shape(target_shape, level, patch_size)
+        if math.prod(source) > config.large_level_voxels:
+            level_patch, iterations = effective_patch_size(config.large_level_patch_size, source), 1
+        else:
+            level_patch, iterations = patch_size, 1 if level == coarsest else config.iterations
+        backend = _backend(config.backend, source, target, level_patch, device_type)
+        levels.append(level_work(source, target, level_patch, iterations, [backend] * iterations, samples))
+    return levels
+
+
+def _backend(requested: str, source: Shape3, target: Shape3, patch_size, device_type: str) -> str:
+    """The rule of :func:`vgpnn.nn.choose_backend`, on shapes instead of tensors."""
+    if requested != "auto":
+        return requested
+    queries = math.prod(max(1, t - p + 1) for t, p in zip(target, patch_size))
+    keys = math.prod(max(1, s - p + 1) for s, p in zip(source, patch_size))
+    work = float(queries) * keys * 3 * math.prod(patch_size)
+    if work <= EXACT_WORK_LIMIT.get(device_type, EXACT_WORK_LIMIT["cpu"]):
+        return "exact"
+    return "faiss" if device_type == "cpu" and faiss_available() else "patchmatch"
+
+
+def reference_seconds(levels: list[LevelWork], device_type: str) -> float:
+    """Step 2: the modelled seconds on the reference device of ``device_type``."""
+    costs = COSTS.get(device_type, COSTS["cpu"])
+    return sum(getattr(level, name) * cost for level in levels for name, cost in costs.items())
+
+
+def matmul_rate(device: torch.device, repeats: int = 3) -> float:
+    """Multiply-adds per second of a float32 matrix product on ``device``, best of ``repeats``."""
+    side = _MATMUL_SIDE.get(device.type, _MATMUL_SIDE["cpu"])
+    left = torch.rand(side, side, device=device)
+    right = torch.rand(side, side, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    left @ right  # warm-up: first calls pay for thread pools and kernels
+    sync()
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        left @ right
+        sync()
+        best = min(best, time.perf_counter() - started)
+    return side**3 / best
+
+
+def estimate_seconds(levels: list[LevelWork], device: torch.device, rate: float | None = None) -> float:
+    """Steps 2 and 3: modelled seconds on ``device``; ``rate`` (from :func:`matmul_rate`) is
+    measured when not given."""
+    rate = matmul_rate(device) if rate is None else rate
+    reference = REFERENCE_MATMUL_RATE.get(device.type, REFERENCE_MATMUL_RATE["cpu"])
+    return reference_seconds(levels, device.type) * reference / rate

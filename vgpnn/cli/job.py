@@ -58,6 +58,7 @@ class Plan:
     keep_audio: bool  # copy the input's audio track (only sensible when the length is kept)
     audio_notice: str = "audio not copied"  # said when keep_audio is False and the input has audio
     notes: list[str] = field(default_factory=list)  # said before synthesis starts
+    sheet_rows: list = field(default_factory=list)  # extra clips for the preview, after the input's row
 
 
 # (clip, plan, seeds, on_variation(index into seeds, frames, levels), progress)
@@ -106,7 +107,7 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         if clip.has_audio and not keep_audio:
             job.say(clip_plan.audio_notice if not clip_plan.keep_audio
                     else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
-        sheet_rows = [clip.frames]
+        sheet_rows = [clip.frames, *clip_plan.sheet_rows]
         bars = ProgressBars(enabled=not settings.quiet and sys.stderr.isatty(), total=len(job.todo))
 
         def write_one(index, frames, levels):
@@ -137,6 +138,33 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
                           settings.quiet, settings.report, None if settings.preview is None else str(settings.preview),
                           parameters)
     sys.exit(run_batch(batch, plan, make))
+
+
+PairSynthesise = Callable[[Clip, Clip, Plan, list[int], Callable, Callable], None]  # (clip, second, plan, seeds, ...)
+
+
+def run_pair_command(settings: JobSettings, second_path: Path, second_role: str, config: SynthesisConfig,
+                     default_stem: str, plan_pair: Callable[[Clip, Clip], Plan],
+                     synthesise: PairSynthesise) -> None:
+    """:func:`run_command` for commands with a second input clip, read once with the same
+    working size and frame range (``second_role`` names it in notices and the report). The
+    preview shows each input, then the second clip, then the outputs."""
+    second = read_clip(second_path, short_side=settings.short_side, start_frame=settings.start_frame,
+                       max_frames=settings.max_frames or None)
+    frames, height, width = second.frames.shape[:3]
+    settings = JobSettings(**{**settings.__dict__, "parameters": {
+        **settings.parameters, second_role: str(second_path), f"{second_role}_working_shape": [frames, height, width]}})
+
+    def plan_clip(clip: Clip) -> Plan:
+        plan = plan_pair(clip, second)
+        plan.notes.insert(0, f"{second_role}: {width}x{height}, {frames} frame{'s' * (frames != 1)}")
+        plan.sheet_rows.insert(0, second.frames)
+        return plan
+
+    def synthesise_clip(clip, plan, seeds, on_variation, progress):
+        synthesise(clip, second, plan, seeds, on_variation, progress)
+
+    run_command(settings, config, default_stem, plan_clip, synthesise_clip)
 
 
 def _notices(say, clip: Clip, settings: JobSettings) -> None:

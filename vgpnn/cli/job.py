@@ -118,3 +118,39 @@ def run_job(settings: JobSettings, input_path: Path, config: SynthesisConfig,
                 "size": settings.short_side, "max_frames": settings.max_frames,
                 "start_frame": settings.start_frame},
             "outputs": records, "seconds": round(time.perf_counter() - started, 3)}, overwrite=True)
+
+
+PairSynthesise = Callable[[Clip, Clip, Plan, list[int], Callable, Callable], None]  # (clip, second, plan, seeds, ...)
+
+
+def run_pair_job(settings: JobSettings, input_path: Path, second_path: Path, second_role: str,
+                 config: SynthesisConfig, plan_pair: Callable[[Clip, Clip], Plan],
+                 synthesise: PairSynthesise) -> None:
+    """:func:`run_job` for commands with a second input clip (``second_role`` names it in notices
+    and the report), read with the same working size and frame range. The preview sheet shows
+    the input, then the second clip, then each output."""
+    second = read_clip(second_path, short_side=settings.short_side, start_frame=settings.start_frame,
+                       max_frames=settings.max_frames or None)
+    if settings.preview is not None:
+        check_outputs([settings.preview], input_path, settings.overwrite)
+    frames, height, width = second.frames.shape[:3]
+    inner = JobSettings(**{**settings.__dict__, "preview": None, "parameters": {
+        **settings.parameters, second_role: str(second_path), f"{second_role}_working_shape": [frames, height, width]}})
+    rows = []
+
+    def plan_clip(clip: Clip) -> Plan:
+        rows.append(clip.frames)
+        plan = plan_pair(clip, second)
+        plan.notes.insert(0, f"{second_role}: {width}x{height}, {frames} frame{'s' * (frames != 1)}")
+        return plan
+
+    def synthesise_clip(clip, plan, seeds, on_variation, progress):
+        def keep_row(index, output_frames, levels):
+            on_variation(index, output_frames, levels)
+            rows.append(output_frames)
+        synthesise(clip, second, plan, seeds, keep_row, progress)
+
+    run_job(inner, input_path, config, plan_clip, synthesise_clip)
+    if settings.preview is not None:
+        write_video(settings.preview, contact_sheet([rows[0], second.frames, *rows[1:]]), None,
+                    overwrite=settings.overwrite)

@@ -1,0 +1,75 @@
+"""``vgpnn analogy``: the layout and motion of one clip in the look of another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..apps.analogy import AnalogyOptions, analogy as analogy_clips, analogy_patch_size
+from . import main
+from .common import fail_cleanly
+from .batch import skip_existing_option
+from .job import JobSettings, Plan, run_pair_command
+from .options import (config_from_options, method_options, output_options, variation_options,
+                      working_size_options)
+
+# Noise for --variations: enough to vary the details, little enough that the coarsest level
+# still shows STRUCTURE's layout (the default 2.5 of generate would bury it).
+VARIATION_NOISE = 0.3
+
+
+@main.command()
+@click.argument("structure_path", metavar="STRUCTURE", type=click.Path(path_type=Path))
+@click.argument("appearance_path", metavar="APPEARANCE", type=click.Path(path_type=Path))
+@click.option("--structure-bins", type=click.IntRange(min=1), default=AnalogyOptions.structure_bins,
+              show_default=True, help="Levels of motion (optical-flow speed) and of brightness that STRUCTURE "
+                                      "is sorted into; for a sketch, at least its number of colours.")
+@click.option("--appearance-bins", type=click.IntRange(min=1), default=AnalogyOptions.appearance_bins,
+              show_default=True, help="Levels of motion and of brightness that APPEARANCE is sorted into.")
+@variation_options
+@working_size_options
+@method_options
+@output_options
+@skip_existing_option
+@fail_cleanly
+def analogy(structure_path, appearance_path, structure_bins, appearance_bins, variations, seed, batch_size,
+            short_side, max_frames, start_frame, noise_sigma, patch_size, iterations, pyramid_factor,
+            coarsest_frames, coarsest_size, backend, device, output, output_format, overwrite, quiet, report,
+            preview, skip_existing):
+    """Make a clip with the space-time layout and motion of STRUCTURE and the look of APPEARANCE:
+    every pixel comes from APPEARANCE's patches, placed where STRUCTURE's regions of similar
+    motion and brightness are (slow with slow, fast with fast, dark with dark). STRUCTURE may be
+    a sketch or label video of flat colours; either may be a still image (then no motion is
+    used). The output has STRUCTURE's working size, length and frame rate.
+
+    \b
+    Examples:
+      vgpnn analogy waterfall.mp4 lava.mp4
+      vgpnn analogy sketch.mp4 foliage.mp4 --structure-bins 4 -o filled.mp4
+      vgpnn analogy layout.png texture.jpg -n 3 --seed 0
+    """
+    varied = variations > 1 or seed is not None
+    config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
+                                 backend, noise_sigma, default_noise=VARIATION_NOISE if varied else 0.0)
+    settings = JobSettings("analogy", (str(structure_path),), variations, 0 if seed is None and not varied else seed,
+                           batch_size, short_side, max_frames, start_frame, device, output, output_format, overwrite,
+                           quiet, report, preview, skip_existing, parameters={"structure_bins": structure_bins,
+                                                        "appearance_bins": appearance_bins})
+    appearance_name = appearance_path.stem if appearance_path.suffix else appearance_path.name
+    default_stem = "{name}_as_" + appearance_name.replace("{", "").replace("}", "") + ("_{seed}" if varied else "")
+
+    def plan(structure, appearance):
+        shape = tuple(structure.frames.shape[:3])
+        analogy_patch_size(shape, tuple(appearance.frames.shape[:3]), config)
+        motion = shape[0] > 1 and appearance.frames.shape[0] > 1
+        notes = [] if motion else ["a still image is involved: matching on brightness only, no motion"]
+        return Plan(target_shape=shape, keep_audio=True, notes=notes)
+
+    def synthesise(structure, appearance, plan, seeds, on_variation, progress):
+        options = AnalogyOptions(structure_bins=structure_bins, appearance_bins=appearance_bins,
+                                 variations=len(seeds), seed=seeds[0], device=device)
+        analogy_clips(structure.frames, appearance.frames, config, options, on_variation=on_variation,
+                      progress=progress)
+
+    run_pair_command(settings, appearance_path, "appearance", config, default_stem, plan, synthesise)

@@ -230,3 +230,7 @@ def test_cli_errors_are_one_line_with_the_right_exit_status(tmp_path, clip_paths
     write_video(tiny, np.zeros((1, 4, 4, 3), np.uint8), None)
     too_small = run("analogy", tiny, appearance, *FAST_CLI)
     assert too_small.exit_code == 1 and "larger than the structure" in too_small.output  # that input fails
+    before = appearance.read_bytes()
+    onto_appearance = run("analogy", structure, appearance, "-o", appearance, "-y", *FAST_CLI)
+    assert onto_appearance.exit_code == 1 and "is an input of this command" in onto_appearance.output
+    assert appearance.read_bytes() == before

@@ -23,6 +23,7 @@ from ..naming import default_format, plan_outputs
 from ..preview import contact_sheet
 from ..progress import ProgressBars
 from ..video import Clip, is_variable_frame_rate, read_clip, write_video
+from ..errors import OutputError
 from .batch import BatchSettings, Job, PlannedOutput, run_batch
 from .common import config_record, notice_working_size, refuse_if_too_big
 
@@ -48,6 +49,7 @@ class JobSettings:
     preview: Path | None
     skip_existing: bool
     parameters: dict = field(default_factory=dict)  # the command's own options, for the report
+    other_inputs: tuple[Path, ...] = ()  # inputs besides INPUT... (analogy's APPEARANCE): never overwritten
 
 
 @dataclass
@@ -87,6 +89,10 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         paths = plan_outputs(settings.output, source, seeds,
                              settings.output_format or default_format(input_kind(source), source),
                              default_stem=default_stem)
+        protected = {other.resolve() for other in settings.other_inputs}
+        for path in paths:
+            if path.resolve() in protected:
+                raise OutputError(f"output '{path}' is an input of this command; choose another -o")
         return [PlannedOutput(path, {"seed": s}) for path, s in zip(paths, seeds)]
 
     def make(job: Job) -> None:
@@ -152,7 +158,7 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
     second = read_clip(second_path, short_side=settings.short_side, start_frame=settings.start_frame,
                        max_frames=settings.max_frames or None)
     frames, height, width = second.frames.shape[:3]
-    settings = JobSettings(**{**settings.__dict__, "parameters": {
+    settings = JobSettings(**{**settings.__dict__, "other_inputs": (*settings.other_inputs, second_path), "parameters": {
         **settings.parameters, second_role: str(second_path), f"{second_role}_working_shape": [frames, height, width]}})
 
     def plan_clip(clip: Clip) -> Plan:

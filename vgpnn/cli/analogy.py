@@ -8,11 +8,8 @@ import click
 
 from ..apps.analogy import AnalogyOptions, analogy as analogy_clips, analogy_patch_size
 from . import main
-from .common import fail_cleanly
-from .batch import skip_existing_option
 from .job import JobSettings, Plan, run_pair_command
-from .options import (config_from_options, method_options, output_options, variation_options,
-                      working_size_options)
+from .options import config_from_options, synthesis_command_options
 
 # Noise for --variations: enough to vary the details, little enough that the coarsest level
 # still shows STRUCTURE's layout (the default 2.5 of generate would bury it).
@@ -27,12 +24,7 @@ VARIATION_NOISE = 0.3
                                       "is sorted into; for a sketch, at least its number of colours.")
 @click.option("--appearance-bins", type=click.IntRange(min=1), default=AnalogyOptions.appearance_bins,
               show_default=True, help="Levels of motion and of brightness that APPEARANCE is sorted into.")
-@variation_options
-@working_size_options
-@method_options
-@output_options
-@skip_existing_option
-@fail_cleanly
+@synthesis_command_options()
 def analogy(structure_path, appearance_path, structure_bins, appearance_bins, variations, seed, batch_size,
             short_side, max_frames, start_frame, noise_sigma, patch_size, iterations, pyramid_factor,
             coarsest_frames, coarsest_size, backend, device, output, output_format, overwrite, quiet, report,

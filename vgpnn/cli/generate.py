@@ -6,21 +6,14 @@ from __future__ import annotations
 from ..apps.generate import GenerateOptions, generate as generate_clips
 from ..config import SynthesisConfig
 from . import main
-from .batch import inputs_argument, skip_existing_option
-from .common import fail_cleanly
+from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import (config_from_options, method_options, output_options, variation_options,
-                      working_size_options)
+from .options import config_from_options, synthesis_command_options
 
 
 @main.command()
 @inputs_argument
-@variation_options
-@working_size_options
-@method_options
-@output_options
-@skip_existing_option
-@fail_cleanly
+@synthesis_command_options()
 def generate(inputs, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend,
              device, output, output_format, overwrite, quiet, report, preview, skip_existing):

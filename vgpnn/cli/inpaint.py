@@ -10,11 +10,9 @@ from ..apps.inpaint import InpaintOptions, hole_from_mask, inpaint as inpaint_cl
 from ..config import SynthesisConfig
 from ..video import GIF_EXTENSION, read_clip
 from . import main
-from .common import fail_cleanly
-from .batch import inputs_argument, skip_existing_option
+from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import (config_from_options, method_options, output_options, variation_options,
-                      working_size_options)
+from .options import config_from_options, synthesis_command_options
 
 
 @main.command()
@@ -23,12 +21,7 @@ from .options import (config_from_options, method_options, output_options, varia
               help="What to remove: an image of the input's size (used for every frame), or a video or "
                    "frame folder with one frame per input frame. White (non-zero) marks the hole; for a "
                    "lossy video mask, pixels brighter than half.")
-@variation_options
-@working_size_options
-@method_options
-@output_options
-@skip_existing_option
-@fail_cleanly
+@synthesis_command_options()
 def inpaint(inputs, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
             patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
             output, output_format, overwrite, quiet, report, preview, skip_existing):

@@ -144,3 +144,18 @@ def variation_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def synthesis_command_options(size_alias: bool = True):
+    """Everything a synthesising command shares, in one decorator: variations and seeds, working
+    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes."""
+    from .batch import skip_existing_option
+    from .common import fail_cleanly
+
+    def decorate(command):
+        command = fail_cleanly(command)
+        for option in (skip_existing_option, output_options, method_options,
+                       working_size_options(size_alias=size_alias), variation_options):
+            command = option(command)
+        return command
+    return decorate

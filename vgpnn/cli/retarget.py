@@ -9,11 +9,9 @@ from ..apps.retarget import KEEP_SIDES, RetargetOptions, TargetRequest, plan_tar
 from ..config import SynthesisConfig
 from ..synthesis import check_shapes
 from . import main
-from .common import fail_cleanly
-from .batch import inputs_argument, skip_existing_option
+from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import (config_from_options, method_options, output_options, variation_options,
-                      working_size_options)
+from .options import config_from_options, synthesis_command_options
 
 
 def _parse_pair(separator: str, what: str, integers: bool):
@@ -52,12 +50,7 @@ def _parse_pair(separator: str, what: str, integers: bool):
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Multiply the length by this (2: twice as long, 0.5: half).")
 @click.option("--loop", is_flag=True, help="Make the output loop seamlessly: its last frame leads into the first.")
-@variation_options
-@working_size_options(size_alias=False)
-@method_options
-@output_options
-@skip_existing_option
-@fail_cleanly
+@synthesis_command_options(size_alias=False)
 def retarget(inputs, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
              time_scale, loop, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,

@@ -113,8 +113,3 @@ def check_memory(device: torch.device, source_shape, target_shape, batch: int, b
     if available is not None:
         label = str(device) if device.type == "cuda" else "this machine (RAM)"
         check_fits(estimate_bytes(device, source_shape, target_shape, batch, backend), available, label)
-
-
-def check_gpu_memory(device: torch.device, source_shape, target_shape, batch: int) -> None:
-    """The same check as :func:`check_memory` (its old name; it now covers CPUs too)."""
-    check_memory(device, source_shape, target_shape, batch)

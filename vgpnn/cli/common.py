@@ -42,15 +42,6 @@ def config_record(config: SynthesisConfig) -> dict:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-def check_outputs(outputs: list[Path], input_path: Path, overwrite: bool) -> None:
-    source = input_path.resolve()
-    for path in outputs:
-        if path.resolve() == source:
-            raise OutputError(f"output '{path}' is the input itself; choose another -o")
-        if path.exists() and not overwrite:
-            raise OutputError(f"output '{path}' exists; pass -y/--overwrite to replace it")
-
-
 def notice_working_size(say, clip, short_side, max_frames) -> None:
     frames, height, width = clip.frames.shape[:3]
     original_height, original_width = clip.original_size

@@ -11,12 +11,15 @@ import torch
 from click.testing import CliRunner
 
 from vgpnn.apps.retarget import RetargetOptions, TargetRequest, plan_target_shape, retarget
+from vgpnn.carve import carve_layout, motion_weights
 from vgpnn.cli import main
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
 from vgpnn.loop import unroll_for_search, vote_loop
-from vgpnn.patches import unfold
+from vgpnn.metrics import coherence
+from vgpnn.patches import carry_field, unfold
 from vgpnn.resize import resize_video
+from vgpnn.synthesis import synthesize
 from vgpnn.video import read_clip, write_video
 
 from test_cli import textured_clip
@@ -216,3 +219,76 @@ def test_impossible_requests_fail_with_one_line_and_no_output(tmp_path, clip_pat
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x.mp4").exists()
+
+
+def disk_clip(frames=10, height=32, width=64, centre_x=20, radius=7, speed=1):
+    """A still texture with a dark disk drifting right by ``speed`` pixels a frame: the one
+    thing that moves, and round, so a squeeze shows as an ellipse."""
+    background = textured_clip(frames=1, height=height, width=width, seed=5)[0]
+    rows, columns = np.mgrid[0:height, 0:width]
+    clip = []
+    for t in range(frames):
+        inside = (rows - height / 2) ** 2 + (columns - centre_x - t * speed) ** 2 <= radius ** 2
+        clip.append(np.where(inside[..., None], 20, background).astype(np.uint8))
+    return np.stack(clip)
+
+
+def disk_extent(frame):
+    """Width and height in pixels of the dark (< 40) region of one frame."""
+    dark = frame.max(axis=-1) < 40
+    columns, rows = np.flatnonzero(dark.any(axis=0)), np.flatnonzero(dark.any(axis=1))
+    return (columns[-1] - columns[0] + 1, rows[-1] - rows[0] + 1) if len(columns) else (0, 0)
+
+
+def test_motion_weights_favour_what_moves_and_weigh_a_still_clip_alike():
+    clip = torch.from_numpy(disk_clip()).permute(3, 0, 1, 2).float() / 255
+    weights = motion_weights(clip, (3, 16, 32), (3, 7, 7)).reshape(10, 26)  # a (3, 16, 32) level's (H', W') grid
+    assert weights.mean().item() == pytest.approx(1.0)
+    # The disk sweeps columns 13..36 of the clip (centre 20..29, radius 7): up to 18 of the level,
+    # so grid columns up to 18; the rest of the frame is still.
+    assert weights[:, 19:].max() < 0.01
+    assert weights[:, 5:14].mean() > 1.5  # measured: 2.2
+    still = clip[:, :1].expand(-1, 10, -1, -1)
+    assert torch.equal(motion_weights(still, (3, 16, 32), (3, 7, 7)), torch.ones(10 * 26))
+
+
+def test_carving_keeps_the_moving_disk_and_removes_whole_lines():
+    clip = torch.from_numpy(disk_clip(radius=5, speed=0.5)).permute(3, 0, 1, 2).float() / 255
+    level = resize_video(clip, (3, 16, 32))
+    rows, columns = carve_layout(level, (16, 14), (3, 7, 7), motion_weights(clip, (3, 16, 32), (3, 7, 7)))
+    assert rows == list(range(16)) and len(columns) == 14 and columns == sorted(columns)
+    # The disk covers columns 15..30 of the clip (centre 20..24.5, radius 5), 8..14 of the level.
+    assert set(range(8, 15)) <= set(columns)
+
+
+def test_a_narrower_retarget_keeps_the_disk_round():
+    clip = disk_clip()
+    out = retarget(clip, (10, 32, 24), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
+    widths, heights = zip(*(disk_extent(frame) for frame in out))
+    # Measured: 15x15 in every frame. From the squeezed source, as before carving, it came out
+    # from 1x1 to 10x15 (squeezed, and half pushed out of the frame).
+    assert min(heights) >= 13
+    assert all(abs(w - h) <= 2 for w, h in zip(widths, heights))
+
+
+def test_carried_field_keeps_a_shifted_piece_one_piece():
+    # Coarser level: queries 10x12 (grid 4x6), keys 10x20 (grid 4x14), every query copying the
+    # key 5 columns to its right. Finer level: queries 1.5x as large (grid 9x12), keys twice (grid 14x34).
+    patch = (1, 7, 7)
+    rows, columns = torch.meshgrid(torch.arange(4), torch.arange(6), indexing="ij")
+    field = (rows * 14 + columns + 5)[None, None]  # (B, T', H', W')
+    carried = carry_field(field, ((1, 10, 12), (1, 15, 18)), ((1, 10, 20), (1, 20, 40)), (patch, patch), (1, 9, 12))
+    rows, columns = torch.meshgrid(torch.arange(9), torch.arange(12), indexing="ij")
+    # One displacement everywhere, scaled with the keys: 10 columns right, no rows.
+    assert torch.equal(carried, (rows * 34 + columns + 10)[None, None])
+
+
+def test_carrying_the_layout_up_keeps_a_narrower_retarget_coherent():
+    clip = disk_clip()
+    source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
+    carried = synthesize(source, (10, 32, 24), FAST_CONFIG, [0], carry=True).videos[0]
+    resized = synthesize(source, (10, 32, 24), FAST_CONFIG, [0], carry=False).videos[0]
+    # Measured: 0 with the layout carried up (every patch is a source patch) against 2.4e-3 when
+    # each level re-matches its resized output instead.
+    assert coherence(carried, source) < 1e-5
+    assert coherence(carried, source) < 0.1 * coherence(resized, source)

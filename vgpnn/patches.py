@@ -132,3 +132,39 @@ def rescale_field(field: torch.Tensor, key_grid: tuple[int, int, int], new_query
     scaled = [((c.double() + 0.5) * new / old - 0.5).round().long().clamp(0, new - 1)
               for c, new, old in zip(coords, new_key_grid, key_grid)]
     return (scaled[0] * new_key_grid[1] + scaled[1]) * new_key_grid[2] + scaled[2]
+
+
+def carry_field(field: torch.Tensor, query_shapes: tuple[tuple[int, int, int], tuple[int, int, int]],
+                key_shapes: tuple[tuple[int, int, int], tuple[int, int, int]],
+                patch_sizes: tuple[PatchSize, PatchSize], new_query_grid: tuple[int, int, int]) -> torch.Tensor:
+    """Carry a coarser level's arrangement (B, T', H', W') to a finer level, keeping each piece's
+    offset: every new position takes the displacement (key position minus query position) of
+    the old position under its centre, scaled like the keys' video, so a copied piece stays one
+    copied piece with its edges where they were. ``query_shapes`` and ``key_shapes`` are the
+    (coarser, finer) videos' (T, H, W); ``patch_sizes`` the two levels' patches;
+    ``new_query_grid`` the finer query grid (a loop's has T positions in time).
+
+    Why not resize the coarser output and search again, as the method does: a piece moved by a
+    whole pixel at the coarser level moves by a fraction of one at the finer level (1 / 0.85),
+    and thin or moving details of it then match other places or other moments better than their
+    own, which the median vote blurs into something the source never shows."""
+    old_grid = tuple(field.shape[1:])
+    old_key_grid = grid_shape(key_shapes[0], patch_sizes[0])
+    new_key_grid = grid_shape(key_shapes[1], patch_sizes[1])
+    device = field.device
+    old_positions, new_positions, key_scales = [], [], []
+    for axis in range(3):
+        old_centre, new_centre = (patch_sizes[0][axis] - 1) / 2, (patch_sizes[1][axis] - 1) / 2
+        query_scale = query_shapes[1][axis] / query_shapes[0][axis]
+        new = torch.arange(new_query_grid[axis], device=device)
+        old = ((new + new_centre + 0.5) / query_scale - 0.5 - old_centre).round().long().clamp(0, old_grid[axis] - 1)
+        old_positions.append(old)
+        new_positions.append(new)
+        key_scales.append(key_shapes[1][axis] / key_shapes[0][axis])
+    picked = field[:, old_positions[0][:, None, None], old_positions[1][None, :, None], old_positions[2][None, None, :]]
+    old_keys = grid_coordinates(picked, old_key_grid)
+    views = ((-1, 1, 1), (1, -1, 1), (1, 1, -1))
+    new_keys = [(new_positions[axis].view(views[axis])
+                 + ((old_keys[axis] - old_positions[axis].view(views[axis])) * key_scales[axis]).round().long())
+                .clamp(0, new_key_grid[axis] - 1) for axis in range(3)]
+    return (new_keys[0] * new_key_grid[1] + new_keys[1]) * new_key_grid[2] + new_keys[2]

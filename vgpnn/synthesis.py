@@ -32,7 +32,8 @@ from .errors import ConfigError
 from .holes import clean_keys, fill_hole, level_hole
 from .loop import loop_grid, unroll_for_search, vote_loop, wrap_index
 from .nn import SearchRequest, choose_backend, make_backend
-from .patches import grid_shape, rescale_field, vote
+from .carve import carve_to
+from .patches import PatchSize, carry_field, grid_shape, rescale_field, vote
 from .pyramid import Shape3, build_pyramid, pyramid_geometry
 from .resize import resize_video
 
@@ -83,24 +84,36 @@ def check_shapes(source_shape: Shape3, target_shape: Shape3, config: SynthesisCo
     return patch_size
 
 
-def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3) -> torch.Tensor:
-    """The target's starting point: the source resized in space to the target's coarsest size,
-    but never stretched in time. A longer target repeats the source's coarsest frames (a jump
-    the search then smooths over) and a shorter one takes its first frames, so motion starts at
-    its natural speed: stretching would start, and stay, in slow motion."""
-    frames = coarsest_source.shape[1]
-    guess = resize_video(source, (frames, *target_shape[1:]))
+def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3,
+                   patch_size: PatchSize) -> torch.Tensor:
+    """The target's starting point at the coarsest level, never squashed nor slowed down.
+
+    Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
+    carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
+    to remove). Time: never stretched. A longer target repeats the source's coarsest frames (a
+    jump the search then smooths over) and a shorter one takes its first frames, so motion starts
+    at its natural speed: stretching would start, and stay, in slow motion."""
+    frames, height, width = coarsest_source.shape[1:]
+    kept = (min(height, target_shape[1]), min(width, target_shape[2]))
+    if kept == (height, width):
+        guess = resize_video(source, (frames, *target_shape[1:]))
+    else:
+        carved = carve_to(coarsest_source, kept, patch_size, source)
+        guess = resize_video(carved, (frames, *target_shape[1:]))
     return guess.index_select(1, wrap_index(frames, target_shape[0], device=guess.device))
 
 
 def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
                seeds: list[int], progress: ProgressCallback | None = None,
-               loop: bool = False, hole: torch.Tensor | None = None) -> SynthesisResult:
+               loop: bool = False, hole: torch.Tensor | None = None, carry: bool = False) -> SynthesisResult:
     """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
 
     Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed. ``loop``:
     the videos loop seamlessly (their last frame leads into the first). ``hole``: (T, H, W) bool
     of the source's shape; the videos are the source with the hole filled from the rest.
+    ``carry``: each finer level starts from the coarser level's arrangement of source patches
+    carried up piece by piece (``carry_field``) rather than from its output resized and matched
+    blurry against blurry; retargets use it so a layout, once decided, is not re-rounded level by level.
     """
     if source.dim() != 4:
         raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
@@ -120,7 +133,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 
     coarsest = geometry.levels - 1 if holes is None else _coarsest_with_clean_keys(holes, patch_size)
-    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest])[None].repeat(len(seeds), 1, 1, 1, 1)
+    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size)[None].repeat(len(seeds), 1, 1, 1, 1)
     if holes is not None:
         output = fill_hole(output, holes[coarsest])
     if config.noise_sigma > 0:
@@ -128,23 +141,31 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         output = output + (noise if holes is None else noise * holes[coarsest])
 
     records = []
-    previous = None  # (field, key grid) of the coarser level, to start this level's search from
+    previous = None  # (field, level, patch) of the coarser level, to start this level's search from
     for level in range(coarsest, -1, -1):
         started = time.perf_counter()
         values = sources[level]
         # A loop's coarsest guess is not yet a loop; full iterations there close the seam early.
         level_patch, iterations = _level_settings(config, values, patch_size, level == coarsest and not loop)
-        if level == coarsest:
-            queries, keys = output, values
-        else:
-            queries = resize_video(output, target_shapes[level], loop=loop)
-            keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
         record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
         query_grid = (loop_grid if loop else grid_shape)(target_shapes[level], level_patch)
         valid_keys = None if holes is None else _clean_keys_at(holes[level], level_patch, level)
-        field_ = None
-        if previous is not None:
-            field_ = rescale_field(previous[0], previous[1], query_grid, grid_shape(keys.shape, level_patch))
+        vote_level = vote_loop if loop else vote
+        field_ = None  # the search's starting field, when there is one
+        if level == coarsest:
+            queries, keys = output, values
+        elif carry:
+            coarser_field, coarser, coarser_patch = previous
+            field_ = carry_field(coarser_field, (target_shapes[coarser], target_shapes[level]),
+                                 (tuple(sources[coarser].shape[1:]), tuple(values.shape[1:])),
+                                 (coarser_patch, level_patch), query_grid)
+            queries, keys = vote_level(values, field_, target_shapes[level], level_patch, config.vote), values
+        else:
+            coarser_field, coarser, coarser_patch = previous
+            queries = resize_video(output, target_shapes[level], loop=loop)
+            keys = resize_video(sources[coarser], tuple(values.shape[1:]))
+            field_ = rescale_field(coarser_field, grid_shape(sources[coarser].shape, coarser_patch), query_grid,
+                                   grid_shape(keys.shape, level_patch))
         backends = {}  # one per name and level, so a backend can reuse its index across iterations
         for iteration in range(iterations):
             search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
@@ -156,12 +177,12 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
                 backends[backend] = make_backend(backend)
             field_ = backends[backend].search(request)
             record.backends.append(backend)
-            queries = (vote_loop if loop else vote)(values, field_, target_shapes[level], level_patch, config.vote)
+            queries = vote_level(values, field_, target_shapes[level], level_patch, config.vote)
             if holes is not None:
                 queries = torch.where(holes[level], queries, values)
             keys = values
         output = queries
-        previous = (field_, grid_shape(values.shape, level_patch))
+        previous = (field_, level, level_patch)
         record.seconds = time.perf_counter() - started
         records.append(record)
         if progress is not None:

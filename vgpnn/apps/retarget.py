@@ -160,4 +160,4 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
     if not shrink_time:
         config = replace(config, coarsest_frames=max(config.coarsest_frames, source_frames))
     return make_variations(frames, tuple(int(x) for x in target_shape), config, seeds, options.device,
-                           options.batch_size, on_variation, progress, loop=options.loop)
+                           options.batch_size, on_variation, progress, loop=options.loop, carry=True)

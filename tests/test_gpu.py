@@ -53,6 +53,38 @@ def test_vote_on_cuda_equals_the_cpu_vote():
         assert torch.allclose(gpu.cpu(), cpu, atol=1e-6)
 
 
+@pytest.mark.parametrize("patch, value_shape, output_shape, batch", [
+    ((3, 5, 5), (6, 20, 24), (6, 20, 24), 2),
+    ((3, 7, 7), (5, 12, 13), (7, 15, 11), 1),  # output larger than the values
+    ((2, 3, 4), (4, 9, 9), (5, 8, 10), 2),  # even counts everywhere, and at the borders
+    ((1, 3, 3), (3, 8, 8), (2, 9, 7), 1),  # one frame per patch, as for images
+])
+@pytest.mark.parametrize("reduce", ["median", "mean"])
+def test_triton_vote_equals_the_cpu_vote_bit_for_bit(patch, value_shape, output_shape, batch, reduce):
+    pytest.importorskip("triton")
+    from vgpnn import vote_triton
+    from vgpnn.patches import field_to_voxel_index, grid_shape
+    values = smooth((3, *value_shape), 6)
+    key_grid = grid_shape(value_shape, patch)
+    field = torch.randint(0, key_grid[0] * key_grid[1] * key_grid[2], (batch, *grid_shape(output_shape, patch)),
+                          generator=torch.Generator().manual_seed(1))
+    cpu = vote(values, field, output_shape, patch, reduce)
+    base = field_to_voxel_index(field, value_shape, patch).cuda()
+    gpu = vote_triton.run_vote(values.cuda(), base, patch, reduce, output_shape)
+    assert torch.equal(gpu.cpu(), cpu)
+    assert torch.equal(vote(values.cuda(), field.cuda(), output_shape, patch, reduce).cpu(), cpu)
+
+
+def test_torch_vote_on_cuda_without_triton_equals_the_cpu_vote(monkeypatch):
+    from vgpnn import vote_triton
+    monkeypatch.setattr(vote_triton, "AVAILABLE", False)
+    values = smooth((3, 6, 20, 24), 3)
+    field = torch.randint(0, 4 * 16 * 20, (2, 4, 16, 20), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(vote(values.cuda(), field.cuda(), (6, 20, 24), PATCH).cpu(), vote(values, field, (6, 20, 24), PATCH))
+    gpu = vote(values.cuda(), field.cuda(), (6, 20, 24), PATCH, "mean").cpu()
+    assert torch.allclose(gpu, vote(values, field, (6, 20, 24), PATCH, "mean"), atol=1e-6)
+
+
 def test_noise_free_synthesis_on_cuda_reproduces_the_source():
     source = smooth((3, 8, 32, 40), 4)
     result = synthesize(source.cuda(), (8, 32, 40), SynthesisConfig(noise_sigma=0, iterations=1), [0])

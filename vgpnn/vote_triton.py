@@ -24,6 +24,8 @@ import torch
 try:
     import triton
     import triton.language as tl
+
+    from .triton_kernels import generic_kernel
 except ImportError:  # the torch vote is used instead
     triton = None
 
@@ -37,7 +39,7 @@ MEAN_BLOCK = 128
 MEAN_WARPS = 4
 
 if AVAILABLE:
-    @triton.jit
+    @generic_kernel
     def _median_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
                        grid_t, grid_h, grid_w, value_height, value_width, value_count,
                        CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
@@ -82,7 +84,7 @@ if AVAILABLE:
             median = (chosen ^ ((chosen >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
             tl.store(out_ptr + (b * CHANNELS + c) * plane + within, median, mask=inside)
 
-    @triton.jit
+    @generic_kernel
     def _mean_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
                      grid_t, grid_h, grid_w, value_height, value_width, value_count,
                      CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,

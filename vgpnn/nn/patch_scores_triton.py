@@ -31,6 +31,8 @@ import torch
 try:
     import triton
     import triton.language as tl
+
+    from ..triton_kernels import generic_kernel
 except ImportError:  # PatchMatch falls back to descriptors
     triton = None
 
@@ -41,7 +43,7 @@ BLOCK = 8  # query positions per program; with WARPS, about 32 tile floats per t
 WARPS = 2
 
 if AVAILABLE:
-    @triton.jit
+    @generic_kernel
     def _improve_kernel(query_ptr, key_ptr, proposal_ptr, valid_ptr, field_ptr, best_ptr,
                         n, start, moves, batch, positions,
                         query_plane, query_height, query_width, query_grid_h, query_grid_w,
@@ -110,7 +112,7 @@ if AVAILABLE:
         difference = query - key
         return tl.sum(difference * difference, axis=1)
 
-    @triton.jit
+    @generic_kernel
     def _propagate_kernel(query_ptr, key_ptr, field_in, best_in, field_out, best_out, valid_ptr, seed_ptr,
                           positions, step, along_t, along_y, along_x, random_key, key_total,
                           query_plane, query_height, query_width, query_grid_t, query_grid_h, query_grid_w,

@@ -43,53 +43,6 @@ BLOCK = 8  # query positions per program; with WARPS, about 32 tile floats per t
 WARPS = 2
 
 if AVAILABLE:
-    @generic_kernel
-    def _improve_kernel(query_ptr, key_ptr, proposal_ptr, valid_ptr, field_ptr, best_ptr,
-                        n, start, moves, batch, positions,
-                        query_plane, query_height, query_width, query_grid_h, query_grid_w,
-                        key_plane, key_height, key_width, key_grid_h, key_grid_w,
-                        CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                        DPAD: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr):
-        b = tl.program_id(1)
-        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        inside = i < n
-        position = start + i
-        # Patch element j is channel c at in-patch offset (dt, dy, dx), as unfold orders them.
-        j = tl.arange(0, DPAD)
-        in_patch = j < CHANNELS * PT * PH * PW
-        c = j // (PT * PH * PW)
-        dt = (j // (PH * PW)) % PT
-        dy = (j // PW) % PH
-        dx = j % PW
-        query_offset = c * query_plane + (dt * query_height + dy) * query_width + dx
-        key_offset = c * key_plane + (dt * key_height + dy) * key_width + dx
-        qt = position // (query_grid_h * query_grid_w)
-        qy = (position // query_grid_w) % query_grid_h
-        qx = position % query_grid_w
-        query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
-        both = inside[:, None] & in_patch[None, :]
-        query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
-        row = b.to(tl.int64) * positions + position
-        best = tl.load(best_ptr + row, mask=inside, other=float("inf"))
-        field = tl.load(field_ptr + row, mask=inside, other=0)
-        for m in range(moves):
-            proposal = tl.load(proposal_ptr + (m * batch + b).to(tl.int64) * n + i, mask=inside, other=0)
-            kt = proposal // (key_grid_h * key_grid_w)
-            ky = (proposal // key_grid_w) % key_grid_h
-            kx = proposal % key_grid_w
-            key_first = (kt * key_height + ky) * key_width + kx
-            key = tl.load(key_ptr + key_first[:, None] + key_offset[None, :], mask=both, other=0.0)
-            difference = query - key
-            distance = tl.sum(difference * difference, axis=1)
-            if HAS_VALID:
-                allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
-                distance = tl.where(allowed != 0, distance, float("inf"))
-            better = distance < best
-            best = tl.where(better, distance, best)
-            field = tl.where(better, proposal, field)
-        tl.store(best_ptr + row, best, mask=inside)
-        tl.store(field_ptr + row, field, mask=inside)
-
     @triton.jit
     def _offsets(plane, height, width, CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr,
                  PW: tl.constexpr, DPAD: tl.constexpr):
@@ -111,6 +64,47 @@ if AVAILABLE:
         key = tl.load(key_ptr + key_first[:, None] + key_offset[None, :], mask=both, other=0.0)
         difference = query - key
         return tl.sum(difference * difference, axis=1)
+
+    @triton.jit
+    def _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
+                     key_height, key_width, key_grid_h, key_grid_w, HAS_VALID: tl.constexpr):
+        """The proposal replaces the current match where it is strictly nearer (and allowed)."""
+        distance = _key_distance(query, key_ptr, proposal, key_offset, both,
+                                 key_height, key_width, key_grid_h, key_grid_w)
+        if HAS_VALID:
+            allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
+            distance = tl.where(allowed != 0, distance, float("inf"))
+        better = distance < best
+        return tl.where(better, distance, best), tl.where(better, proposal, field)
+
+    @generic_kernel
+    def _improve_kernel(query_ptr, key_ptr, proposal_ptr, valid_ptr, field_ptr, best_ptr,
+                        n, start, moves, batch, positions,
+                        query_plane, query_height, query_width, query_grid_h, query_grid_w,
+                        key_plane, key_height, key_width, key_grid_h, key_grid_w,
+                        CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                        DPAD: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr):
+        b = tl.program_id(1)
+        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        inside = i < n
+        position = start + i
+        query_offset, in_patch = _offsets(query_plane, query_height, query_width, CHANNELS, PT, PH, PW, DPAD)
+        key_offset, _unused = _offsets(key_plane, key_height, key_width, CHANNELS, PT, PH, PW, DPAD)
+        qt = position // (query_grid_h * query_grid_w)
+        qy = (position // query_grid_w) % query_grid_h
+        qx = position % query_grid_w
+        query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
+        both = inside[:, None] & in_patch[None, :]
+        query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
+        row = b.to(tl.int64) * positions + position
+        best = tl.load(best_ptr + row, mask=inside, other=float("inf"))
+        field = tl.load(field_ptr + row, mask=inside, other=0)
+        for m in range(moves):
+            proposal = tl.load(proposal_ptr + (m * batch + b).to(tl.int64) * n + i, mask=inside, other=0)
+            best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
+                                       key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
+        tl.store(best_ptr + row, best, mask=inside)
+        tl.store(field_ptr + row, field, mask=inside)
 
     @generic_kernel
     def _propagate_kernel(query_ptr, key_ptr, field_in, best_in, field_out, best_out, valid_ptr, seed_ptr,
@@ -166,26 +160,14 @@ if AVAILABLE:
                 my = tl.minimum(tl.maximum(my, 0), key_grid_h - 1)
                 mx = tl.minimum(tl.maximum(mx, 0), key_grid_w - 1)
                 proposal = (mt * key_grid_h + my) * key_grid_w + mx
-                distance = _key_distance(query, key_ptr, proposal, key_offset, both,
-                                         key_height, key_width, key_grid_h, key_grid_w)
-                if HAS_VALID:
-                    allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
-                    distance = tl.where(allowed != 0, distance, float("inf"))
-                better = distance < best
-                best = tl.where(better, distance, best)
-                field = tl.where(better, proposal, field)
+                best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best,
+                                           field, key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
         if random_key != 0:
             draw = (position * DRAWS + 6).to(tl.int64)  # past the position's six jitter draws
             bits = tl.randint(seed, draw).to(tl.uint32, bitcast=True).to(tl.int64)
             proposal = bits % key_total
-            distance = _key_distance(query, key_ptr, proposal, key_offset, both,
-                                     key_height, key_width, key_grid_h, key_grid_w)
-            if HAS_VALID:
-                allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
-                distance = tl.where(allowed != 0, distance, float("inf"))
-            better = distance < best
-            best = tl.where(better, distance, best)
-            field = tl.where(better, proposal, field)
+            best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best,
+                                       field, key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
         tl.store(best_out + row + position, best, mask=inside)
         tl.store(field_out + row + position, field, mask=inside)
 

@@ -8,12 +8,13 @@ still wash. Letting each voxel follow the single best-matching patch that covers
 Newson et al., "Video inpainting of complex scenes", 2014) builds the fill out of whole source
 patches instead, which keeps their texture and their motion.
 
-1. ``matched_distances``: for every query patch, its sum of squared differences to the key patch
-   the field chose (the quality of that match).
+1. ``matched_distances``: for every query patch, its sum of squared differences to the value
+   patch the field chose (how well what would be pasted agrees with the current estimate).
 2. ``best_patch_vote``: for every voxel, among the patches that cover it, the one with the lowest
    distance; the voxel is that patch's value at the voxel's offset within it. Ties go to the
    patch at the lowest grid position (time, then row, then column).
-Both work on any device and gather from the videos directly, so no patch is materialised.
+Both work on any device and gather from the videos directly, so no patch is materialised; on a
+CPU the distances come from a numba kernel (best_vote_numba.py) when numba is installed.
 """
 
 from __future__ import annotations
@@ -21,28 +22,33 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import best_vote_numba
 from .patches import PatchSize, field_to_voxel_index, grid_shape
 
 
-def matched_distances(queries: torch.Tensor, keys: torch.Tensor, field: torch.Tensor,
+def matched_distances(queries: torch.Tensor, values: torch.Tensor, field: torch.Tensor,
                       patch_size: PatchSize) -> torch.Tensor:
     """(B, T', H', W') sum of squared differences between each patch of ``queries`` (B, C, T, H, W)
-    and the patch of ``keys`` (C, Tk, Hk, Wk) that ``field`` (B, T', H', W') chose for it."""
+    and the patch of ``values`` (C, Tv, Hv, Wv) that ``field`` (B, T', H', W') chose for it."""
     batch, channels = queries.shape[:2]
     if tuple(field.shape) != (batch, *grid_shape(queries.shape, patch_size)):
         raise ValueError(f"field {tuple(field.shape)} does not fit queries {tuple(queries.shape)}")
-    if keys.shape[0] != channels:
-        raise ValueError(f"queries have {channels} channels, keys {keys.shape[0]}")
+    if values.shape[0] != channels:
+        raise ValueError(f"queries have {channels} channels, values {values.shape[0]}")
     pt, ph, pw = patch_size
     grid_t, grid_h, grid_w = field.shape[1:]
-    _, key_height, key_width = keys.shape[1:]
-    base = field_to_voxel_index(field, tuple(keys.shape[1:]), patch_size)  # (B, T', H', W')
-    flat_keys = keys.reshape(channels, -1)
+    _, value_height, value_width = values.shape[1:]
+    base = field_to_voxel_index(field, tuple(values.shape[1:]), patch_size)  # (B, T', H', W')
+    on_cpu = values.device.type == "cpu" and values.dtype == queries.dtype == torch.float32
+    if on_cpu and best_vote_numba.AVAILABLE:
+        return torch.from_numpy(best_vote_numba.matched_distances(queries.numpy(), values.numpy(), base.numpy(),
+                                                                  patch_size))
+    flat_values = values.reshape(channels, -1)
     total = queries.new_zeros(field.shape)
     for dt in range(pt):
         for dy in range(ph):
             for dx in range(pw):
-                chosen = flat_keys[:, base + (dt * key_height + dy) * key_width + dx]  # (C, B, T', H', W')
+                chosen = flat_values[:, base + (dt * value_height + dy) * value_width + dx]  # (C, B, T', H', W')
                 here = queries[:, :, dt:dt + grid_t, dy:dy + grid_h, dx:dx + grid_w].transpose(0, 1)
                 total += (here - chosen).square().sum(0)
     return total

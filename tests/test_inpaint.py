@@ -8,8 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from scipy import ndimage
-
+import torch.nn.functional as F
 import vgpnn.synthesis
 from vgpnn import best_vote_numba
 from vgpnn.apps.inpaint import InpaintOptions, hole_from_mask, inpaint
@@ -83,10 +82,11 @@ def moving_leaves(frames=10, height=40, width=56, seed=0):
     """Fine texture drifting across the frame and changing a little every frame: like foliage in
     wind, no patch ever repeats exactly, which is what made a median fill soft and still."""
     rng = np.random.default_rng(seed)
-    sheet = rng.random((3, height + frames, width + frames))
-    clip = np.stack([ndimage.gaussian_filter(sheet[:, t:t + height, t // 2:t // 2 + width] * 0.7
-                                             + rng.random((3, height, width)) * 0.3, (0, 0.7, 0.7))
-                     for t in range(frames)]).transpose(0, 2, 3, 1)
+    sheet = rng.random((height + frames, width + frames, 3))
+    clip = np.stack([sheet[t:t + height, t // 2:t // 2 + width] * 0.7 + rng.random((height, width, 3)) * 0.3
+                     for t in range(frames)])
+    for axis in (1, 2):  # a slight [1, 2, 1] blur, so neighbouring pixels are related as in footage
+        clip = (np.roll(clip, 1, axis) + 2 * clip + np.roll(clip, -1, axis)) / 4
     return ((clip - clip.min()) / (clip.max() - clip.min()) * 255).round().astype(np.uint8)
 
 
@@ -101,10 +101,11 @@ def test_a_fill_of_moving_texture_is_as_sharp_and_as_lively_as_its_surroundings(
     clip = moving_leaves()
     hole = np.zeros(clip.shape[:3], bool)
     hole[:, 12:28, 18:38] = True  # the same box in every frame: time cannot show what it hides
-    ring = ndimage.binary_dilation(hole, np.ones((1, 3, 3)), iterations=4) & ~hole
+    grown = F.max_pool3d(torch.from_numpy(hole)[None, None].float(), (1, 9, 9), stride=1, padding=(0, 4, 4))[0, 0]
+    ring = grown.numpy().astype(bool) & ~hole  # the 4 pixels around the hole
     out = inpaint(clip, hole, FAST_CONFIG, InpaintOptions(device="cpu"))[0]
     (detail, motion), (ring_detail, ring_motion) = detail_and_motion(out, hole), detail_and_motion(clip, ring)
-    # Measured: 1.00 and 0.98 of the ring's; a median vote kept 0.67 and 0.61 (0.55, 0.49 with 3 iterations).
+    # Measured: 1.06 and 0.98 of the ring's (the hidden content itself: 0.96, 0.94); a median vote kept 0.40 and 0.32.
     assert detail > 0.85 * ring_detail and motion > 0.85 * ring_motion
     assert np.array_equal(out[~hole], clip[~hole])
 

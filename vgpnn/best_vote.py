@@ -1,15 +1,16 @@
-"""The best-patch vote: each voxel takes its value from the one covering patch that matched best.
+"""The best-patch vote: each voxel takes its value from the one covering patch that fits best.
 
 The median vote (patches.py) is a consensus. Where the chosen patches agree, as in a
 re-composition of the source, it is sharp; where they disagree, as when a hole in moving foliage
 is filled from leaves that never repeat exactly, it is a blur, and the blur then matches the
 smoothest patches of the source at the next iteration, so the hole settles into a soft, nearly
-still wash. Letting each voxel follow the single best-matching patch that covers it (as in
-Newson et al., "Video inpainting of complex scenes", 2014) builds the fill out of whole source
+still wash. Letting each voxel follow a single covering patch (as Newson et al., "Video
+inpainting of complex scenes", 2014, do for their final fill) builds it out of whole source
 patches instead, which keeps their texture and their motion.
 
-1. ``matched_distances``: for every query patch, its sum of squared differences to the value
-   patch the field chose (how well what would be pasted agrees with the current estimate).
+1. ``matched_distances``: for every position, the sum of squared differences between a reference
+   video's patch there and the value patch the field chose (inpainting measures the chosen
+   patches against their own consensus: see ``synthesis._fill_hole_once``).
 2. ``best_patch_vote``: for every voxel, among the patches that cover it, the one with the lowest
    distance; the voxel is that patch's value at the voxel's offset within it. Ties go to the
    patch at the lowest grid position (time, then row, then column).

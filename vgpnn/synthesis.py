@@ -16,7 +16,8 @@ With a ``hole`` (inpainting) the target is the source itself: keys touching the 
 used, and after every vote the voxels outside the hole are reset to the source (see ``holes.py``).
 Only the box of patches touching the hole is searched; the synthesis starts at the coarsest level
 that still has most of its keys clean (``holes.start_level``), and each hole voxel takes its value
-from its best-matching patch rather than a median (``_fill_hole_once``).
+from the one covering patch closest to the median of them all, not the median itself
+(``_fill_hole_once``).
 
 With ``loop=True`` the target is a seamless loop: time wraps around in every search, vote and
 resize of the target (see ``loop.py``); the source itself is never treated as a loop.
@@ -175,7 +176,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
             if holes is None:
                 queries = (vote_loop if loop else vote)(values, field_, target_shapes[level], level_patch, config.vote)
             else:
-                queries = _fill_hole_once(searched, values, field_, holes[level], box, level_patch)
+                queries = _fill_hole_once(values, field_, holes[level], box, level_patch, config.vote)
             keys = values
         output = queries
         previous = None if field_ is None else (field_, grid_shape(values.shape, level_patch))
@@ -195,24 +196,28 @@ def _inpaint_start(holes: list[torch.Tensor], patch_size) -> int:
     return level
 
 
-def _fill_hole_once(queries: torch.Tensor, values: torch.Tensor, field: torch.Tensor, hole: torch.Tensor,
-                    box: tuple[slice, slice, slice], patch_size) -> torch.Tensor:
+def _fill_hole_once(values: torch.Tensor, field: torch.Tensor, hole: torch.Tensor, box: tuple[slice, slice, slice],
+                    patch_size, consensus_vote: str) -> torch.Tensor:
     """One vote of an inpainting iteration: (B, C, T, H, W), the source with the voxels of ``hole``
-    in ``box`` voted from ``values`` by ``field``, the search result for ``queries``, the box of
-    the current estimate (B, C, box shape).
+    in ``box`` voted from ``values`` by ``field``, a search result for that box.
 
-    Each voxel takes its value from its best-matching patch (best_vote.py), so the fill is a
-    mosaic of whole source patches with their texture and motion. A median would blur patches that
-    disagree, as they do in texture that never repeats exactly (moving leaves), into a soft wash
-    that then matches only the smoothest, stillest parts of the source: on tree_foliage.mp4 it
-    kept 60% of the surrounding leaves' detail and 13% of their motion; this vote, 95% and 85%.
+    1. The consensus: the usual fold (``consensus_vote``, median or mean) of the chosen patches,
+       with the voxels outside the hole the source's own.
+    2. Each hole voxel takes its value from whichever covering patch is closest to the consensus
+       (best_vote.py): a real source patch, so the fill keeps the source's texture and motion.
+    The consensus alone is a blur wherever the chosen patches disagree, as they do in texture
+    that never repeats exactly (moving leaves), and the blur then matches only the smoothest,
+    stillest parts of the source: on tree_foliage.mp4 it kept half the surrounding leaves' detail
+    and a fifth of their motion. Taking the patch closest to the current estimate instead keeps
+    both, but pieces of the fill then match themselves and never yield to their border (visible
+    blocks in a smooth sky); measured against the consensus, which the border pulls on, they do.
     """
-    # Scored against the values, not the keys: what matters is how well the patch that would be
-    # pasted agrees with the estimate (at a level's first iteration the keys are blurred).
-    distances = matched_distances(queries, values, field, patch_size)
-    voted = best_patch_vote(values, field, distances, tuple(queries.shape[2:]), patch_size)
-    filled = values[None].repeat(queries.shape[0], 1, 1, 1, 1)
+    box_shape = tuple(side.stop - side.start for side in box)
     region = (slice(None), slice(None), *box)
+    filled = values[None].repeat(field.shape[0], 1, 1, 1, 1)
+    consensus = torch.where(hole[box], vote(values, field, box_shape, patch_size, consensus_vote), filled[region])
+    distances = matched_distances(consensus, values, field, patch_size)
+    voted = best_patch_vote(values, field, distances, box_shape, patch_size)
     filled[region] = torch.where(hole[box], voted, filled[region])
     return filled
 

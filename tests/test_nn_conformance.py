@@ -166,3 +166,36 @@ def test_patchmatch_never_keeps_a_forbidden_starting_match():
     request = SearchRequest(keys[None], keys, (3, 3, 3), valid_keys=valid, initial_field=start)
     field = PatchMatch(rounds_from_previous=1).search(request)
     assert valid.reshape(-1)[field.reshape(-1)].all()
+
+
+def test_patch_scores_give_the_oracle_distances(problem):
+    from vgpnn.nn.patch_scores import PatchScores
+    queries, keys, _, matrices = problem
+    proposals = torch.randint(0, matrices.shape[-1], (5, 2, 40), generator=torch.Generator().manual_seed(3))
+    start = 17
+    found = PatchScores(queries, keys, PATCH, None, use_kernel=False)._distance(proposals, start)
+    rows = torch.arange(start, start + 40)
+    expected = torch.stack([matrices[b][rows, proposals[:, b]] for b in range(2)], 1)  # (5, 2, 40)
+    assert torch.allclose(found.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_patchmatch_on_whole_patches_converges_to_the_oracle():
+    keys = smooth_video((3, 4, 12, 14), seed=5)
+    queries = smooth_video((3, 4, 10, 12), seed=6)[None]
+    expected, _ = oracle(queries, keys)
+    field = PatchMatch(rounds=12, distances="patches").search(request(queries, keys))
+    assert (field == expected).double().mean().item() >= 0.95
+
+
+def test_patchmatch_on_whole_patches_keeps_an_exact_start_and_respects_valid_keys(problem):
+    queries, keys, expected, _ = problem
+    kept = PatchMatch(distances="patches").search(request(queries, keys, initial_field=expected.clone()))
+    assert torch.equal(kept, expected)  # nothing is strictly nearer than the nearest
+    valid = torch.rand(grid_shape(keys.shape, PATCH), generator=torch.Generator().manual_seed(4)) < 0.3
+    field = PatchMatch(distances="patches").search(request(queries, keys, valid_keys=valid))
+    assert valid.reshape(-1)[field.reshape(-1)].all()
+
+
+def test_patchmatch_rejects_an_unknown_distance():
+    with pytest.raises(ValueError, match="distances"):
+        PatchMatch(distances="cosine")

@@ -119,11 +119,12 @@ def test_config_defaults_are_valid():
     assert config.patch_size == (3, 7, 7) and config.iterations == 5 and config.vote == "median"
 
 
-def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, monkeypatch):
+@pytest.mark.parametrize("distances", ["descriptors", "patches"])
+def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, monkeypatch, distances):
     # Several chunks of positions: the chunking and its random draws must not depend on the batch.
     from vgpnn.nn import patchmatch
     monkeypatch.setattr(patchmatch.PatchMatch.__init__, "__defaults__",
-                        (4, 2, 24, (8, 4, 2, 1), 97))
+                        (4, 2, 24, (8, 4, 2, 1), 97, distances))
     config = SynthesisConfig(iterations=2, backend="patchmatch")
     pair = synthesize(source, SHAPE, config, [5, 6]).videos
     alone = synthesize(source, SHAPE, config, [6]).videos

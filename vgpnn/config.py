@@ -16,7 +16,7 @@ class SynthesisConfig:
     coarsest_short_side: int = 15  # space stops shrinking when the shorter side is this
     iterations: int = 5  # EM iterations per level (the coarsest level gets one)
     noise_sigma: float = 2.5  # std of the noise added to the coarsest guess (0..1 pixel scale)
-    vote: str = "median"  # how overlapping patches are folded: 'median' or 'mean'
+    vote: str = "median"  # how overlapping patches are folded: 'median' or 'mean' (in a hole: the consensus)
     backend: str = "auto"  # nearest-neighbour backend: auto, exact, patchmatch, faiss
     large_level_voxels: int = 3_000_000  # levels larger than this get 1 iteration and small patches
     large_level_patch_size: tuple[int, int, int] = (3, 5, 5)  # the patch used on such levels

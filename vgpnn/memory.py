@@ -1,16 +1,17 @@
 """Up-front estimate of a job's peak memory, so a job that cannot fit fails at once, before work.
 
 On a GPU the model is fitted to peaks measured with ``benchmarks/bench_speed.py`` on an H100
-(``torch.cuda.max_memory_allocated``, default settings) and rounded up, so it errs on the side
-of refusing:
+(``torch.cuda.max_memory_allocated``, default settings) without Triton, whose torch vote and
+PatchMatch need the most, and rounded up, so it errs on the side of refusing. The fused
+Triton kernels need far less (last column), so with them the estimate is generous:
 
-    size (WxHxT, batch)   measured   estimate
-    256x144x15, 1         1.51 GiB   1.62 GiB
-    640x360x15, 1         1.72 GiB   2.27 GiB
-    1280x720x15, 1        4.37 GiB   4.59 GiB
-    1920x1080x30, 1       14.39 GiB  15.40 GiB
-    256x144x15, 8         6.32 GiB   8.68 GiB
-    640x360x15, 8         8.36 GiB   9.63 GiB
+    size (WxHxT, batch)   measured   estimate   measured with Triton kernels
+    256x144x15, 1         1.51 GiB   1.62 GiB   0.21 GiB
+    640x360x15, 1         1.72 GiB   2.27 GiB   0.49 GiB
+    1280x720x15, 1        4.37 GiB   4.59 GiB   1.95 GiB
+    1920x1080x30, 1       14.39 GiB  15.40 GiB  8.95 GiB
+    256x144x15, 8         6.32 GiB   8.68 GiB   0.55 GiB
+    640x360x15, 8         8.36 GiB   9.63 GiB   2.67 GiB
 
 On a CPU the figure is the process's peak resident memory (``ru_maxrss``, Python and torch
 included), measured on the 2-core development machine with iterations 1 (more iterations

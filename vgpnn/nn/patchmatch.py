@@ -7,9 +7,10 @@
    key. Keep whichever is closest.
 3. Every position updates from the same proposals in parallel, so a step is a handful of
    large tensor operations that run the same on CPU and CUDA (few launches on a GPU).
-Patches are compared through short descriptors (see :mod:`.descriptors`), computed straight
-from the videos, so each proposal costs a gather of ``dims`` numbers per position and no
-unfolded patch is ever held. Positions are processed ``chunk`` at a time to bound memory.
+How proposals are scored lives in :mod:`.patch_scores`: on CUDA with Triton, whole patches
+compared straight from the videos in one fused kernel; elsewhere short descriptors, computed
+straight from the videos, so each proposal costs a gather of ``dims`` numbers per position.
+No unfolded patch is ever held. Positions are processed ``chunk`` at a time to bound memory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch
 
 from ..patches import grid_coordinates
 from .base import NearestNeighbourBackend, SearchRequest, key_generator
-from .descriptors import describe, principal_axes
+from .patch_scores import DescriptorScores, PatchScores
+
+DISTANCES = ("auto", "patches", "descriptors")
 
 
 class PatchMatch(NearestNeighbourBackend):
@@ -26,37 +29,50 @@ class PatchMatch(NearestNeighbourBackend):
     exact = False
 
     def __init__(self, rounds: int = 4, rounds_from_previous: int = 2, dims: int = 24,
-                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**18):
+                 steps: tuple[int, ...] = (8, 4, 2, 1), chunk: int = 2**18, distances: str = "auto"):
+        if distances not in DISTANCES:
+            raise ValueError(f"distances must be one of {DISTANCES}, got {distances!r}")
         self.rounds = rounds  # rounds from a random start
         self.rounds_from_previous = rounds_from_previous  # rounds when improving a previous field
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
         self.chunk = chunk  # positions handled at once (bounds memory; not scaled by the batch,
         # because chunk boundaries and random draws per chunk must not depend on the batch)
+        # 'auto': whole patches where the fused kernel runs, descriptors elsewhere ('patches'
+        # without the kernel is the torch oracle: exact but it gathers M patches per position).
+        self.distances = distances
         self._prepared = None  # (key video, axes, key descriptors) of the last search
 
-    def _key_descriptors(self, request: SearchRequest, dtype: torch.dtype):
-        """Principal axes and key descriptors, reused while the same key video comes back
-        (the EM iterations of one level all match against the same values)."""
+    def _scores(self, request: SearchRequest, valid: torch.Tensor | None):
+        from . import patch_scores_triton
+        kernel = patch_scores_triton.supports(request.queries, request.keys)
+        if self.distances == "patches" or (self.distances == "auto" and kernel):
+            return PatchScores(request.queries, request.keys, request.patch_size, valid, use_kernel=kernel)
+        # The key descriptors are reused while the same key video comes back (the EM
+        # iterations of one level all match against the same values).
         if self._prepared is None or self._prepared[0] is not request.keys:
-            axes = principal_axes(request.keys, request.patch_size, self.dims, key_generator())
-            keys = describe(request.keys[None], axes, dtype)[0].flatten(1).T.contiguous()  # (Nk, d)
-            self._prepared = (request.keys, axes, keys)
-        return self._prepared[1], self._prepared[2]
+            described = DescriptorScores.key_descriptors(request.keys, request.patch_size, self.dims,
+                                                         key_generator())
+            self._prepared = (request.keys, *described)
+        return DescriptorScores(request.queries, self._prepared[1], self._prepared[2], valid)
 
     def search(self, request: SearchRequest) -> torch.Tensor:
         device = request.queries.device
-        # Half precision halves the memory traffic of the gathers on a GPU; sums stay float32.
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
-        axes, keys = self._key_descriptors(request, dtype)
-        queries = describe(request.queries, axes, dtype).flatten(2).transpose(1, 2).contiguous()  # (B, Nq, d)
         # One generator per query video, on the device that uses the draws (a CPU generator
         # would copy every draw to the GPU), so each video's result depends on its seed only.
         generators = [torch.Generator(device).manual_seed(seed) for seed in request.sample_seeds()]
         valid = None if request.valid_keys is None else request.valid_keys.reshape(-1).to(device)
-        state = _State(queries, keys, valid, request.query_grid, request.key_grid, generators, self.chunk)
+        scores = self._scores(request, valid)
+        state = _State(scores, valid, request.queries.shape[0], request.query_grid, request.key_grid,
+                       generators, self.chunk)
         state.start(request.initial_field)
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
+        if isinstance(scores, PatchScores) and scores.use_kernel:
+            from . import patch_scores_triton
+            field = patch_scores_triton.propagate_rounds(scores.queries, scores.keys, request.patch_size,
+                                                         state.field, state.best, valid, rounds,
+                                                         self.steps, generators)
+            return field.reshape(field.shape[0], *request.query_grid)
         for _ in range(rounds):
             for step in self.steps:
                 moves = [(axis, sign * step, jitter) for axis in range(3)
@@ -71,17 +87,17 @@ class PatchMatch(NearestNeighbourBackend):
 class _State:
     """The field being improved and its distances, with the proposals PatchMatch makes."""
 
-    def __init__(self, queries, keys, valid, query_grid, key_grid, generators, chunk):
-        self.queries, self.keys, self.valid = queries, keys, valid
+    def __init__(self, scores, valid, batch, query_grid, key_grid, generators, chunk):
+        self.scores, self.valid, self.batch = scores, valid, batch
         self.query_grid, self.key_grid = query_grid, key_grid
         self.generators, self.chunk = generators, chunk
-        self.device = queries.device
-        self.count = queries.shape[1]
+        self.device = generators[0].device
+        self.count = query_grid[0] * query_grid[1] * query_grid[2]
         self.field = torch.empty(0)
         self.best = torch.empty(0)
 
     def start(self, initial_field: torch.Tensor | None) -> None:
-        batch = self.queries.shape[0]
+        batch = self.batch
         if initial_field is not None and tuple(initial_field.shape) == (batch, *self.query_grid):
             self.field = initial_field.reshape(batch, -1).to(self.device).clone()
         elif self.valid is None:
@@ -89,21 +105,19 @@ class _State:
         else:
             allowed = self.valid.nonzero()[:, 0]
             self.field = allowed[_randint(0, allowed.numel(), self.count, self.generators, self.device)]
-        self.best = torch.cat([self._distance(self.field[:, s:e], s, e) for s, e in self._chunks()], 1)
+        # Scoring the starting field against infinity gives its distances (inf where forbidden).
+        self.best = torch.full(self.field.shape, float("inf"), device=self.device)
+        for start, stop in self._chunks():
+            self.scores.improve(self.field[None, :, start:stop].clone(), start, self.field, self.best)
 
     def try_neighbours(self, moves: list[tuple[int, int, int]]) -> None:
         """Score the proposals of every (axis, step, jitter) move at once; keep the best."""
         for start, stop in self._chunks():
-            proposals = self._propagated(start, stop, moves)  # (M, B, n)
-            distances = self._distance(proposals, start, stop)  # (M, B, n)
-            best_move = distances.argmin(0, keepdim=True)
-            candidate = proposals.gather(0, best_move)[0]
-            distance = distances.gather(0, best_move)[0]
-            self._keep_better(candidate, start, stop, distance)
+            self.scores.improve(self._propagated(start, stop, moves), start, self.field, self.best)
 
     def try_random(self) -> None:
         for start, stop in self._chunks():
-            self._keep_better(self._random_keys(stop - start), start, stop)
+            self.scores.improve(self._random_keys(stop - start)[None], start, self.field, self.best)
 
     def _chunks(self):
         return [(s, min(self.count, s + self.chunk)) for s in range(0, self.count, self.chunk)]
@@ -111,21 +125,6 @@ class _State:
     def _random_keys(self, count: int) -> torch.Tensor:
         total = self.key_grid[0] * self.key_grid[1] * self.key_grid[2]
         return _randint(0, total, count, self.generators, self.device)
-
-    def _distance(self, candidate: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        chosen = self.keys[candidate]  # (..., B, n, d)
-        distance = (self.queries[:, start:stop] - chosen).float().square().sum(-1)  # (..., B, n)
-        if self.valid is not None:
-            distance = distance.masked_fill(~self.valid[candidate], float("inf"))
-        return distance
-
-    def _keep_better(self, candidate: torch.Tensor, start: int, stop: int,
-                     distance: torch.Tensor | None = None) -> None:
-        if distance is None:
-            distance = self._distance(candidate, start, stop)
-        better = distance < self.best[:, start:stop]
-        self.field[:, start:stop] = torch.where(better, candidate, self.field[:, start:stop])
-        self.best[:, start:stop] = torch.where(better, distance, self.best[:, start:stop])
 
     def _propagated(self, start: int, stop: int, moves: list[tuple[int, int, int]]) -> torch.Tensor:
         """For positions [start, stop) and each move (axis, step, jitter): the match of the

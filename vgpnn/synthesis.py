@@ -35,12 +35,13 @@ from .config import SynthesisConfig
 from .errors import ConfigError
 from .best_vote import best_patch_vote, matched_distances
 from .holes import clean_keys, fill_hole, hole_box, level_hole, start_level
-from .loop import loop_grid, unroll_for_search, vote_loop, wrap_index
+from .loop import loop_grid, unroll_for_search, vote_loop
 from .nn import SearchRequest, choose_backend, make_backend
 from .carve import carve_to
 from .patches import PatchSize, carry_field, grid_shape, rescale_field, vote
 from .pyramid import Shape3, build_pyramid, pyramid_geometry
 from .resize import resize_video
+from .timeline import plan_timeline
 
 ProgressCallback = Callable[[int, int], None]  # (levels done, levels in all)
 
@@ -90,14 +91,14 @@ def check_shapes(source_shape: Shape3, target_shape: Shape3, config: SynthesisCo
 
 
 def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3,
-                   patch_size: PatchSize) -> torch.Tensor:
+                   patch_size: PatchSize, loop: bool = False) -> torch.Tensor:
     """The target's starting point at the coarsest level, never squashed nor slowed down.
 
     Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
     carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
-    to remove). Time: never stretched. A longer target repeats the source's coarsest frames (a
-    jump the search then smooths over) and a shorter one takes its first frames, so motion starts
-    at its natural speed: stretching would start, and stay, in slow motion."""
+    to remove). Time: never stretched, which would start, and stay, in slow motion. A target of
+    another length, or a loop, plays runs of the source's coarsest frames joined where they look
+    most alike (timeline.py); a shorter one that does not loop takes the first frames."""
     frames, height, width = coarsest_source.shape[1:]
     kept = (min(height, target_shape[1]), min(width, target_shape[2]))
     if kept == (height, width):
@@ -105,7 +106,8 @@ def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_s
     else:
         carved = carve_to(coarsest_source, kept, patch_size, source)
         guess = resize_video(carved, (frames, *target_shape[1:]))
-    return guess.index_select(1, wrap_index(frames, target_shape[0], device=guess.device))
+    timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
+    return guess.index_select(1, torch.tensor(timeline, device=guess.device))
 
 
 def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
@@ -140,7 +142,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 
     coarsest = geometry.levels - 1 if holes is None else _inpaint_start(holes, patch_size)
-    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size)
+    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size, loop)
     output = output[None].repeat(len(seeds), 1, 1, 1, 1)
     if holes is not None:
         output = fill_hole(output, holes[coarsest])

@@ -159,5 +159,9 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
         shrink_time = target_shape[0] == source_frames and not options.loop
     if not shrink_time:
         config = replace(config, coarsest_frames=max(config.coarsest_frames, source_frames))
+    # A new frame shape keeps the coarsest level's layout of source pieces level by level (carry):
+    # re-matched from a blurred resize instead, squeezed content stayed squeezed. Time changes do
+    # not need it and came out a little less coherent with it (bench_retarget.py).
+    carry = tuple(target_shape[1:]) != tuple(frames.shape[1:3])
     return make_variations(frames, tuple(int(x) for x in target_shape), config, seeds, options.device,
-                           options.batch_size, on_variation, progress, loop=options.loop, carry=True)
+                           options.batch_size, on_variation, progress, loop=options.loop, carry=carry)

@@ -1,0 +1,108 @@
+"""Which source frame each frame of a retimed target starts from: runs of the source played at
+their own pace, joined where the source looks most alike (after Schödl et al., "Video
+textures", SIGGRAPH 2000).
+
+A longer clip, or a loop, must show some source frames more than once, so it has jumps: places
+where the next frame is not the one that followed in the source. The patch search repairs a
+small jump in a few frames, but a large one (a glass that is full, then empty again) stays as
+a burst of patches that look like nothing in the source. Repeating the source from its start
+put the jump wherever the clip happened to end; here the jumps go where the frame after them
+is most like the one that followed in the source.
+
+``plan_timeline`` solves this exactly by dynamic programming over (output frame, source frame,
+length of the current run): every run is at least ``min_run`` frames long and every jump lands
+at least that far from the frame the source would show next, so the result plays the source's
+motion rather than stuttering over a few similar frames, and each jump costs the
+mean absolute difference between the frame it lands on and the natural successor of the frame
+it leaves. A loop also pays for the jump from its last frame back to its first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Each jump also costs this many of the source's median frame-to-frame changes: a jump is never
+# free, the search has to repair it. With a quarter step, water_glass.mp4's loop took two jumps
+# of 3.9 steps over one of 8.3 and came out 2.6x less coherent (bench_retarget.py); one whole
+# step keeps the single jump on every sample clip and still finds a periodic clip's seamless ones.
+JUMP_PENALTY = 1.0
+
+
+def jump_costs(frames: torch.Tensor) -> tuple[np.ndarray, float]:
+    """(T, T) cost of following frame i of ``frames`` (C, T, H, W) with frame j, and the median
+    frame-to-frame change. The cost is how unlike frame j is frame i + 1, the frame that followed
+    i in the source; for the last frame, which has no successor, frame j's predecessor is
+    compared with frame i instead (frame 0, which has none either, costs its difference plus one
+    typical step). Following i with i + 1 costs 0."""
+    count = frames.shape[1]
+    flat = frames.transpose(0, 1).reshape(count, -1).double().cpu()
+    difference = torch.cdist(flat, flat, p=1).numpy() / flat.shape[1]  # mean absolute difference
+    steps = np.diagonal(difference, offset=1)
+    typical_step = float(np.median(steps)) if len(steps) else 0.0
+    costs = np.empty((count, count))
+    costs[:-1] = difference[1:]
+    costs[-1, 1:] = difference[-1, :-1]
+    costs[-1, 0] = difference[-1, 0] + typical_step
+    return costs, typical_step
+
+
+def plan_timeline(frames: torch.Tensor, length: int, loop: bool = False, min_run: int | None = None) -> list[int]:
+    """``length`` indices into the frames of ``frames`` (C, T, H, W): runs of consecutive frames,
+    each at least ``min_run`` long (default: a third of T; never more than fits), joined by the
+    jumps of least total cost (module notes). A clip that is not a loop starts at frame 0; one
+    no longer than the source is its first ``length`` frames."""
+    count = frames.shape[1]
+    if not loop and length <= count:
+        return list(range(length))
+    costs, typical_step = jump_costs(frames)
+    run = max(1, min(count, length, count // 3 if min_run is None else min_run))
+    jump = costs + JUMP_PENALTY * typical_step
+    # A jump lands at least a run away from where the source would go: a shorter one repeats or
+    # skips a few frames, which shows as a stutter (i -> i + 1 is no jump at all).
+    successor = np.arange(count)[:, None] + 1
+    jump[np.abs(np.arange(count)[None, :] - successor) < max(run, 2)] = np.inf
+    best_cost, best_path = np.inf, [i % count for i in range(length)]
+    for start in (range(count) if loop else (0,)):
+        cost, path = _best_path(jump, start, length, run, loop)
+        if cost < best_cost:
+            best_cost, best_path = cost, path
+    return best_path
+
+
+def _best_path(jump: np.ndarray, start: int, length: int, run: int, loop: bool) -> tuple[float, list[int]]:
+    """The cheapest timeline that starts at ``start`` and its cost. States are (source frame,
+    frames played in the current run, capped at ``run``); only a full run may end in a jump,
+    a loop's closing jump back to ``start`` included."""
+    count = jump.shape[0]
+    total = np.full((count, run + 1), np.inf)  # total[frame, played]
+    total[start, 1] = 0.0
+    back = np.zeros((length, count, run + 1, 2), dtype=np.int64)  # the state each state came from
+    frames = np.arange(count)
+    for t in range(1, length):
+        new = np.full_like(total, np.inf)
+        for played in range(1, run + 1):  # continue: f -> f + 1, the run grows
+            grown = min(played + 1, run)
+            better = total[:-1, played] < new[1:, grown]
+            new[1:, grown][better] = total[:-1, played][better]
+            back[t, 1:, grown][better] = np.stack([frames[:-1], np.full(count - 1, played)], 1)[better]
+        through = total[:, run][:, None] + jump  # jump: (from, to), a new run of 1 starts
+        origin = through.argmin(0)
+        candidate = through[origin, frames]
+        better = candidate < new[:, 1]
+        new[:, 1][better] = candidate[better]
+        back[t, :, 1][better] = np.stack([origin, np.full(count, run)], 1)[better]
+        total = new
+    ends = total.copy()
+    if loop:  # the last frame leads into the first
+        ends[:, :run] = np.inf
+        ends += jump[:, start][:, None]
+        if start > 0:  # ending on start's predecessor closes the loop with no jump
+            ends[start - 1] = total[start - 1]
+    frame, played = np.unravel_index(np.argmin(ends), ends.shape)
+    cost = float(ends[frame, played])
+    path = [int(frame)]
+    for t in range(length - 1, 0, -1):
+        frame, played = back[t, frame, played]
+        path.append(int(frame))
+    return cost, path[::-1]

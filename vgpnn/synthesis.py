@@ -136,8 +136,8 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
         if tuple(hole.shape) != source_shape or tuple(target_shape) != source_shape:
             raise ValueError(f"hole {tuple(hole.shape)} and target {tuple(target_shape)} must have the "
                              f"source's shape {source_shape}")
-        if loop:
-            raise ValueError("a hole and a loop cannot be asked for together")
+        if loop or carry:
+            raise ValueError("a hole cannot be asked for together with a loop or a carried layout")
         holes = [level_hole(hole.to(source.device), tuple(level.shape[1:])) for level in sources]
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 

@@ -73,25 +73,29 @@ def plan_timeline(frames: torch.Tensor, length: int, loop: bool = False, min_run
 def _best_path(jump: np.ndarray, start: int, length: int, run: int, loop: bool) -> tuple[float, list[int]]:
     """The cheapest timeline that starts at ``start`` and its cost. States are (source frame,
     frames played in the current run, capped at ``run``); only a full run may end in a jump,
-    a loop's closing jump back to ``start`` included."""
+    a loop's closing jump back to ``start`` included.
+
+    Only two kinds of state have a choice of predecessor, so only they keep a back pointer: a
+    run's first frame (the frame it jumped from; -1 when, with runs of 1, it simply continued)
+    and a full run (whether it was full one frame earlier too). Every other state came from the
+    previous frame with one frame less played."""
     count = jump.shape[0]
     total = np.full((count, run + 1), np.inf)  # total[frame, played]
     total[start, 1] = 0.0
-    back = np.zeros((length, count, run + 1, 2), dtype=np.int64)  # the state each state came from
-    frames = np.arange(count)
+    jumped_from = np.full((length, count), -1, dtype=np.int64)
+    stayed_full = np.zeros((length, count), dtype=bool)
     for t in range(1, length):
         new = np.full_like(total, np.inf)
-        for played in range(1, run + 1):  # continue: f -> f + 1, the run grows
-            grown = min(played + 1, run)
-            better = total[:-1, played] < new[1:, grown]
-            new[1:, grown][better] = total[:-1, played][better]
-            back[t, 1:, grown][better] = np.stack([frames[:-1], np.full(count - 1, played)], 1)[better]
+        new[1:, 2:] = total[:-1, 1:run]  # continue: f -> f + 1, the run grows
+        still_full = total[:-1, run] < new[1:, run]
+        new[1:, run] = np.where(still_full, total[:-1, run], new[1:, run])
+        stayed_full[t, 1:] = still_full
         through = total[:, run][:, None] + jump  # jump: (from, to), a new run of 1 starts
         origin = through.argmin(0)
-        candidate = through[origin, frames]
+        candidate = through[origin, np.arange(count)]
         better = candidate < new[:, 1]
-        new[:, 1][better] = candidate[better]
-        back[t, :, 1][better] = np.stack([origin, np.full(count, run)], 1)[better]
+        new[:, 1] = np.where(better, candidate, new[:, 1])
+        jumped_from[t] = np.where(better, origin, -1)
         total = new
     ends = total.copy()
     if loop:  # the last frame leads into the first
@@ -99,10 +103,17 @@ def _best_path(jump: np.ndarray, start: int, length: int, run: int, loop: bool) 
         ends += jump[:, start][:, None]
         if start > 0:  # ending on start's predecessor closes the loop with no jump
             ends[start - 1] = total[start - 1]
-    frame, played = np.unravel_index(np.argmin(ends), ends.shape)
+    frame, played = (int(i) for i in np.unravel_index(np.argmin(ends), ends.shape))
     cost = float(ends[frame, played])
-    path = [int(frame)]
+    if not np.isfinite(cost):  # no timeline from this start keeps every run long enough
+        return cost, []
+    path = [frame]
     for t in range(length - 1, 0, -1):
-        frame, played = back[t, frame, played]
-        path.append(int(frame))
+        if played == 1 and jumped_from[t, frame] >= 0:
+            frame, played = int(jumped_from[t, frame]), run
+        elif played == run and stayed_full[t, frame]:
+            frame -= 1
+        else:
+            frame, played = frame - 1, max(1, played - 1)
+        path.append(frame)
     return cost, path[::-1]

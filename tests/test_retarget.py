@@ -1,6 +1,7 @@
 """Retargeting: target shapes for every way of asking, loops (resize, vote, seam), natural pace,
 and `vgpnn retarget` end to end (sizes, frame counts, audio, errors)."""
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -292,3 +293,42 @@ def test_carrying_the_layout_up_keeps_a_narrower_retarget_coherent():
     # each level re-matches its resized output instead.
     assert coherence(carried, source) < 1e-5
     assert coherence(carried, source) < 0.1 * coherence(resized, source)
+
+
+def test_synthesize_starts_from_the_timeline_it_is_given_and_refuses_a_wrong_one():
+    clip = drifting_clip(frames=8)
+    source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
+    config = SynthesisConfig(noise_sigma=0, iterations=1, coarsest_frames=8)
+    # A reversed timeline starts the coarsest level backwards: the output differs from the
+    # default (forward) one, and a timeline of the wrong length or range is refused.
+    forward = synthesize(source, (8, 32, 48), config, [0], timeline=list(range(8))).videos
+    assert torch.equal(forward, synthesize(source, (8, 32, 48), config, [0]).videos)
+    backward = synthesize(source, (8, 32, 48), config, [0], timeline=list(range(7, -1, -1))).videos
+    assert (backward - forward).abs().mean() > 0.02
+    for wrong in (list(range(7)), [0] * 7 + [8]):
+        with pytest.raises(ValueError, match="timeline"):
+            synthesize(source, (8, 32, 48), config, [0], timeline=wrong)
+
+
+def test_retarget_keeps_the_candidate_timeline_that_comes_out_most_coherent(monkeypatch):
+    import vgpnn.apps.retarget as retarget_module
+    from vgpnn.apps.variations import make_variations
+
+    clip = drifting_clip(frames=8, speed=2)
+    shape = (16, *clip.shape[1:3])
+    smooth = list(range(8)) * 2  # one jump back
+    stutter = [0, 4, 1, 5, 2, 6, 3, 7] * 2  # a jump at every frame
+    config = replace(FAST_CONFIG, coarsest_frames=8)
+    expected = make_variations(clip, shape, config, [0, 1], "cpu", 1, timeline=smooth)
+    assert not np.array_equal(make_variations(clip, shape, config, [0], "cpu", 1, timeline=stutter)[0], expected[0])
+    for order in ([stutter, smooth], [smooth, stutter]):
+        monkeypatch.setattr(retarget_module, "coarsest_timelines", lambda *args, order=order: order)
+        seen, progress = [], []
+        outputs = retarget(clip, shape, FAST_CONFIG, RetargetOptions(variations=2, device="cpu"),
+                           on_variation=lambda index, frames, levels: seen.append((index, frames)),
+                           progress=lambda done, total: progress.append((done, total)))
+        assert all(np.array_equal(a, b) for a, b in zip(outputs, expected))
+        assert [index for index, _ in seen] == [0, 1] and np.array_equal(seen[1][1], expected[1])
+        totals = {total for _, total in progress}
+        # One bar per output, over both candidates' levels: 1 .. total for each of the two outputs.
+        assert len(totals) == 1 and [done for done, _ in progress] == list(range(1, totals.pop() + 1)) * 2

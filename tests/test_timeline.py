@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgpnn.timeline import jump_costs, plan_timeline
+from vgpnn.timeline import JUMP_PENALTIES, jump_costs, plan_timeline, timeline_candidates
 
 
 def periodic_clip(frames=24, period=7):
@@ -75,3 +75,28 @@ def test_tiny_clips_give_a_valid_timeline(frames, length):
     for loop in (False, True):
         timeline = plan_timeline(ramp_clip(frames), length, loop=loop)
         assert len(timeline) == length and all(0 <= i < frames for i in timeline)
+
+
+def slow_middle_clip(speed=0.85):
+    """Brightness rising one step a frame, except frames 4-8, which rise ``speed`` of a step."""
+    values = [0, 1, 2, 3] + [4 + k * speed for k in range(5)] + [4 + 4 * speed + k for k in (1, 2, 3)]
+    return torch.tensor(values).float().view(1, -1, 1, 1).expand(3, -1, 4, 4)
+
+
+def test_candidates_offer_one_harsh_jump_or_several_mild_ones():
+    clip = slow_middle_clip()
+    first, second = timeline_candidates(clip, 24)
+    assert first == plan_timeline(clip, 24)  # the default penalty's plan comes first
+    assert runs(first)[1] == [(11, 0)]  # one step a jump: the whole clip again, one jump back
+    lengths, jumps = runs(second)  # a quarter step: three mild jumps back within the slow part
+    assert len(jumps) == 3 and all(4 <= to < source <= 8 for source, to in jumps)
+    assert min(lengths) >= 4
+
+
+@pytest.mark.parametrize("clip, length, loop", [(ramp_clip(), 60, False), (periodic_clip(), 40, True),
+                                                (ramp_clip(8), 5, False)])
+def test_candidates_are_distinct_and_each_one_penalty_s_plan(clip, length, loop):
+    candidates = timeline_candidates(clip, length, loop)
+    assert len({tuple(c) for c in candidates}) == len(candidates) >= 1
+    plans = [plan_timeline(clip, length, loop, jump_penalty=penalty) for penalty in JUMP_PENALTIES]
+    assert all(candidate in plans for candidate in candidates) and all(plan in candidates for plan in plans)

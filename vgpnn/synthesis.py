@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -41,7 +41,7 @@ from .carve import carve_to
 from .patches import PatchSize, carry_field, grid_shape, rescale_field, vote
 from .pyramid import Shape3, build_pyramid, pyramid_geometry
 from .resize import resize_video
-from .timeline import plan_timeline
+from .timeline import plan_timeline, timeline_candidates
 
 ProgressCallback = Callable[[int, int], None]  # (levels done, levels in all)
 
@@ -91,14 +91,15 @@ def check_shapes(source_shape: Shape3, target_shape: Shape3, config: SynthesisCo
 
 
 def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3,
-                   patch_size: PatchSize, loop: bool = False) -> torch.Tensor:
+                   patch_size: PatchSize, loop: bool = False, timeline: Sequence[int] | None = None) -> torch.Tensor:
     """The target's starting point at the coarsest level, never squashed nor slowed down.
 
     Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
     carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
     to remove). Time: never stretched, which would start, and stay, in slow motion. A target of
     another length, or a loop, plays runs of the source's coarsest frames joined where they look
-    most alike (timeline.py); a shorter one that does not loop takes the first frames."""
+    most alike (``timeline``, by default planned by timeline.py); a shorter one that does not
+    loop takes the first frames."""
     frames, height, width = coarsest_source.shape[1:]
     kept = (min(height, target_shape[1]), min(width, target_shape[2]))
     if kept == (height, width):
@@ -106,13 +107,31 @@ def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_s
     else:
         carved = carve_to(coarsest_source, kept, patch_size, source)
         guess = resize_video(carved, (frames, *target_shape[1:]))
-    timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
-    return guess.index_select(1, torch.tensor(timeline, device=guess.device))
+    if timeline is None:
+        timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
+    elif len(timeline) != target_shape[0] or not all(0 <= i < frames for i in timeline):
+        raise ValueError(f"a timeline for this target has {target_shape[0]} indices below {frames}, got {list(timeline)}")
+    return guess.index_select(1, torch.tensor(list(timeline), device=guess.device))
+
+
+def coarsest_timelines(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
+                       loop: bool = False) -> list[list[int]]:
+    """The candidate timelines (timeline.py) of :func:`synthesize`'s coarsest level for this
+    source (C, T, H, W) and target; any of them can be passed to it as ``timeline``."""
+    source_shape: Shape3 = tuple(source.shape[1:])
+    patch_size = check_shapes(source_shape, target_shape, config)
+    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
+                                config.coarsest_short_side)
+    coarsest = geometry.levels - 1
+    coarsest_source = resize_video(source, geometry.level_shape(source_shape, coarsest, patch_size))
+    length = geometry.level_shape(target_shape, coarsest, patch_size)[0]
+    return timeline_candidates(coarsest_source, length, loop=loop)
 
 
 def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
                seeds: list[int], progress: ProgressCallback | None = None,
-               loop: bool = False, hole: torch.Tensor | None = None, carry: bool = False) -> SynthesisResult:
+               loop: bool = False, hole: torch.Tensor | None = None, carry: bool = False,
+               timeline: Sequence[int] | None = None) -> SynthesisResult:
     """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
 
     Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed. ``loop``:
@@ -121,6 +140,8 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     ``carry``: each finer level starts from the coarser level's arrangement of source patches
     carried up piece by piece (``carry_field``) rather than from its output resized and matched
     blurry against blurry; retargets use it so a layout, once decided, is not re-rounded level by level.
+    ``timeline``: which coarsest source frame each coarsest target frame starts from (one of
+    :func:`coarsest_timelines`); by default the first of them.
     """
     if source.dim() != 4:
         raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
@@ -142,7 +163,7 @@ def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConf
     target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
 
     coarsest = geometry.levels - 1 if holes is None else _inpaint_start(holes, patch_size)
-    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size, loop)
+    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size, loop, timeline)
     output = output[None].repeat(len(seeds), 1, 1, 1, 1)
     if holes is not None:
         output = fill_hole(output, holes[coarsest])

@@ -14,7 +14,13 @@ length of the current run): every run is at least ``min_run`` frames long and ev
 at least that far from the frame the source would show next, so the result plays the source's
 motion rather than stuttering over a few similar frames, and each jump costs the
 mean absolute difference between the frame it lands on and the natural successor of the frame
-it leaves. A loop also pays for the jump from its last frame back to its first.
+it leaves, plus a fixed penalty. A loop also pays for the jump from its last frame back to its first.
+
+How much a jump costs the finished clip is not its frame difference: the search spreads its
+repair over several frames, and how far depends on what changes (a rabbit sitting up is
+repaired worse than rising water). No single penalty suited every sample clip, so
+``timeline_candidates`` offers the plan of each of ``JUMP_PENALTIES`` and the caller keeps the
+one whose synthesized result is most coherent (see apps/retarget.py).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import numpy as np
 import torch
 
 # Each jump also costs this many of the source's median frame-to-frame changes: a jump is never
-# free, the search has to repair it. With a quarter step, water_glass.mp4's loop took two jumps
-# of 3.9 steps over one of 8.3 and came out 2.6x less coherent (bench_retarget.py); one whole
-# step keeps the single jump on every sample clip and still finds a periodic clip's seamless ones.
+# free, the search has to repair it. One step keeps a single jump on every sample clip and still
+# finds a periodic clip's seamless ones; a quarter step lets two milder jumps replace one harsh
+# one. Measured with bench_retarget.py's coherence (ratio to a plain variation), one step / a
+# quarter: bunny_audio.mp4's loop 2.30 / 1.83, but water_glass.mp4's loop 0.96 / 2.49; hence both.
 JUMP_PENALTY = 1.0
+JUMP_PENALTIES = (JUMP_PENALTY, 0.25)
 
 
 def jump_costs(frames: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -47,17 +55,29 @@ def jump_costs(frames: torch.Tensor) -> tuple[np.ndarray, float]:
     return costs, typical_step
 
 
-def plan_timeline(frames: torch.Tensor, length: int, loop: bool = False, min_run: int | None = None) -> list[int]:
+def timeline_candidates(frames: torch.Tensor, length: int, loop: bool = False) -> list[list[int]]:
+    """The distinct plans of :func:`plan_timeline` for each of ``JUMP_PENALTIES``, in that order."""
+    plans: list[list[int]] = []
+    for penalty in JUMP_PENALTIES:
+        plan = plan_timeline(frames, length, loop, jump_penalty=penalty)
+        if plan not in plans:
+            plans.append(plan)
+    return plans
+
+
+def plan_timeline(frames: torch.Tensor, length: int, loop: bool = False, min_run: int | None = None,
+                  jump_penalty: float = JUMP_PENALTY) -> list[int]:
     """``length`` indices into the frames of ``frames`` (C, T, H, W): runs of consecutive frames,
     each at least ``min_run`` long (default: a third of T; never more than fits), joined by the
-    jumps of least total cost (module notes). A clip that is not a loop starts at frame 0; one
-    no longer than the source is its first ``length`` frames."""
+    jumps of least total cost, each jump also costing ``jump_penalty`` typical steps (module
+    notes). A clip that is not a loop starts at frame 0; one no longer than the source is its
+    first ``length`` frames."""
     count = frames.shape[1]
     if not loop and length <= count:
         return list(range(length))
     costs, typical_step = jump_costs(frames)
     run = max(1, min(count, length, count // 3 if min_run is None else min_run))
-    jump = costs + JUMP_PENALTY * typical_step
+    jump = costs + jump_penalty * typical_step
     # A jump lands at least a run away from where the source would go: a shorter one repeats or
     # skips a few frames, which shows as a stutter (i -> i + 1 is no jump at all).
     successor = np.arange(count)[:, None] + 1

@@ -10,14 +10,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
+import torch
 
+from ..clip_tensor import frames_to_tensor
 from ..config import SynthesisConfig
+from ..device import resolve_device
 from ..errors import ConfigError
+from ..metrics import coherence
 from ..pyramid import Shape3
-from ..synthesis import ProgressCallback
+from ..resize import resize_video
+from ..synthesis import ProgressCallback, coarsest_timelines
 from .variations import VariationCallback, make_variations
+
+# Timelines are compared on both clips shrunk to this shorter side: the comparison then costs
+# about a second on a CPU whatever the working size, and a badly repaired jump (a ghost of a
+# rabbit, a glass that empties) is visible at any size.
+SCORE_SHORT_SIDE = 48
 
 KEEP_SIDES = ("auto", "width", "height")
 
@@ -163,5 +174,59 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
     # re-matched from a blurred resize instead, squeezed content stayed squeezed. Time changes do
     # not need it and came out a little less coherent with it (bench_retarget.py).
     carry = tuple(target_shape[1:]) != tuple(frames.shape[1:3])
-    return make_variations(frames, tuple(int(x) for x in target_shape), config, seeds, options.device,
-                           options.batch_size, on_variation, progress, loop=options.loop, carry=carry)
+    target_shape = tuple(int(x) for x in target_shape)
+    run = partial(make_variations, frames, target_shape, config, device=options.device,
+                  batch_size=options.batch_size, loop=options.loop, carry=carry)
+    if target_shape[0] == source_frames and not options.loop:
+        return run(seeds, on_variation=on_variation, progress=progress)
+    timelines = coarsest_timelines(frames_to_tensor(frames), target_shape, config, options.loop)
+    if len(timelines) == 1:
+        return run(seeds, on_variation=on_variation, progress=progress, timeline=timelines[0])
+    source = _shrunk(frames, resolve_device(options.device))
+    outputs = []
+    for start in range(0, len(seeds), options.batch_size):
+        batch = seeds[start:start + options.batch_size]
+        for offset, (clip, levels) in enumerate(_most_coherent(run, batch, timelines, source, options.loop, progress)):
+            outputs.append(clip)
+            if on_variation is not None:
+                on_variation(start + offset, clip, levels)
+    return outputs
+
+
+def _most_coherent(run, seeds: list[int], timelines: list[list[int]], source: torch.Tensor, loop: bool,
+                   progress: ProgressCallback | None) -> list[tuple[np.ndarray, list]]:
+    """(clip, level records) for each seed: its output from whichever candidate timeline
+    (timeline.py says why there are several) comes out most coherent with ``source`` (as from
+    :func:`_shrunk`); a loop's coherence is measured across its seam too."""
+    best: list[tuple[float, np.ndarray, list] | None] = [None] * len(seeds)
+    for number, timeline in enumerate(timelines):
+        done = []
+        scaled = None if progress is None else partial(_candidate_progress, progress, number, len(timelines))
+        run(seeds, on_variation=lambda index, clip, levels: done.append((index, clip, levels)),
+            progress=scaled, timeline=timeline)
+        for index, clip, levels in done:
+            score = _timeline_score(clip, source, loop)
+            if best[index] is None or score < best[index][0]:
+                best[index] = (score, clip, levels)
+    return [(clip, levels) for _, clip, levels in best]
+
+
+def _candidate_progress(progress: ProgressCallback, number: int, count: int, done: int, total: int) -> None:
+    progress(number * total + done, count * total)
+
+
+def _shrunk(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(C, T, h, w) floats of ``frames`` (T, H, W, 3) with the shorter side at most
+    ``SCORE_SHORT_SIDE``, converted a few frames at a time (a whole clip in floats can be large)."""
+    height, width = frames.shape[1:3]
+    scale = min(1.0, SCORE_SHORT_SIDE / min(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return torch.cat([resize_video(frames_to_tensor(frames[start:start + 16], device), (len(frames[start:start + 16]), *size))
+                      for start in range(0, len(frames), 16)], dim=1)
+
+
+def _timeline_score(clip: np.ndarray, source: torch.Tensor, loop: bool) -> float:
+    video = _shrunk(clip, source.device)
+    if loop:  # the first frames again after the last, so patches across the seam are measured
+        video = torch.cat([video, video[:, :2]], dim=1)
+    return coherence(video, source, sample=1000)

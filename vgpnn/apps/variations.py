@@ -20,11 +20,12 @@ VariationCallback = Callable[[int, np.ndarray, list[LevelRecord]], None]  # (ind
 def make_variations(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig, seeds: list[int],
                     device: str, batch_size: int, on_variation: VariationCallback | None = None,
                     progress: ProgressCallback | None = None, loop: bool = False,
-                    hole: np.ndarray | None = None, carry: bool = False) -> list[np.ndarray]:
+                    hole: np.ndarray | None = None, carry: bool = False,
+                    timeline: list[int] | None = None) -> list[np.ndarray]:
     """One (T, H, W, 3) uint8 clip of ``target_shape`` per seed, from ``frames`` (T, H, W, 3) uint8.
 
     ``on_variation`` sees each clip as soon as its batch is done, so a caller can write it
-    before the next batch starts. ``loop``, ``hole`` and ``carry`` are passed on to :func:`synthesize`.
+    before the next batch starts. ``loop``, ``hole``, ``carry`` and ``timeline`` are passed on to :func:`synthesize`.
     """
     torch_device = resolve_device(device)
     check_memory(torch_device, tuple(frames.shape[:3]), target_shape, min(batch_size, len(seeds)), config.backend)
@@ -33,7 +34,7 @@ def make_variations(frames: np.ndarray, target_shape: Shape3, config: SynthesisC
     results = []
     for start in range(0, len(seeds), batch_size):
         result = synthesize(source, target_shape, config, seeds[start:start + batch_size], progress, loop=loop,
-                            hole=hole_tensor, carry=carry)
+                            hole=hole_tensor, carry=carry, timeline=timeline)
         for offset, video in enumerate(result.videos):
             clip = tensor_to_frames(video)
             results.append(clip)

@@ -20,6 +20,7 @@ from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
 from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 
 _GRAY = (0.299, 0.587, 0.114)
+_KEY_CHUNK_ELEMENTS = 2**26  # floats of unfolded key patches held at once (256 MB)
 
 
 def _sampled_nearest_error(queries: torch.Tensor, keys: torch.Tensor, patch_size: PatchSize,
@@ -35,16 +36,26 @@ def _sampled_nearest_error(queries: torch.Tensor, keys: torch.Tensor, patch_size
     picked = candidates[torch.randperm(len(candidates), generator=generator)[:sample]]
     rows = torch.cat([unfold(queries, patch_size, slice(int(t), int(t) + 1))[picked[picked // per_frame == t] % per_frame]
                       for t in (picked // per_frame).unique()])
-    key_rows = unfold(keys, patch_size)
-    if key_positions is not None:
-        key_rows = key_rows[key_positions.reshape(-1)]
+    # Keys are unfolded a few frames at a time: all of a clip's patches at once take
+    # (patch elements) x (clip voxels) floats, gigabytes at the working size.
+    key_grid = grid_shape(keys.shape, patch_size)
+    frames_per_chunk = max(1, _KEY_CHUNK_ELEMENTS // max(1, key_grid[1] * key_grid[2] * rows.shape[1]))
     search = ExactSearch()
-    key_norms = key_rows.square().sum(1)
-    total = 0.0
-    for start in range(0, rows.shape[0], 256):
-        chunk = rows[start:start + 256]
-        nearest = search.nearest_rows(chunk, key_rows, key_norms)
-        total += (chunk - key_rows[nearest]).square().sum().item()
+    best = torch.full((rows.shape[0],), float("inf"), device=rows.device)
+    for first in range(0, key_grid[0], frames_per_chunk):
+        frames = slice(first, min(key_grid[0], first + frames_per_chunk))
+        key_rows = unfold(keys, patch_size, frames)
+        if key_positions is not None:
+            key_rows = key_rows[key_positions[frames].reshape(-1)]
+        if key_rows.shape[0] == 0:
+            continue
+        key_norms = key_rows.square().sum(1)
+        for start in range(0, rows.shape[0], 256):
+            chunk = rows[start:start + 256]
+            nearest = search.nearest_rows(chunk, key_rows, key_norms)
+            errors = (chunk - key_rows[nearest]).square().sum(1)
+            best[start:start + 256] = torch.minimum(best[start:start + 256], errors)
+    total = best.sum().item()
     return total / rows.numel()
 
 

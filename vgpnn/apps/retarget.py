@@ -26,7 +26,7 @@ from .variations import VariationCallback, make_variations
 
 # Timelines are compared by the coherence of their outputs at the working size with this many
 # sampled patches. Cheaper scores ranked the sample clips' candidates wrongly: at a shorter side
-# of 48 to 96 pixels, or with 1000 patches, 1 to 3 of the 4 pairs in bench_retarget.py came out
+# of 48 to 96 pixels, or with 1000 patches, 1 or 2 of the 4 pairs in bench_retarget.py came out
 # the wrong way round (a badly repaired jump shows in few patches, so few samples miss it).
 SCORE_SAMPLES = 2000
 # The benchmark's coherence uses seed 0; a different sample here keeps its figure an

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from vgpnn.cli import main
 from vgpnn.video import write_video
 
 # One EM iteration at the clip's own size: a run takes a fraction of a second.
@@ -40,6 +39,8 @@ def make_video():
 @pytest.fixture()
 def cli():
     """cli(*args) runs ``vgpnn`` in-process; stdout and stderr stay apart in the result."""
+    from vgpnn.cli import main  # imported here so that tests of the I/O layer need no torch
+
     def run(*args):
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     return run

@@ -9,18 +9,40 @@ Python API::
 
     shape = plan_target_shape(clip.frames.shape[:3], clip.fps, TargetRequest(aspect=(9, 16), time_scale=2))
     looped = retarget(clip.frames, shape, options=RetargetOptions(loop=True))[0]
+
+The names are imported when first used, so ``import vgpnn`` and the video I/O layer
+(``vgpnn.video``: read_clip, write_video, probe_clip) work without torch, numba or faiss;
+only synthesis needs them.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .apps.generate import GenerateOptions, generate  # noqa: E402
-from .apps.retarget import RetargetOptions, TargetRequest, plan_target_shape, retarget  # noqa: E402
-from .config import SynthesisConfig  # noqa: E402
-from .errors import ConfigError, InputError, OutputError, ResourceError, VgpnnError  # noqa: E402
-from .synthesis import synthesize  # noqa: E402
-from .video import Clip, probe_clip, read_clip, write_video  # noqa: E402
+# public name -> the module that defines it
+_EXPORTS = {
+    "generate": "apps.generate", "GenerateOptions": "apps.generate",
+    "retarget": "apps.retarget", "RetargetOptions": "apps.retarget", "TargetRequest": "apps.retarget",
+    "plan_target_shape": "apps.retarget",
+    "SynthesisConfig": "config", "synthesize": "synthesis",
+    "read_clip": "video", "write_video": "video", "probe_clip": "video", "Clip": "video",
+    "VgpnnError": "errors", "InputError": "errors", "OutputError": "errors", "ConfigError": "errors",
+    "ResourceError": "errors",
+}
 
-__all__ = ["__version__", "generate", "GenerateOptions", "retarget", "RetargetOptions", "TargetRequest",
-           "plan_target_shape", "SynthesisConfig", "synthesize",
-           "read_clip", "write_video", "probe_clip", "Clip", "VgpnnError", "InputError",
-           "OutputError", "ConfigError", "ResourceError"]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vgpnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

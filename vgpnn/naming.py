@@ -31,15 +31,35 @@ def default_format(input_kind: str, input_path: Path) -> str:
     return "mp4"
 
 
-def _check_template(template: str) -> None:
+def template_fields(template: str, allowed: tuple[str, ...], what: str) -> set[str]:
+    """The fields of ``template`` (described as ``what`` in errors), each one of ``allowed``.
+    Only plain ``{field}``: a format spec, a conversion, an index or an attribute would let a
+    name run format() on our values (``{name:d}`` fails only once an output is due, ``{seed!r}``
+    or ``{name:>300}`` silently change names)."""
+    expected = ", ".join("{" + f + "}" for f in allowed)
     try:
-        names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as error:
-        raise ConfigError(f"bad output template '{template}': {error}") from error
-    unknown = names - set(FIELDS)
+        raise ConfigError(f"bad {what} '{template}': {error}; expected plain fields such as "
+                          f"{expected}") from error
+    names = set()
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion or (field and not field.isidentifier()):
+            written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(f"field '{written}' in {what} '{template}': only plain fields are allowed, "
+                              f"without format spec, conversion, index or attribute; expected {expected}")
+        names.add(field)
+    unknown = names - set(allowed)
     if unknown:
         raise ConfigError(f"unknown field(s) {', '.join('{' + n + '}' for n in sorted(unknown))} in "
-                          f"output template '{template}'; expected {', '.join('{' + f + '}' for f in FIELDS)}")
+                          f"{what} '{template}'; expected {expected}")
+    return names
+
+
+def _check_template(template: str) -> None:
+    template_fields(template, FIELDS, "output template")
 
 
 def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_format: str,

@@ -42,7 +42,6 @@ import datetime
 import gc
 import os
 import signal
-import string
 import sys
 import tempfile
 import time
@@ -58,6 +57,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import ConfigError, OutputError, VgpnnError
 from ..inputs import expand_inputs
+from ..naming import template_fields
 from .common import write_report
 
 EXIT_FAILED = 1
@@ -361,11 +361,7 @@ class _InputFailed(Exception):
 def _preview_path(template: str, source: Path, several: bool) -> Path:
     """One sheet per input: ``{name}``, ``{file}``, ``{parent}`` fill in; with several inputs
     and none of them in the name, ``_{name}`` goes before the extension."""
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    unknown = fields - set(PREVIEW_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in --preview "
-                          f"'{template}'; expected {', '.join('{' + f + '}' for f in PREVIEW_FIELDS)}")
+    fields = template_fields(template, PREVIEW_FIELDS, "--preview")
     if several and not fields:
         stem, dot, suffix = template.rpartition(".")
         template = f"{stem}_{{name}}{dot}{suffix}" if dot else f"{template}_{{name}}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -13,6 +14,40 @@ from ..nn import BACKENDS
 
 DEFAULT_SHORT_SIDE = 144
 DEFAULT_MAX_FRAMES = 30
+# torch.Generator.manual_seed takes an unsigned 64-bit number; output i uses seed + i, so the
+# last output's seed has to fit as well.
+MAX_SEED = 2**64 - 1
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and inf: float('nan') parses, passes every range
+    comparison (they are all False) and would reach the synthesis as a silent nan."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            return super().convert(value, param, ctx)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; expected {self._expected()}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; expected {self._expected()}", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _expected(self) -> str:
+        bounds = self._describe_range() if (self.min is not None or self.max is not None) else ""
+        return f"a finite number{' (' + bounds + ')' if bounds else ''}"
+
+
+def finite_float(text: str) -> float:
+    """A finite number out of part of an option's text (options parsed by hand, such as W:H);
+    ValueError for anything else, nan and inf included."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} is not a finite number")
+    return number
 
 
 def parse_patch_size(ctx, param, value):
@@ -69,7 +104,7 @@ def method_options(command):
     """The VGPNN method's knobs, shared by every command that synthesises."""
     defaults = SynthesisConfig()
     options = [
-        click.option("--noise", "noise_sigma", type=click.FloatRange(min=0), default=None,
+        click.option("--noise", "noise_sigma", type=FiniteFloat(min=0), default=None,
                      help=f"Std of the noise added to the coarsest level, on a 0..1 pixel scale "
                           f"[default: {defaults.noise_sigma} for variations]. Larger: more different "
                           "from the input."),
@@ -77,7 +112,7 @@ def method_options(command):
                      help="Patch frames x rows x columns [default: 3x7x7]."),
         click.option("--iterations", type=click.IntRange(min=1), default=defaults.iterations,
                      show_default=True, help="EM iterations per pyramid level."),
-        click.option("--pyramid-factor", type=click.FloatRange(0.3, 0.99), default=defaults.pyramid_factor,
+        click.option("--pyramid-factor", type=FiniteFloat(0.3, 0.99), default=defaults.pyramid_factor,
                      show_default=True, help="Each pyramid level is this fraction of the next finer one."),
         click.option("--coarsest-frames", type=click.IntRange(min=1), default=defaults.coarsest_frames,
                      show_default=True, help="The pyramid stops shrinking time at this many frames."),
@@ -130,12 +165,23 @@ def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames,
         noise_sigma=default_noise if noise_sigma is None else noise_sigma)
 
 
+def _check_last_seed(ctx, param, value):
+    """Whichever of --seed and --variations comes second checks that seed + i fits for every output."""
+    given = {**ctx.params, param.name: value}
+    seed, variations = given.get("seed"), given.get("variations")
+    if seed is not None and variations is not None and seed + variations - 1 > MAX_SEED:
+        raise click.BadParameter(
+            f"--seed {seed} with --variations {variations} gives seeds up to {seed + variations - 1}; "
+            f"expected seed + variations - 1 to be at most {MAX_SEED} (2**64 - 1)", ctx=ctx, param=param)
+    return value
+
+
 def variation_options(command):
     """How many outputs, from which seeds, synthesised how many at a time."""
     options = [
         click.option("-n", "--variations", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="How many different clips to make."),
-        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     callback=_check_last_seed, help="How many different clips to make."),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, callback=_check_last_seed,
                      help="Seed of the first output; output i uses seed + i [default: random, printed]."),
         click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Outputs synthesised together; on a GPU, 8 together took about a quarter less "

@@ -58,7 +58,7 @@ from .. import __version__
 from ..errors import ConfigError, OutputError, VgpnnError
 from ..inputs import expand_inputs
 from ..naming import template_fields
-from .common import write_report
+from .common import silence_stdout, write_report
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -138,12 +138,26 @@ class _Batch:
         self.status = "running"
         self.writable: set[Path] = set()  # folders already found writable
         self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
+        self.stdout_open = True  # False once the reader of stdout has gone
 
     # -- output ---------------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
         if not self.settings.quiet:
             tqdm.write(text, file=sys.stderr)
+
+    def print_path(self, path: Path) -> None:
+        """Each written output on stdout, at once, for scripts that read them as they come. A
+        reader that goes away (``| head -1``) ends the listing, not the batch: the outputs are
+        the work asked for, so they are all still made and the exit status is theirs."""
+        if self.settings.quiet or not self.stdout_open:
+            return
+        try:
+            tqdm.write(str(path), file=sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.stdout_open = False
+            silence_stdout()
 
     def fail_line(self, source: Path, message: str) -> None:
         # Our messages usually name the input already; add it only where they do not.
@@ -258,8 +272,7 @@ class _Batch:
                 records[index]["status"] = "written"
                 records[index]["seconds_since_input_start"] = round(time.perf_counter() - started, 3)
                 self.counts["written"] += 1
-                if not self.settings.quiet:
-                    tqdm.write(str(item.outputs[index].path))
+                self.print_path(item.outputs[index].path)
 
             self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite,
                           self.say, written))

@@ -16,6 +16,8 @@ from ..errors import ConfigError, OutputError, VgpnnError
 from ..memory import check_memory
 from ..video import probe_clip, working_shape
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a tool that SIGPIPE stopped
+
 
 def fail_cleanly(command):
     """Turn our errors into one line and an exit status; keep tracebacks for real bugs."""
@@ -35,7 +37,24 @@ def fail_cleanly(command):
         except KeyboardInterrupt:
             click.echo("interrupted; no partial output was left behind", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader of stdout went away (``vgpnn info ... | head -1``): what it did not read
+            # is lost, so stop quietly with the status a shell gives a tool killed by SIGPIPE.
+            silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
     return wrapper
+
+
+def silence_stdout() -> None:
+    """Send what is still to be written to stdout to the null device: once the reader of a pipe
+    has gone, every later write (Python's own flush at exit included, which would print
+    "Exception ignored ... BrokenPipeError") would fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (stdout replaced)
+        pass
 
 
 def config_record(config: SynthesisConfig) -> dict:

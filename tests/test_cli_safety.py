@@ -1,9 +1,13 @@
 """The command line against hostile option values, environments and file systems: each case is
 refused with one line before any work, or survived without a traceback."""
 
+import os
+import stat
+from fractions import Fraction
+
 import pytest
 
-from conftest import FAST, error_lines, files_under
+from conftest import FAST, error_lines, files_under, smooth_frames
 
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
@@ -83,3 +87,137 @@ def test_format_specs_and_conversions_in_a_preview_template_are_refused(tmp_path
     result = cli("generate", source, "--seed", 0, "-o", tmp_path / "out.mp4", "--preview",
                  tmp_path / f"{field}.png", *FAST)
     _assert_usage_error(result, tmp_path, f"'{field}'", "only plain fields are allowed", "--preview")
+
+
+# -- the report follows the rules outputs follow ------------------------------------------------
+
+def _generate(cli, tmp_path, source, *args):
+    return cli("generate", source, "--seed", 0, "-o", tmp_path / "out", "-q", *args, *FAST)
+
+
+def test_an_existing_report_is_kept_without_y_and_replaced_with_y_or_when_resuming(tmp_path, make_video, cli):
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    report = tmp_path / "run.json"
+    report.write_text("precious")
+    result = _generate(cli, tmp_path, source, "--report", report)
+    lines = error_lines(result)
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert f"--report '{report}' exists; pass -y/--overwrite to replace it" in lines[0]
+    assert report.read_text() == "precious" and not (tmp_path / "out").exists()
+    for flag in ("-y", "--skip-existing"):
+        report.write_text("old")
+        assert _generate(cli, tmp_path, source, "--report", report, flag).exit_code == 0
+        assert '"status": "complete"' in report.read_text()
+
+
+def test_a_report_that_is_a_symbolic_link_is_refused_even_with_y(tmp_path, make_video, cli):
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    target, link = tmp_path / "elsewhere.json", tmp_path / "run.json"
+    target.write_text("precious")
+    link.symlink_to(target.name)
+    for args in ([], ["-y"]):
+        result = _generate(cli, tmp_path, source, "--report", link, *args)
+        lines = error_lines(result)
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert "is a symbolic link" in lines[0] and "expected the path of a regular file" in lines[0]
+        assert link.is_symlink() and target.read_text() == "precious" and not (tmp_path / "out").exists()
+
+
+def test_a_report_that_is_a_pipe_is_refused(tmp_path, make_video, cli):
+    # A pipe stands for /dev/stdout and other devices (which a test must not risk replacing).
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    pipe = tmp_path / "run.json"
+    os.mkfifo(pipe)
+    result = _generate(cli, tmp_path, source, "--report", pipe, "-y")
+    lines = error_lines(result)
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "is a pipe, not a regular file" in lines[0]
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and not (tmp_path / "out").exists()
+
+
+def test_the_report_is_written_through_a_temporary_of_its_own(tmp_path, make_video, cli, monkeypatch):
+    # Two runs with reports side by side once shared one temporary name ('.run.json.partial').
+    import vgpnn.video
+    seen = []
+    replace = vgpnn.video.os.replace
+
+    def spy(source, destination):
+        seen.append((os.path.basename(source), os.path.basename(destination)))
+        return replace(source, destination)
+
+    monkeypatch.setattr(vgpnn.video.os, "replace", spy)
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    assert _generate(cli, tmp_path, source, "--report", tmp_path / "run.json").exit_code == 0
+    temporaries = {name for name, final in seen if final == "run.json"}
+    assert temporaries and all(name.startswith(".run.partial-") and name.endswith(".json") for name in temporaries)
+    assert files_under(tmp_path) == ["clip.mp4", "out", "out/clip_0.mp4", "run.json"]
+
+
+# -- symbolic link loops among the inputs -------------------------------------------------------
+
+def _loop(folder, name="a.mp4", other="b.mp4"):
+    (folder / name).symlink_to(other)
+    (folder / other).symlink_to(name)
+    return folder / name
+
+
+@pytest.mark.parametrize("where", ["named", "in a folder", "matched by a pattern"])
+def test_a_symbolic_link_loop_fails_as_one_input_and_the_others_run(tmp_path, make_video, cli, where):
+    clips = tmp_path / "clips"
+    good = make_video(clips / "good.mp4", frames=4, height=16, width=16)
+    loop = _loop(clips)
+    specs = {"named": [loop, good], "in a folder": [clips], "matched by a pattern": [clips / "*.mp4"]}[where]
+    result = cli("generate", *specs, "--seed", 0, "-o", tmp_path / "out", "-q", *FAST)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    failures = [line for line in error_lines(result) if "too many levels of symbolic links" in line]
+    assert len(failures) in (1, 2)  # a folder or pattern holds both links of the loop
+    assert all(line.startswith("error: ") and "cannot read" in line for line in failures)
+    assert (tmp_path / "out" / "good_0.mp4").is_file()
+
+
+# -- names as long as the file system allows ----------------------------------------------------
+
+def _name_max(folder):
+    return os.pathconf(folder, "PC_NAME_MAX")
+
+
+def _long_name(folder, suffix, spare=5):
+    return "n" * (_name_max(folder) - spare - len(suffix)) + suffix
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif", ".png", ""])
+def test_write_video_takes_names_near_the_limit_and_cleans_up_their_stale_temporaries(tmp_path, suffix):
+    from vgpnn.video import _partial_name, write_video
+    target = tmp_path / _long_name(tmp_path, suffix)
+    frames = smooth_frames(1 if suffix == ".png" else 3, 16, 16)
+    stale = _partial_name(target, suffix).name.replace(f"-{os.getpid()}-", "-999999999-")
+    (tmp_path / stale).write_bytes(b"left by a writer killed outright")
+    write_video(target, frames, Fraction(25))
+    write_video(target, frames, Fraction(25), overwrite=True)
+    assert os.listdir(tmp_path) == [target.name]
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_before_any_work(tmp_path, make_video, cli,
+                                                                               monkeypatch):
+    source = make_video(tmp_path / "clip.mp4")
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr("vgpnn.cli.generate.generate_clips", no_synthesis)
+    limit = _name_max(tmp_path)
+    for output in (tmp_path / ("x" * (limit + 1) + ".mp4"), tmp_path / ("d" * (limit + 1)) / "x.mp4"):
+        result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)
+        lines = error_lines(result)
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert f"longer than the {limit} bytes a file name may have" in lines[0] and "internal error" not in lines[0]
+    assert files_under(tmp_path) == ["clip.mp4"]
+
+
+def test_an_output_name_near_the_limit_is_written(tmp_path, make_video, cli):
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    output = tmp_path / _long_name(tmp_path, ".mp4")
+    result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)
+    assert result.exit_code == 0, result.output
+    assert files_under(tmp_path) == sorted(["clip.mp4", output.name])

@@ -13,6 +13,7 @@ name. Rules:
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 
@@ -81,9 +82,15 @@ def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_
         template = str(Path(text) / (f"{default_stem}.{{ext}}" if ext else default_stem))
     _check_template(template)
     paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext, file=input_path.name,
-                                  parent=input_path.resolve().parent.name))
+                                  parent=_real_parent_name(input_path)))
              for index, seed in enumerate(seeds)]
     if len(set(paths)) != len(paths):
         raise OutputError(f"output template '{template}' gives the same name to several outputs; "
                           "add {seed} or {index}")
     return paths
+
+
+def _real_parent_name(path: Path) -> str:
+    """The name of the folder ``path`` really is in, links followed. ``os.path.realpath`` rather
+    than ``Path.resolve``: on a loop of symbolic links it stops where it is instead of raising."""
+    return Path(os.path.realpath(path)).parent.name

@@ -42,6 +42,7 @@ import datetime
 import gc
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -56,8 +57,9 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError, OutputError, VgpnnError
-from ..inputs import expand_inputs
+from ..inputs import expand_inputs, link_loop
 from ..naming import template_fields
+from ..video import name_limit
 from .common import silence_stdout, write_report
 
 EXIT_FAILED = 1
@@ -167,6 +169,7 @@ class _Batch:
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> int:
+        self._check_report()
         expansion = expand_inputs(list(self.settings.specs))
         if expansion.ignored:
             shown = ", ".join(f"'{p.name}'" for p in expansion.ignored[:3])
@@ -212,6 +215,9 @@ class _Batch:
 
     def _plan(self, source: Path, total: int) -> _Input:
         item = _Input(source)
+        if link_loop(source):
+            item.error = f"cannot read '{source}': too many levels of symbolic links"
+            return item
         try:
             item.outputs = list(self.plan(source))
             if self.settings.preview is not None:
@@ -252,6 +258,8 @@ class _Batch:
             if item.error is not None:
                 raise _InputFailed(item.error)
             self._check_not_inputs(item)
+            for path in [o.path for o in item.outputs] + ([item.preview] if item.preview else []):
+                _check_name_lengths(path)  # before _todo, whose exists() raises on such a name
             todo = self._todo(item)
             if not todo:
                 for record in records:
@@ -351,6 +359,34 @@ class _Batch:
 
     # -- the report -----------------------------------------------------------------------------
 
+    def _check_report(self) -> None:
+        """The report follows the rules outputs follow, checked before any work. An existing one
+        is replaced only with -y, or with --skip-existing: resuming a batch rewrites the report
+        of the run it resumes. Exit 1, as for an existing output: the command line is right,
+        the file system is not as it expects. A symbolic link is refused even with -y:
+        replacing it would leave the file it points to stale, writing through it would put
+        the report somewhere the command line does not say; the same for a device or pipe
+        (/dev/stdout), which a file renamed into place would replace."""
+        report = self.settings.report
+        if report is None:
+            return
+        _check_name_lengths(report)
+        try:
+            mode = os.stat(report).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as error:
+            raise OutputError(f"cannot write report '{report}': {error.strerror or error}; expected a "
+                              "path for a JSON file") from error
+        if mode is not None and not stat.S_ISREG(mode):
+            raise OutputError(f"--report '{report}' is {_file_kind(mode)}, not a regular file; expected a "
+                              "path for a JSON file")
+        if report.is_symlink():
+            raise OutputError(f"--report '{report}' is a symbolic link (to '{os.readlink(report)}'); expected "
+                              "the path of a regular file (give the link's target to write there)")
+        if mode is not None and not (self.settings.overwrite or self.settings.skip_existing):
+            raise OutputError(f"--report '{report}' exists; pass -y/--overwrite to replace it")
+
     def _record(self, source: Path, output: PlannedOutput | None) -> dict:
         return {"input": str(source), "command": self.settings.command,
                 "output": None if output is None else str(output.path), "status": "not run", "error": None,
@@ -379,11 +415,33 @@ def _preview_path(template: str, source: Path, several: bool) -> Path:
         stem, dot, suffix = template.rpartition(".")
         template = f"{stem}_{{name}}{dot}{suffix}" if dot else f"{template}_{{name}}"
     name = source.stem if source.suffix else source.name
-    return Path(template.format(name=name, file=source.name, parent=source.resolve().parent.name))
+    return Path(template.format(name=name, file=source.name, parent=Path(os.path.realpath(source)).parent.name))
+
+
+def _check_name_lengths(path: Path) -> None:
+    """Refuse a name in ``path`` (the file's, or a folder's still to be made) longer than the
+    file system allows, before any work: otherwise it fails only when the output is written."""
+    absolute = Path(os.path.abspath(path))
+    folder = _nearest_existing(absolute.parent)
+    limit = name_limit(folder)
+    for part in absolute.relative_to(folder).parts:
+        length = len(os.fsencode(part))
+        if length > limit:
+            raise OutputError(f"cannot write '{path}': the name '{part}' is {length} bytes, longer than the "
+                              f"{limit} bytes a file name may have in '{folder}'; expected a shorter name")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _nearest_existing(folder: Path) -> Path:
-    while not folder.exists() and folder != folder.parent:
+    # os.path.exists, not Path.exists: it says False, not raises, for a name too long to look up.
+    while not os.path.exists(folder) and folder != folder.parent:
         folder = folder.parent
     return folder
 

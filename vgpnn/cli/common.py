@@ -14,7 +14,7 @@ import torch
 from ..config import SynthesisConfig
 from ..errors import ConfigError, OutputError, VgpnnError
 from ..memory import check_memory
-from ..video import probe_clip, working_shape
+from ..video import probe_clip, working_shape, write_text_atomically
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a tool that SIGPIPE stopped
 
@@ -86,11 +86,8 @@ def refuse_if_too_big(source: Path, short_side, start_frame: int, max_frames: in
 
 
 def write_report(path: Path, record: dict, overwrite: bool) -> None:
-    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        os.replace(partial, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"cannot write report '{path}': {error.strerror or error}") from error
+    write_text_atomically(path, json.dumps(record, indent=2, default=str) + "\n")

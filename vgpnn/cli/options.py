@@ -143,7 +143,8 @@ def output_options(command):
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Write a JSON report: one record per output with its input, every parameter, "
                           "seed, device, backends, timings, status and error (also when the run fails or is "
-                          "interrupted)."),
+                          "interrupted). An existing report is replaced only with -y or --skip-existing (a resumed "
+                          "batch rewrites its report); a symbolic link, device or pipe is refused."),
         click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Write a contact sheet (PNG): source frames in the first row, each output below; "
                           "one per input in a batch (fields {name}, {file}, {parent}; without them _{name} "

@@ -221,3 +221,39 @@ def test_an_output_name_near_the_limit_is_written(tmp_path, make_video, cli):
     result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path) == sorted(["clip.mp4", output.name])
+
+
+# -- help texts say what the tool does ----------------------------------------------------------
+
+def _help(cli, command):
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    return " ".join(result.output.split())  # unwrapped
+
+
+@pytest.mark.parametrize("command,named", [
+    ("retarget", "clip_9x16.mp4"), ("inpaint", "{name}_inpainted.{ext}, e.g. clip_inpainted.mp4"),
+    ("analogy", "STRUCTURE_as_APPEARANCE.{ext} after the inputs' names, e.g. a_as_b.mp4"),
+])
+def test_help_of_faithful_commands_states_their_own_names_seed_and_noise(cli, command, named):
+    text = _help(cli, command)
+    assert named in text
+    assert "named {name}_{seed}.{ext}" not in text
+    assert "[default: none: no noise, one faithful output; giving a seed or -n above 1 adds noise]" in text
+    assert "random, printed" not in text
+    noise = "0.3" if command == "analogy" else "2.5"
+    assert f"[default: {noise} with --seed or -n above 1, else 0: one faithful output]" in text
+    if command == "analogy":
+        assert "2.5" not in text
+
+
+def test_help_of_generate_keeps_its_random_seed_and_noise(cli):
+    text = _help(cli, "generate")
+    assert "named {name}_{seed}.{ext}" in text and "[default: random, printed]" in text
+    assert "on a 0..1 pixel scale [default: 2.5]" in text
+
+
+def test_help_of_evaluate_says_max_frames_applies_to_the_outputs(cli):
+    text = _help(cli, "evaluate")
+    assert "each OUTPUT with the same --size and --max-frames, from its first frame" in text
+    assert "all its frames" not in text and "DESIGN.md" not in text

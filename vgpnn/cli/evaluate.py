@@ -34,12 +34,12 @@ _FIXED = 2**29  # the search's score chunks, the interpreter and libraries
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 @fail_cleanly
 def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_size, sample, as_json):
-    """Quality of each OUTPUT made from SOURCE (DESIGN.md section 7): coherence and completeness
-    (lower is better: every part of the output looks like the source; the output keeps all of
-    the source), NNFDIV (higher: re-composed rather than copied) and, over two or more outputs
-    of one shape, diversity (higher: the outputs differ from each other). SOURCE is read at the
-    working size (--size, --max-frames, --start-frame), each OUTPUT with the same --size and
-    all its frames."""
+    """Quality of each OUTPUT made from SOURCE: coherence and completeness (lower is better:
+    every part of the output looks like the source; the output keeps all of the source), NNFDIV
+    (higher: re-composed rather than copied) and, over two or more outputs of one shape,
+    diversity (higher: the outputs differ from each other). SOURCE is read at the working size
+    (--size, --max-frames, --start-frame); each OUTPUT with the same --size and --max-frames,
+    from its first frame (--max-frames 0 reads every frame)."""
     source_clip = read_clip(source_path, short_side=short_side, start_frame=start_frame,
                             max_frames=max_frames or None)
     source = frames_to_tensor(source_clip.frames)

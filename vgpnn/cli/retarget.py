@@ -50,7 +50,10 @@ def _parse_pair(separator: str, what: str, integers: bool):
 @click.option("--time-scale", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Multiply the length by this (2: twice as long, 0.5: half).")
 @click.option("--loop", is_flag=True, help="Make the output loop seamlessly: its last frame leads into the first.")
-@synthesis_command_options(size_alias=False)
+@synthesis_command_options(
+    size_alias=False, variation_noise=SynthesisConfig.noise_sigma,
+    default_name="after the input and the request, e.g. clip_9x16.mp4 or clip_t2_loop.mp4, and "
+                 "clip_9x16_{seed}.mp4 with --seed or -n above 1")
 def retarget(inputs, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
              time_scale, loop, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,

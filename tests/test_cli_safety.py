@@ -257,3 +257,37 @@ def test_help_of_evaluate_says_max_frames_applies_to_the_outputs(cli):
     text = _help(cli, "evaluate")
     assert "each OUTPUT with the same --size and --max-frames, from its first frame" in text
     assert "all its frames" not in text and "DESIGN.md" not in text
+
+
+# -- library errors in the library's words, CLI errors in the CLI's -----------------------------
+
+def test_write_video_names_its_own_argument_for_an_existing_output(tmp_path):
+    from vgpnn import OutputError, write_video
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputError) as caught:
+        write_video(target, smooth_frames(2, 16, 16), Fraction(25))
+    assert str(caught.value) == f"'{target}' exists; pass overwrite=True to replace it"
+    assert "-y" not in str(caught.value) and "--overwrite" not in str(caught.value)
+    assert target.read_bytes() == b"precious"
+
+
+def test_the_command_line_says_its_flag_for_the_same_error(tmp_path, make_video, cli, monkeypatch):
+    # An output that appears after the runner's own check (another process wrote it): the
+    # library's refusal reaches the user in the command line's words.
+    import vgpnn.cli.job
+    real_write = vgpnn.cli.job.write_video
+
+    def someone_wrote_it_first(path, *args, **kwargs):
+        path.write_bytes(b"precious")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(vgpnn.cli.job, "write_video", someone_wrote_it_first)
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    output = tmp_path / "out.mp4"
+    result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)
+    lines = error_lines(result)
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert f"'{output}' exists; pass -y/--overwrite to replace it" in lines[0]
+    assert "overwrite=True" not in lines[0]
+    assert output.read_bytes() == b"precious"

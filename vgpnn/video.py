@@ -643,7 +643,8 @@ def _refuse_existing(target: Path, output_format: str, overwrite: bool) -> None:
     if not (target.exists() or target.is_symlink()):
         return
     if not overwrite:
-        raise OutputError(f"'{target}' exists; pass -y/--overwrite to replace it")
+        # Worded with errors.OVERWRITE, which the command line replaces with its own flag.
+        raise OutputError(f"'{target}' exists; pass overwrite=True to replace it")
     if output_format != "folder" and target.is_dir():
         raise OutputError(f"cannot write '{target}': it is a folder; expected a file path")
     if output_format == "folder" and target.is_dir():

@@ -60,7 +60,7 @@ from ..errors import ConfigError, OutputError, VgpnnError
 from ..inputs import expand_inputs, link_loop
 from ..naming import template_fields
 from ..video import name_limit
-from .common import silence_stdout, write_report
+from .common import cli_message, silence_stdout, write_report
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -223,9 +223,9 @@ class _Batch:
             if self.settings.preview is not None:
                 item.preview = _preview_path(self.settings.preview, source, several=total > 1)
         except ConfigError as error:  # the options, not this input: every input would fail alike
-            raise click.UsageError(str(error)) from error
+            raise click.UsageError(cli_message(error)) from error
         except VgpnnError as error:
-            item.error = str(error)
+            item.error = cli_message(error)
         return item
 
     def _refuse_collisions(self, inputs: list[_Input]) -> None:
@@ -291,7 +291,7 @@ class _Batch:
         except KeyboardInterrupt:
             raise
         except (VgpnnError, _InputFailed) as error:
-            self._fail(item, records, str(error))
+            self._fail(item, records, cli_message(error))
         except (MemoryError, torch.cuda.OutOfMemoryError):
             gc.collect()
             if torch.cuda.is_available():

@@ -12,11 +12,23 @@ import click
 import torch
 
 from ..config import SynthesisConfig
-from ..errors import ConfigError, OutputError, VgpnnError
+from ..errors import OVERWRITE, ConfigError, OutputError, VgpnnError
 from ..memory import check_memory
 from ..video import probe_clip, working_shape, write_text_atomically
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a tool that SIGPIPE stopped
+
+
+# The library names a remedy by its Python argument; a command-line user needs the flag.
+_FLAGS = {OVERWRITE: "-y/--overwrite"}
+
+
+def cli_message(error: Exception) -> str:
+    """``error``'s message as the command line says it: its flags for the library's arguments."""
+    message = str(error)
+    for argument, flag in _FLAGS.items():
+        message = message.replace(argument, flag)
+    return message
 
 
 def fail_cleanly(command):
@@ -26,9 +38,9 @@ def fail_cleanly(command):
         try:
             return command(*args, **kwargs)
         except ConfigError as error:
-            raise click.UsageError(str(error)) from error
+            raise click.UsageError(cli_message(error)) from error
         except VgpnnError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {cli_message(error)}", err=True)
             sys.exit(1)
         except (MemoryError, torch.cuda.OutOfMemoryError):
             click.echo("error: out of memory; use a smaller --working-size, fewer --max-frames or a smaller "

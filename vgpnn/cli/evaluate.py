@@ -16,7 +16,7 @@ from ..memory import available_cpu_bytes, check_fits
 from ..metrics import coherence, completeness, diversity, nnf_div
 from ..video import read_clip
 from . import main
-from .common import fail_cleanly
+from .common import cli_message, fail_cleanly
 from .options import parse_patch_size, working_size_options
 
 _PER_OUTPUT = ("coherence", "completeness", "nnf_div")
@@ -51,9 +51,10 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
             _check_memory(video, source, patch)
         except VgpnnError as error:
             failed += 1
-            prefix = "" if str(path) in str(error) else f"{path}: "
-            click.echo(f"error: {prefix}{error}", err=True)
-            results.append({"output": str(path), "error": str(error)})
+            message = cli_message(error)
+            prefix = "" if str(path) in message else f"{path}: "
+            click.echo(f"error: {prefix}{message}", err=True)
+            results.append({"output": str(path), "error": message})
             continue
         videos.append(video)
         results.append({"output": str(path), "working_shape": list(video.shape[1:]),

@@ -291,3 +291,33 @@ def test_the_command_line_says_its_flag_for_the_same_error(tmp_path, make_video,
     assert f"'{output}' exists; pass -y/--overwrite to replace it" in lines[0]
     assert "overwrite=True" not in lines[0]
     assert output.read_bytes() == b"precious"
+
+
+# -- --version ----------------------------------------------------------------------------------
+
+def test_version_names_every_component_and_the_device_one_per_line(cli, monkeypatch):
+    import builtins
+    import platform
+
+    import torch
+
+    import vgpnn
+    real_import = builtins.__import__
+
+    def without_triton(name, *args, **kwargs):
+        if name == "triton" or name.startswith("triton."):
+            raise ImportError("No module named 'triton'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_triton)
+    monkeypatch.delitem(__import__("sys").modules, "triton", raising=False)
+    result = cli("--version")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    starts = ["vgpnn ", "Python ", "torch ", "PyAV ", "FFmpeg ", "numba ", "faiss ", "triton ", "device "]
+    assert [line.split(" ")[0] + " " for line in lines] == starts, result.output
+    assert lines[0] == f"vgpnn {vgpnn.__version__}"
+    assert lines[1] == f"Python {platform.python_version()}"
+    assert lines[2].startswith(f"torch {torch.__version__} (") and ("CUDA" in lines[2])
+    assert lines[7] == "triton not installed"
+    assert lines[8].startswith(f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")

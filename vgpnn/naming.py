@@ -3,7 +3,7 @@
 Template fields: {name} (input file name without extension), {seed}, {index} (0-based),
 {ext} (output extension without the dot), {file} (input file name with its extension) and
 {parent} (name of the input's folder); the last two tell apart inputs of a batch that share a
-name. Rules:
+name. Fields are plain: ``{name:>8}``, ``{seed!r}`` or ``{name[0]}`` are refused. Rules:
 - ``-o`` with a writable extension (.mp4, .gif, .png, ...) is a file name (fields allowed);
   with several outputs and no {seed} or {index} in it, ``_{seed}`` goes before the extension;
 - anything else is a folder that receives ``{name}_{seed}.{ext}`` (each command may name

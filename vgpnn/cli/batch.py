@@ -17,19 +17,24 @@ A command plugs in with two functions and one call::
 What the runner guarantees, so no command has to:
 1. Inputs are expanded by :mod:`vgpnn.inputs` (folders of clips, globs); a spec naming nothing
    fails in its turn like any input.
-2. Before any work, every input is planned and the batch is refused (usage error, exit 2) if
-   two inputs would write the same file or the report would overwrite an input or an output.
-3. Per input, in order: planning error, an output that is an input, existing outputs
+2. Before any work, the report is checked as an output is (exit 1 if it exists without -y or
+   --skip-existing, or is a symbolic link, device or pipe), every input is planned and the
+   batch is refused (usage error, exit 2) if two inputs would write the same file or the
+   report would overwrite an input or an output.
+3. Per input, in order: planning error (a symbolic link loop is one), an output that is an
+   input, a name longer than the file system allows, existing outputs
    (``--skip-existing`` leaves an input whose outputs all exist alone and asks ``make`` only
    for the missing ones; without it and without ``-y`` the input fails), an output folder that
    cannot be written; then ``make``. A :class:`VgpnnError`, running out of memory or an
    unexpected exception fails this input with one line on stderr and the batch goes on.
 4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
    :func:`vgpnn.video.write_video`, the report is written, exit 130 (SIGINT) or 143 (SIGTERM).
-5. The ``--report`` JSON is written atomically before the first input and after every input,
+5. The ``--report`` JSON is written atomically (through a temporary beside it, named like an
+   output's) before the first input and after every input,
    so even a run killed outright (status "running") leaves a report of the inputs it finished;
    it holds one record per output (see README).
 6. With several inputs a summary line ends the run; the exit status is 1 if any input failed.
+   Each written output's path goes to stdout; a reader that closes it ends that list only.
 
 ``make`` must raise rather than print for failures, write each output with
 ``overwrite=job.overwrite`` (the runner has already decided about existing files) and the

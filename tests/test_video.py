@@ -302,7 +302,7 @@ def test_unreadable_inputs_raise_one_line_input_errors(tmp_path):
 def test_existing_output_is_left_untouched_without_overwrite(tmp_path):
     path = tmp_path / "clip.mp4"
     path.write_bytes(b"precious")
-    with pytest.raises(OutputError, match="exists; pass -y/--overwrite"):
+    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
         write_video(path, moving_square(), 10)
     assert path.read_bytes() == b"precious"
     write_video(path, moving_square(), 10, overwrite=True)

@@ -12,13 +12,15 @@ import numpy as np
 
 try:
     from numba import njit, prange
+
+    from .numba_cache import cached_njit
 except ImportError:  # the torch path is used instead
     njit = None
 
 AVAILABLE = njit is not None
 
 if AVAILABLE:
-    @njit(parallel=True, cache=True)
+    @cached_njit(parallel=True)
     def _distances(queries, values, base, pt, ph, pw, query_height, query_width, value_height, value_width, out):
         batch, grid_t, grid_h, grid_w = base.shape
         channels = values.shape[0]

@@ -1,8 +1,12 @@
 """Exception types for mistakes a user can make.
 
-The CLI prints ``str(error)`` as one line and exits non-zero; anything that is not a
-``VgpnnError`` is a bug and keeps its traceback.
+Messages speak the library's language: a remedy is named as the Python argument that gives it
+(:data:`OVERWRITE`). The CLI prints each as one line, with its own flags in their place, and
+exits non-zero; anything that is not a ``VgpnnError`` is a bug and keeps its traceback.
 """
+
+# How a message names the way to replace an existing output; the CLI says its flag instead.
+OVERWRITE = "overwrite=True"
 
 
 class VgpnnError(Exception):

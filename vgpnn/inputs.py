@@ -1,6 +1,6 @@
 """Which clips a command line names: files, folders and glob patterns, expanded to a list.
 
-Rules (the CLI's batch runner relies on them; DESIGN.md section 6):
+Rules (the CLI's batch runner relies on them):
 1. An existing path is taken as it is, even when its name holds glob characters.
 2. A folder holding at least one video file is a *batch*: each video and image file directly in
    it is one input (natural order); other files and subfolders are listed as ignored.
@@ -10,12 +10,15 @@ Rules (the CLI's batch runner relies on them; DESIGN.md section 6):
    recurses), expanded here so that shells that do not expand globs (Windows) behave alike;
    each match is expanded by rules 1 and 2. A pattern that matches nothing stays as it is, so
    it fails like a missing file, in its turn.
-4. Anything else (a missing file) is kept, to fail in its turn with a clear message.
+4. Anything else (a missing file) is kept, to fail in its turn with a clear message; so is a
+   symbolic link that loops (``ln -s a b; ln -s b a``), named directly, matched by a pattern or
+   with a video or image extension in a batch folder (see :func:`link_loop`).
 The same file named twice is processed once.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -41,6 +44,17 @@ def input_kind(path: Path) -> str:
     if path.is_dir():
         return "frames"
     return "image" if path.suffix.lower() in IMAGE_EXTENSIONS else "video"
+
+
+def link_loop(path: Path) -> bool:
+    """True when following ``path`` goes round a loop of symbolic links. Such a path is neither
+    a file nor a folder to pathlib (and ``Path.resolve`` raises on it), so it is asked for by
+    name: it is an input that fails with "too many levels of symbolic links"."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
 
 
 def is_batch_folder(folder: Path) -> bool:
@@ -74,8 +88,11 @@ def _expand_existing(path: Path, ignored: list[Path]) -> list[Path]:
         return [path]
     members = []
     for entry in sorted(_entries(path), key=_natural_key):
-        if _is_video_file(entry) or (entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS):
+        suffix = entry.suffix.lower()
+        if _is_video_file(entry) or (entry.is_file() and suffix in IMAGE_EXTENSIONS):
             members.append(entry)
+        elif suffix in (*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS) and link_loop(entry):
+            members.append(entry)  # meant as an input: it fails as one, in its turn
         else:
             ignored.append(entry)
     return members

@@ -3,7 +3,7 @@
 Template fields: {name} (input file name without extension), {seed}, {index} (0-based),
 {ext} (output extension without the dot), {file} (input file name with its extension) and
 {parent} (name of the input's folder); the last two tell apart inputs of a batch that share a
-name. Rules:
+name. Fields are plain: ``{name:>8}``, ``{seed!r}`` or ``{name[0]}`` are refused. Rules:
 - ``-o`` with a writable extension (.mp4, .gif, .png, ...) is a file name (fields allowed);
   with several outputs and no {seed} or {index} in it, ``_{seed}`` goes before the extension;
 - anything else is a folder that receives ``{name}_{seed}.{ext}`` (each command may name
@@ -13,6 +13,7 @@ name. Rules:
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 
@@ -31,15 +32,35 @@ def default_format(input_kind: str, input_path: Path) -> str:
     return "mp4"
 
 
-def _check_template(template: str) -> None:
+def template_fields(template: str, allowed: tuple[str, ...], what: str) -> set[str]:
+    """The fields of ``template`` (described as ``what`` in errors), each one of ``allowed``.
+    Only plain ``{field}``: a format spec, a conversion, an index or an attribute would let a
+    name run format() on our values (``{name:d}`` fails only once an output is due, ``{seed!r}``
+    or ``{name:>300}`` silently change names)."""
+    expected = ", ".join("{" + f + "}" for f in allowed)
     try:
-        names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as error:
-        raise ConfigError(f"bad output template '{template}': {error}") from error
-    unknown = names - set(FIELDS)
+        raise ConfigError(f"bad {what} '{template}': {error}; expected plain fields such as "
+                          f"{expected}") from error
+    names = set()
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion or (field and not field.isidentifier()):
+            written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(f"field '{written}' in {what} '{template}': only plain fields are allowed, "
+                              f"without format spec, conversion, index or attribute; expected {expected}")
+        names.add(field)
+    unknown = names - set(allowed)
     if unknown:
         raise ConfigError(f"unknown field(s) {', '.join('{' + n + '}' for n in sorted(unknown))} in "
-                          f"output template '{template}'; expected {', '.join('{' + f + '}' for f in FIELDS)}")
+                          f"{what} '{template}'; expected {expected}")
+    return names
+
+
+def _check_template(template: str) -> None:
+    template_fields(template, FIELDS, "output template")
 
 
 def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_format: str,
@@ -61,9 +82,15 @@ def plan_outputs(output: str | None, input_path: Path, seeds: list[int], output_
         template = str(Path(text) / (f"{default_stem}.{{ext}}" if ext else default_stem))
     _check_template(template)
     paths = [Path(template.format(name=name, seed=seed, index=index, ext=ext, file=input_path.name,
-                                  parent=input_path.resolve().parent.name))
+                                  parent=_real_parent_name(input_path)))
              for index, seed in enumerate(seeds)]
     if len(set(paths)) != len(paths):
         raise OutputError(f"output template '{template}' gives the same name to several outputs; "
                           "add {seed} or {index}")
     return paths
+
+
+def _real_parent_name(path: Path) -> str:
+    """The name of the folder ``path`` really is in, links followed. ``os.path.realpath`` rather
+    than ``Path.resolve``: on a loop of symbolic links it stops where it is instead of raising."""
+    return Path(os.path.realpath(path)).parent.name

@@ -572,6 +572,7 @@ def write_video(
     Missing parent folders are created. The output appears complete or not at all.
     """
     target, output_format = _output_target(path)
+    check_output_name(target)
     frames = _check_frames(frames)
     fps = DEFAULT_FRAMES_FPS if fps is None else _as_fps(fps)
     if output_format == "image" and len(frames) != 1:
@@ -642,7 +643,8 @@ def _refuse_existing(target: Path, output_format: str, overwrite: bool) -> None:
     if not (target.exists() or target.is_symlink()):
         return
     if not overwrite:
-        raise OutputError(f"'{target}' exists; pass -y/--overwrite to replace it")
+        # Worded with errors.OVERWRITE, which the command line replaces with its own flag.
+        raise OutputError(f"'{target}' exists; pass overwrite=True to replace it")
     if output_format != "folder" and target.is_dir():
         raise OutputError(f"cannot write '{target}': it is a folder; expected a file path")
     if output_format == "folder" and target.is_dir():
@@ -657,16 +659,74 @@ def _is_our_frame_name(entry: Path) -> bool:
     return entry.is_file() and re.fullmatch(r"\d+\.png", entry.name) is not None
 
 
+def name_limit(folder: Path) -> int:
+    """The longest file name, in bytes, that ``folder`` (or its nearest existing ancestor) takes."""
+    folder = Path(os.path.abspath(folder))
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no stated limit
+        return _DEFAULT_NAME_MAX
+
+
+def check_output_name(path: str | os.PathLike) -> None:
+    """Refuse, before any work, an output whose name is longer than its folder's file system allows."""
+    target = Path(path)
+    length = len(os.fsencode(target.name))
+    limit = name_limit(target.parent)
+    if length > limit:
+        raise OutputError(f"cannot write '{target}': its name is {length} bytes, longer than the {limit} "
+                          f"bytes a file name may have there; expected a name of at most {limit} bytes")
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary beside it, as outputs are: the file holds
+    the old text or the new, never a mix, and never a partial file left behind."""
+    target = Path(path)
+    _remove_stale_partials(target)
+    with _partial_file(target) as partial:
+        try:
+            partial.write_text(text)
+        except OSError as error:
+            raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
+
+
+# A temporary's name is the target's prefix (below) then ".partial-{pid}-{8 hex}" and a suffix.
+_DEFAULT_NAME_MAX = 255
+_PARTIAL_TAIL_BYTES = len(".partial-") + len(str(2**32)) + 1 + 8
+_HASH_CHARACTERS = 16
+
+
+def _partial_prefix(target: Path) -> str:
+    """'.' and ``target``'s stem; when a temporary with the whole stem could be longer than the
+    folder allows (an output name near the limit), the stem's start, '~' and a hash of the
+    whole name instead. It depends on ``target`` alone, so the stale-partial cleanup finds
+    every temporary of ``target`` and no other's."""
+    prefix = f".{target.stem}"
+    suffix_bytes = max(len(os.fsencode(target.suffix)), len(".old"))
+    room = name_limit(target.parent) - _PARTIAL_TAIL_BYTES - suffix_bytes
+    if len(os.fsencode(prefix)) <= room:
+        return prefix
+    import hashlib
+    import sys
+
+    digest = "~" + hashlib.sha256(os.fsencode(target.name)).hexdigest()[:_HASH_CHARACTERS]
+    kept = os.fsencode(prefix)[:max(1, room - len(digest))]
+    # Dropping what does not decode drops a multi-byte character cut in half (never a whole one).
+    return kept.decode(sys.getfilesystemencoding(), errors="ignore") + digest
+
+
 def _partial_name(target: Path, suffix: str) -> Path:
     # The real extension stays last so muxers and Pillow pick the format from the name.
-    return target.with_name(f".{target.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+    return target.with_name(f"{_partial_prefix(target)}.partial-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
 
 def _remove_stale_partials(target: Path) -> None:
     """Delete temporaries of ``target`` left by writers that no longer run (see module notes)."""
     if os.name != "posix":
         return
-    pattern = re.compile(rf"\.{re.escape(target.stem)}\.partial-(\d+)-[0-9a-f]{{8}}")
+    pattern = re.compile(rf"{re.escape(_partial_prefix(target))}\.partial-(\d+)-[0-9a-f]{{8}}")
     try:
         entries = list(target.parent.iterdir())
     except OSError:
@@ -705,7 +765,10 @@ def _partial_file(target: Path) -> Iterator[Path]:
         raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
     try:
         yield partial
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError as error:
+            raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -721,7 +784,10 @@ def _write_frame_folder(target: Path, frames: np.ndarray) -> None:
     try:
         for index, frame in enumerate(frames, start=1):
             _save_image(partial / f"{index:0{digits}d}.png", target, frame)
-        _swap_in_folder(partial, target)
+        try:
+            _swap_in_folder(partial, target)
+        except OSError as error:
+            raise OutputError(f"cannot write '{target}': {_reason(error)}") from error
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -12,13 +12,15 @@ import numpy as np
 
 try:
     from numba import njit, prange
+
+    from .numba_cache import cached_njit
 except ImportError:  # the torch vote is used instead
     njit = None
 
 AVAILABLE = njit is not None
 
 if AVAILABLE:
-    @njit(inline="always", cache=True)
+    @cached_njit(inline="always")
     def _lower_median(buffer, count):
         # Hoare quickselect of the ((count - 1) // 2)-th smallest value, in place.
         k = (count - 1) // 2
@@ -43,7 +45,7 @@ if AVAILABLE:
                 return buffer[k]
         return buffer[k]
 
-    @njit(parallel=True, cache=True)
+    @cached_njit(parallel=True)
     def _vote(values, base, pt, ph, pw, value_height, value_width, use_median, out):
         batch, grid_t, grid_h, grid_w = base.shape
         channels = values.shape[0]

@@ -1,7 +1,8 @@
 """The ``vgpnn`` command line: parse options, call the library, write files, report progress.
 
 Exit status: 0 when every output was written, 1 on a failure (bad input, unwritable output),
-2 on a usage error, 130 when interrupted. Errors are one line on stderr, never a traceback.
+2 on a usage error, 130 when interrupted (143 on SIGTERM; 141 when the reader of `info` or
+`evaluate` output goes away). Errors are one line on stderr, never a traceback.
 One module per command; ``common`` and ``options`` hold what they share.
 """
 
@@ -9,11 +10,20 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+
+def _print_versions(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from .versions import version_lines
+    for line in version_lines():
+        click.echo(line)
+    ctx.exit()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="vgpnn")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Show the versions of vgpnn, Python, torch, PyAV, FFmpeg, numba, faiss and triton, "
+                   "and the device vgpnn would use, then exit.")
 def main():
     """Make new videos out of one short video, with no training (VGPNN)."""
 

@@ -24,7 +24,9 @@ VARIATION_NOISE = 0.3
                                       "is sorted into; for a sketch, at least its number of colours.")
 @click.option("--appearance-bins", type=click.IntRange(min=1), default=AnalogyOptions.appearance_bins,
               show_default=True, help="Levels of motion and of brightness that APPEARANCE is sorted into.")
-@synthesis_command_options()
+@synthesis_command_options(variation_noise=VARIATION_NOISE,
+                           default_name="STRUCTURE_as_APPEARANCE.{ext} after the inputs' names, e.g. "
+                                        "a_as_b.mp4, and a_as_b_{seed}.mp4 with --seed or -n above 1")
 def analogy(structure_path, appearance_path, structure_bins, appearance_bins, variations, seed, batch_size,
             short_side, max_frames, start_frame, noise_sigma, patch_size, iterations, pyramid_factor,
             coarsest_frames, coarsest_size, backend, device, output, output_format, overwrite, quiet, report,

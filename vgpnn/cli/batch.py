@@ -17,19 +17,24 @@ A command plugs in with two functions and one call::
 What the runner guarantees, so no command has to:
 1. Inputs are expanded by :mod:`vgpnn.inputs` (folders of clips, globs); a spec naming nothing
    fails in its turn like any input.
-2. Before any work, every input is planned and the batch is refused (usage error, exit 2) if
-   two inputs would write the same file or the report would overwrite an input or an output.
-3. Per input, in order: planning error, an output that is an input, existing outputs
+2. Before any work, the report is checked as an output is (exit 1 if it exists without -y or
+   --skip-existing, or is a symbolic link, device or pipe), every input is planned and the
+   batch is refused (usage error, exit 2) if two inputs would write the same file or the
+   report would overwrite an input or an output.
+3. Per input, in order: planning error (a symbolic link loop is one), an output that is an
+   input, a name longer than the file system allows, existing outputs
    (``--skip-existing`` leaves an input whose outputs all exist alone and asks ``make`` only
    for the missing ones; without it and without ``-y`` the input fails), an output folder that
    cannot be written; then ``make``. A :class:`VgpnnError`, running out of memory or an
    unexpected exception fails this input with one line on stderr and the batch goes on.
 4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
    :func:`vgpnn.video.write_video`, the report is written, exit 130 (SIGINT) or 143 (SIGTERM).
-5. The ``--report`` JSON is written atomically before the first input and after every input,
+5. The ``--report`` JSON is written atomically (through a temporary beside it, named like an
+   output's) before the first input and after every input,
    so even a run killed outright (status "running") leaves a report of the inputs it finished;
    it holds one record per output (see README).
 6. With several inputs a summary line ends the run; the exit status is 1 if any input failed.
+   Each written output's path goes to stdout; a reader that closes it ends that list only.
 
 ``make`` must raise rather than print for failures, write each output with
 ``overwrite=job.overwrite`` (the runner has already decided about existing files) and the
@@ -42,7 +47,7 @@ import datetime
 import gc
 import os
 import signal
-import string
+import stat
 import sys
 import tempfile
 import time
@@ -57,8 +62,10 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError, OutputError, VgpnnError
-from ..inputs import expand_inputs
-from .common import write_report
+from ..inputs import expand_inputs, link_loop
+from ..naming import template_fields
+from ..video import name_limit
+from .common import cli_message, silence_stdout, write_report
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -138,12 +145,26 @@ class _Batch:
         self.status = "running"
         self.writable: set[Path] = set()  # folders already found writable
         self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
+        self.stdout_open = True  # False once the reader of stdout has gone
 
     # -- output ---------------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
         if not self.settings.quiet:
             tqdm.write(text, file=sys.stderr)
+
+    def print_path(self, path: Path) -> None:
+        """Each written output on stdout, at once, for scripts that read them as they come. A
+        reader that goes away (``| head -1``) ends the listing, not the batch: the outputs are
+        the work asked for, so they are all still made and the exit status is theirs."""
+        if self.settings.quiet or not self.stdout_open:
+            return
+        try:
+            tqdm.write(str(path), file=sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.stdout_open = False
+            silence_stdout()
 
     def fail_line(self, source: Path, message: str) -> None:
         # Our messages usually name the input already; add it only where they do not.
@@ -153,6 +174,7 @@ class _Batch:
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> int:
+        self._check_report()
         expansion = expand_inputs(list(self.settings.specs))
         if expansion.ignored:
             shown = ", ".join(f"'{p.name}'" for p in expansion.ignored[:3])
@@ -198,14 +220,17 @@ class _Batch:
 
     def _plan(self, source: Path, total: int) -> _Input:
         item = _Input(source)
+        if link_loop(source):
+            item.error = f"cannot read '{source}': too many levels of symbolic links"
+            return item
         try:
             item.outputs = list(self.plan(source))
             if self.settings.preview is not None:
                 item.preview = _preview_path(self.settings.preview, source, several=total > 1)
         except ConfigError as error:  # the options, not this input: every input would fail alike
-            raise click.UsageError(str(error)) from error
+            raise click.UsageError(cli_message(error)) from error
         except VgpnnError as error:
-            item.error = str(error)
+            item.error = cli_message(error)
         return item
 
     def _refuse_collisions(self, inputs: list[_Input]) -> None:
@@ -238,6 +263,8 @@ class _Batch:
             if item.error is not None:
                 raise _InputFailed(item.error)
             self._check_not_inputs(item)
+            for path in [o.path for o in item.outputs] + ([item.preview] if item.preview else []):
+                _check_name_lengths(path)  # before _todo, whose exists() raises on such a name
             todo = self._todo(item)
             if not todo:
                 for record in records:
@@ -258,8 +285,7 @@ class _Batch:
                 records[index]["status"] = "written"
                 records[index]["seconds_since_input_start"] = round(time.perf_counter() - started, 3)
                 self.counts["written"] += 1
-                if not self.settings.quiet:
-                    tqdm.write(str(item.outputs[index].path))
+                self.print_path(item.outputs[index].path)
 
             self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite,
                           self.say, written))
@@ -270,7 +296,7 @@ class _Batch:
         except KeyboardInterrupt:
             raise
         except (VgpnnError, _InputFailed) as error:
-            self._fail(item, records, str(error))
+            self._fail(item, records, cli_message(error))
         except (MemoryError, torch.cuda.OutOfMemoryError):
             gc.collect()
             if torch.cuda.is_available():
@@ -338,6 +364,34 @@ class _Batch:
 
     # -- the report -----------------------------------------------------------------------------
 
+    def _check_report(self) -> None:
+        """The report follows the rules outputs follow, checked before any work. An existing one
+        is replaced only with -y, or with --skip-existing: resuming a batch rewrites the report
+        of the run it resumes. Exit 1, as for an existing output: the command line is right,
+        the file system is not as it expects. A symbolic link is refused even with -y:
+        replacing it would leave the file it points to stale, writing through it would put
+        the report somewhere the command line does not say; the same for a device or pipe
+        (/dev/stdout), which a file renamed into place would replace."""
+        report = self.settings.report
+        if report is None:
+            return
+        _check_name_lengths(report)
+        try:
+            mode = os.stat(report).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as error:
+            raise OutputError(f"cannot write report '{report}': {error.strerror or error}; expected a "
+                              "path for a JSON file") from error
+        if mode is not None and not stat.S_ISREG(mode):
+            raise OutputError(f"--report '{report}' is {_file_kind(mode)}, not a regular file; expected a "
+                              "path for a JSON file")
+        if report.is_symlink():
+            raise OutputError(f"--report '{report}' is a symbolic link (to '{os.readlink(report)}'); expected "
+                              "the path of a regular file (give the link's target to write there)")
+        if mode is not None and not (self.settings.overwrite or self.settings.skip_existing):
+            raise OutputError(f"--report '{report}' exists; pass -y/--overwrite to replace it")
+
     def _record(self, source: Path, output: PlannedOutput | None) -> dict:
         return {"input": str(source), "command": self.settings.command,
                 "output": None if output is None else str(output.path), "status": "not run", "error": None,
@@ -361,20 +415,38 @@ class _InputFailed(Exception):
 def _preview_path(template: str, source: Path, several: bool) -> Path:
     """One sheet per input: ``{name}``, ``{file}``, ``{parent}`` fill in; with several inputs
     and none of them in the name, ``_{name}`` goes before the extension."""
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    unknown = fields - set(PREVIEW_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in --preview "
-                          f"'{template}'; expected {', '.join('{' + f + '}' for f in PREVIEW_FIELDS)}")
+    fields = template_fields(template, PREVIEW_FIELDS, "--preview")
     if several and not fields:
         stem, dot, suffix = template.rpartition(".")
         template = f"{stem}_{{name}}{dot}{suffix}" if dot else f"{template}_{{name}}"
     name = source.stem if source.suffix else source.name
-    return Path(template.format(name=name, file=source.name, parent=source.resolve().parent.name))
+    return Path(template.format(name=name, file=source.name, parent=Path(os.path.realpath(source)).parent.name))
+
+
+def _check_name_lengths(path: Path) -> None:
+    """Refuse a name in ``path`` (the file's, or a folder's still to be made) longer than the
+    file system allows, before any work: otherwise it fails only when the output is written."""
+    absolute = Path(os.path.abspath(path))
+    folder = _nearest_existing(absolute.parent)
+    limit = name_limit(folder)
+    for part in absolute.relative_to(folder).parts:
+        length = len(os.fsencode(part))
+        if length > limit:
+            raise OutputError(f"cannot write '{path}': the name '{part}' is {length} bytes, longer than the "
+                              f"{limit} bytes a file name may have in '{folder}'; expected a shorter name")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _nearest_existing(folder: Path) -> Path:
-    while not folder.exists() and folder != folder.parent:
+    # os.path.exists, not Path.exists: it says False, not raises, for a name too long to look up.
+    while not os.path.exists(folder) and folder != folder.parent:
         folder = folder.parent
     return folder
 

@@ -12,9 +12,23 @@ import click
 import torch
 
 from ..config import SynthesisConfig
-from ..errors import ConfigError, OutputError, VgpnnError
+from ..errors import OVERWRITE, ConfigError, OutputError, VgpnnError
 from ..memory import check_memory
-from ..video import probe_clip, working_shape
+from ..video import probe_clip, working_shape, write_text_atomically
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a tool that SIGPIPE stopped
+
+
+# The library names a remedy by its Python argument; a command-line user needs the flag.
+_FLAGS = {OVERWRITE: "-y/--overwrite"}
+
+
+def cli_message(error: Exception) -> str:
+    """``error``'s message as the command line says it: its flags for the library's arguments."""
+    message = str(error)
+    for argument, flag in _FLAGS.items():
+        message = message.replace(argument, flag)
+    return message
 
 
 def fail_cleanly(command):
@@ -24,9 +38,9 @@ def fail_cleanly(command):
         try:
             return command(*args, **kwargs)
         except ConfigError as error:
-            raise click.UsageError(str(error)) from error
+            raise click.UsageError(cli_message(error)) from error
         except VgpnnError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {cli_message(error)}", err=True)
             sys.exit(1)
         except (MemoryError, torch.cuda.OutOfMemoryError):
             click.echo("error: out of memory; use a smaller --working-size, fewer --max-frames or a smaller "
@@ -35,7 +49,24 @@ def fail_cleanly(command):
         except KeyboardInterrupt:
             click.echo("interrupted; no partial output was left behind", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader of stdout went away (``vgpnn info ... | head -1``): what it did not read
+            # is lost, so stop quietly with the status a shell gives a tool killed by SIGPIPE.
+            silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
     return wrapper
+
+
+def silence_stdout() -> None:
+    """Send what is still to be written to stdout to the null device: once the reader of a pipe
+    has gone, every later write (Python's own flush at exit included, which would print
+    "Exception ignored ... BrokenPipeError") would fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (stdout replaced)
+        pass
 
 
 def config_record(config: SynthesisConfig) -> dict:
@@ -67,11 +98,8 @@ def refuse_if_too_big(source: Path, short_side, start_frame: int, max_frames: in
 
 
 def write_report(path: Path, record: dict, overwrite: bool) -> None:
-    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        os.replace(partial, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"cannot write report '{path}': {error.strerror or error}") from error
+    write_text_atomically(path, json.dumps(record, indent=2, default=str) + "\n")

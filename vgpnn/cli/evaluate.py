@@ -16,7 +16,7 @@ from ..memory import available_cpu_bytes, check_fits
 from ..metrics import coherence, completeness, diversity, nnf_div
 from ..video import read_clip
 from . import main
-from .common import fail_cleanly
+from .common import cli_message, fail_cleanly
 from .options import parse_patch_size, working_size_options
 
 _PER_OUTPUT = ("coherence", "completeness", "nnf_div")
@@ -34,12 +34,12 @@ _FIXED = 2**29  # the search's score chunks, the interpreter and libraries
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 @fail_cleanly
 def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_size, sample, as_json):
-    """Quality of each OUTPUT made from SOURCE (DESIGN.md section 7): coherence and completeness
-    (lower is better: every part of the output looks like the source; the output keeps all of
-    the source), NNFDIV (higher: re-composed rather than copied) and, over two or more outputs
-    of one shape, diversity (higher: the outputs differ from each other). SOURCE is read at the
-    working size (--size, --max-frames, --start-frame), each OUTPUT with the same --size and
-    all its frames."""
+    """Quality of each OUTPUT made from SOURCE: coherence and completeness (lower is better:
+    every part of the output looks like the source; the output keeps all of the source), NNFDIV
+    (higher: re-composed rather than copied) and, over two or more outputs of one shape,
+    diversity (higher: the outputs differ from each other). SOURCE is read at the working size
+    (--size, --max-frames, --start-frame); each OUTPUT with the same --size and --max-frames,
+    from its first frame (--max-frames 0 reads every frame)."""
     source_clip = read_clip(source_path, short_side=short_side, start_frame=start_frame,
                             max_frames=max_frames or None)
     source = frames_to_tensor(source_clip.frames)
@@ -51,9 +51,10 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
             _check_memory(video, source, patch)
         except VgpnnError as error:
             failed += 1
-            prefix = "" if str(path) in str(error) else f"{path}: "
-            click.echo(f"error: {prefix}{error}", err=True)
-            results.append({"output": str(path), "error": str(error)})
+            message = cli_message(error)
+            prefix = "" if str(path) in message else f"{path}: "
+            click.echo(f"error: {prefix}{message}", err=True)
+            results.append({"output": str(path), "error": message})
             continue
         videos.append(video)
         results.append({"output": str(path), "working_shape": list(video.shape[1:]),

@@ -15,7 +15,7 @@ from ..inputs import expand_inputs
 from ..memory import available_bytes, estimate_bytes
 from ..video import is_variable_frame_rate, probe_clip, working_shape
 from . import main
-from .common import fail_cleanly
+from .common import cli_message, fail_cleanly
 from .options import working_size_options
 
 _GIB = 2**30
@@ -41,9 +41,10 @@ def info(inputs, short_side, max_frames, start_frame, device, as_json):
             entries.append(_describe(source, short_side, max_frames, start_frame, torch_device, rate, available))
         except VgpnnError as error:
             failed += 1
-            prefix = "" if str(source) in str(error) else f"{source}: "
-            click.echo(f"error: {prefix}{error}", err=True)
-            entries.append({"input": str(source), "error": str(error)})
+            message = cli_message(error)
+            prefix = "" if str(source) in message else f"{source}: "
+            click.echo(f"error: {prefix}{message}", err=True)
+            entries.append({"input": str(source), "error": message})
     if as_json:
         click.echo(json.dumps(entries, indent=2))
     else:

@@ -21,7 +21,9 @@ from .options import config_from_options, synthesis_command_options
               help="What to remove: an image of the input's size (used for every frame), or a video or "
                    "frame folder with one frame per input frame. White (non-zero) marks the hole; for a "
                    "lossy video mask, pixels brighter than half.")
-@synthesis_command_options()
+@synthesis_command_options(variation_noise=SynthesisConfig.noise_sigma,
+                           default_name="{name}_inpainted.{ext}, e.g. clip_inpainted.mp4, and "
+                                        "{name}_inpainted_{seed}.{ext} with --seed or -n above 1")
 def inpaint(inputs, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
             patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
             output, output_format, overwrite, quiet, report, preview, skip_existing):

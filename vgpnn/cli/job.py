@@ -9,6 +9,7 @@ The runner (``batch.py``) does expansion, resume, failures, Ctrl-C, the report a
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import time
@@ -89,9 +90,9 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         paths = plan_outputs(settings.output, source, seeds,
                              settings.output_format or default_format(input_kind(source), source),
                              default_stem=default_stem)
-        protected = {other.resolve() for other in settings.other_inputs}
+        protected = {os.path.realpath(other) for other in settings.other_inputs}
         for path in paths:
-            if path.resolve() in protected:
+            if os.path.realpath(path) in protected:
                 raise OutputError(f"output '{path}' is an input of this command; choose another -o")
         return [PlannedOutput(path, {"seed": s}) for path, s in zip(paths, seeds)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -13,6 +14,40 @@ from ..nn import BACKENDS
 
 DEFAULT_SHORT_SIDE = 144
 DEFAULT_MAX_FRAMES = 30
+# torch.Generator.manual_seed takes an unsigned 64-bit number; output i uses seed + i, so the
+# last output's seed has to fit as well.
+MAX_SEED = 2**64 - 1
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and inf: float('nan') parses, passes every range
+    comparison (they are all False) and would reach the synthesis as a silent nan."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            return super().convert(value, param, ctx)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; expected {self._expected()}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; expected {self._expected()}", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _expected(self) -> str:
+        bounds = self._describe_range() if (self.min is not None or self.max is not None) else ""
+        return f"a finite number{' (' + bounds + ')' if bounds else ''}"
+
+
+def finite_float(text: str) -> float:
+    """A finite number out of part of an option's text (options parsed by hand, such as W:H);
+    ValueError for anything else, nan and inf included."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} is not a finite number")
+    return number
 
 
 def parse_patch_size(ctx, param, value):
@@ -65,19 +100,23 @@ def working_size_options(command=None, *, size_alias: bool = True):
     return decorate if command is None else decorate(command)
 
 
-def method_options(command):
-    """The VGPNN method's knobs, shared by every command that synthesises."""
+def method_options(command=None, *, variation_noise: float | None = None):
+    """The VGPNN method's knobs, shared by every command that synthesises. ``variation_noise``:
+    see :func:`synthesis_command_options`."""
     defaults = SynthesisConfig()
+    if variation_noise is None:
+        noise_default = f"{defaults.noise_sigma}"
+    else:
+        noise_default = f"{variation_noise} with --seed or -n above 1, else 0: one faithful output"
     options = [
-        click.option("--noise", "noise_sigma", type=click.FloatRange(min=0), default=None,
+        click.option("--noise", "noise_sigma", type=FiniteFloat(min=0), default=None,
                      help=f"Std of the noise added to the coarsest level, on a 0..1 pixel scale "
-                          f"[default: {defaults.noise_sigma} for variations]. Larger: more different "
-                          "from the input."),
+                          f"[default: {noise_default}]. Larger: more different from the input."),
         click.option("--patch-size", callback=parse_patch_size, default=None, metavar="TxHxW",
                      help="Patch frames x rows x columns [default: 3x7x7]."),
         click.option("--iterations", type=click.IntRange(min=1), default=defaults.iterations,
                      show_default=True, help="EM iterations per pyramid level."),
-        click.option("--pyramid-factor", type=click.FloatRange(0.3, 0.99), default=defaults.pyramid_factor,
+        click.option("--pyramid-factor", type=FiniteFloat(0.3, 0.99), default=defaults.pyramid_factor,
                      show_default=True, help="Each pyramid level is this fraction of the next finer one."),
         click.option("--coarsest-frames", type=click.IntRange(min=1), default=defaults.coarsest_frames,
                      show_default=True, help="The pyramid stops shrinking time at this many frames."),
@@ -89,17 +128,20 @@ def method_options(command):
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where to compute: auto uses a CUDA GPU when there is one."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
 
 
-def output_options(command):
+def output_options(command=None, *, default_name: str = "{name}_{seed}.{ext}"):
+    """``default_name``: how the command names its outputs in a folder, for the -o help."""
     options = [
         click.option("-o", "--output", default=None, metavar="FILE|DIR|TEMPLATE",
                      help="Output file, folder, or name template with {name}, {seed}, {index}, {ext}, "
                           "{file} (input file name) and {parent} (input folder name) "
-                          "[default: the current folder, named {name}_{seed}.{ext}]."),
+                          f"[default: the current folder, named {default_name}]."),
         click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
                      help="Output format when -o is a folder [default: mp4 for videos, the input's "
                           "format for images]; 'frames' writes folders of PNG frames."),
@@ -108,17 +150,19 @@ def output_options(command):
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Write a JSON report: one record per output with its input, every parameter, "
                           "seed, device, backends, timings, status and error (also when the run fails or is "
-                          "interrupted)."),
+                          "interrupted). An existing report is replaced only with -y or --skip-existing (a resumed "
+                          "batch rewrites its report); a symbolic link, device or pipe is refused."),
         click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Write a contact sheet (PNG): source frames in the first row, each output below; "
                           "one per input in a batch (fields {name}, {file}, {parent}; without them _{name} "
                           "is added)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
-
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
 
 
 def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
@@ -130,32 +174,56 @@ def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames,
         noise_sigma=default_noise if noise_sigma is None else noise_sigma)
 
 
-def variation_options(command):
-    """How many outputs, from which seeds, synthesised how many at a time."""
+def _check_last_seed(ctx, param, value):
+    """Whichever of --seed and --variations comes second checks that seed + i fits for every output."""
+    given = {**ctx.params, param.name: value}
+    seed, variations = given.get("seed"), given.get("variations")
+    if seed is not None and variations is not None and seed + variations - 1 > MAX_SEED:
+        raise click.BadParameter(
+            f"--seed {seed} with --variations {variations} gives seeds up to {seed + variations - 1}; "
+            f"expected seed + variations - 1 to be at most {MAX_SEED} (2**64 - 1)", ctx=ctx, param=param)
+    return value
+
+
+def variation_options(command=None, *, faithful: bool = False):
+    """How many outputs, from which seeds, synthesised how many at a time. ``faithful``: see
+    :func:`synthesis_command_options`."""
+    seed_default = ("none: no noise, one faithful output; giving a seed or -n above 1 adds noise"
+                    if faithful else "random, printed")
     options = [
         click.option("-n", "--variations", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="How many different clips to make."),
-        click.option("--seed", type=click.IntRange(min=0), default=None,
-                     help="Seed of the first output; output i uses seed + i [default: random, printed]."),
+                     callback=_check_last_seed, help="How many different clips to make."),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, callback=_check_last_seed,
+                     help=f"Seed of the first output; output i uses seed + i [default: {seed_default}]."),
         click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Outputs synthesised together; on a GPU, 8 together took about a quarter less "
                           "time each than one by one (144p, H100), for more memory. Results do not depend on it."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
 
 
-def synthesis_command_options(size_alias: bool = True):
+def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
+                              variation_noise: float | None = None):
     """Everything a synthesising command shares, in one decorator: variations and seeds, working
-    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes."""
+    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes.
+    ``default_name``: the command's output names in a folder, for the help. ``variation_noise``:
+    None for a command that always adds the default noise (a random seed when none is given);
+    a number for one that makes one faithful output, without noise, unless --seed or -n above 1
+    asks for variations, which get this noise."""
     from .batch import skip_existing_option
     from .common import fail_cleanly
 
     def decorate(command):
         command = fail_cleanly(command)
-        for option in (skip_existing_option, output_options, method_options,
-                       working_size_options(size_alias=size_alias), variation_options):
+        for option in (skip_existing_option, output_options(default_name=default_name),
+                       method_options(variation_noise=variation_noise),
+                       working_size_options(size_alias=size_alias),
+                       variation_options(faithful=variation_noise is not None)):
             command = option(command)
         return command
     return decorate

@@ -11,7 +11,7 @@ from ..synthesis import check_shapes
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import config_from_options, synthesis_command_options
+from .options import FiniteFloat, config_from_options, finite_float, synthesis_command_options
 
 
 def _parse_pair(separator: str, what: str, integers: bool):
@@ -20,7 +20,7 @@ def _parse_pair(separator: str, what: str, integers: bool):
             return None
         parts = value.lower().split(separator)
         try:
-            numbers = tuple((int if integers else float)(p) for p in parts)
+            numbers = tuple(int(p) if integers else finite_float(p) for p in parts)
         except ValueError:
             numbers = ()
         if len(numbers) != 2 or min(numbers) <= 0:
@@ -40,17 +40,20 @@ def _parse_pair(separator: str, what: str, integers: bool):
               metavar="WxH", help="New width and height in pixels (of the working clip; see --working-size).")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="New width in pixels; the height is kept.")
 @click.option("--height", type=click.IntRange(min=1), default=None, help="New height in pixels; the width is kept.")
-@click.option("--width-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--width-scale", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Multiply the width by this (e.g. 1.5 for wider).")
-@click.option("--height-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--height-scale", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Multiply the height by this.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+@click.option("--duration", type=FiniteFloat(min=0, min_open=True), default=None, metavar="SECONDS",
               help="New length in seconds; motion keeps its speed (more events, not slow motion).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="New length in frames.")
-@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--time-scale", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Multiply the length by this (2: twice as long, 0.5: half).")
 @click.option("--loop", is_flag=True, help="Make the output loop seamlessly: its last frame leads into the first.")
-@synthesis_command_options(size_alias=False)
+@synthesis_command_options(
+    size_alias=False, variation_noise=SynthesisConfig.noise_sigma,
+    default_name="after the input and the request, e.g. clip_9x16.mp4 or clip_t2_loop.mp4, and "
+                 "clip_9x16_{seed}.mp4 with --seed or -n above 1")
 def retarget(inputs, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
              time_scale, loop, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
              patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,

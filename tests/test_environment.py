@@ -1,0 +1,76 @@
+"""vgpnn in unfriendly environments: read-only installs and homes, a closed stdout."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import vgpnn
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+KERNEL_CALLS = textwrap.dedent("""
+    import numpy as np
+    from vgpnn import best_vote_numba, vote_numba
+    assert vote_numba.AVAILABLE and best_vote_numba.AVAILABLE
+    values = np.random.default_rng(0).random((3, 4, 6, 6)).astype(np.float32)
+    base = np.zeros((1, 2, 4, 4), dtype=np.int64)
+    voted = vote_numba.run_vote(values, (4, 6, 6), base, (3, 3, 3), "median", (4, 6, 6))
+    queries = np.random.default_rng(1).random((1, 3, 4, 6, 6)).astype(np.float32)
+    distances = best_vote_numba.matched_distances(queries, values, base, (3, 3, 3))
+    assert voted.shape == (1, 3, 4, 6, 6) and distances.shape == (1, 2, 4, 4)
+    print("kernels ran from", vote_numba.__file__)
+""")
+
+
+def _read_only(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True) + [folder]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def test_numba_kernels_import_and_run_with_no_writable_cache_folder(tmp_path):
+    # The package copied to a read-only folder, as a system install is. A regular file named
+    # __pycache__ in each package folder and ~/.cache stop even root (which ignores permissions)
+    # from creating a cache folder there.
+    installed = tmp_path / "site"
+    shutil.copytree(Path(vgpnn.__file__).parent, installed / "vgpnn",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
+    for folder in [installed / "vgpnn", *(p for p in (installed / "vgpnn").rglob("*") if p.is_dir())]:
+        (folder / "__pycache__").write_text("not a folder")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_text("not a folder")
+    _read_only(installed)
+    _read_only(home)
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
+    env.update(HOME=str(home), PYTHONPATH=str(installed), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        done = subprocess.run([sys.executable, "-c", KERNEL_CALLS], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+    finally:
+        for path in [installed, *installed.rglob("*"), home, *home.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"kernels ran from {installed}" in done.stdout
+
+
+def test_a_reader_that_closes_stdout_early_stops_the_listing_not_the_batch(tmp_path, make_video):
+    # ``vgpnn generate clip.mp4 -n 3 | head -1``: the first path is read, then the pipe closes.
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vgpnn", "generate", source, "-n", "3", "--seed", "0", "-o", tmp_path / "out",
+         "--iterations", "1", "--size", "native"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, stderr
+    assert first.decode().strip() == str(tmp_path / "out" / "clip_0.mp4")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip_0.mp4", "clip_1.mp4", "clip_2.mp4"]
+    for noise in ("Traceback", "BrokenPipe", "Exception ignored", "internal error", "error:"):
+        assert noise not in stderr, stderr

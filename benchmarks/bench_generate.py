@@ -32,6 +32,7 @@ def run_one(args) -> dict:
     from vgpnn.clip_tensor import frames_to_tensor
     from vgpnn.device import resolve_device
     from vgpnn.metrics import coherence, completeness, diversity
+    from vgpnn.plan import SynthesisPlan
     from vgpnn.synthesis import synthesize
 
     device = resolve_device(args.device)
@@ -41,14 +42,14 @@ def run_one(args) -> dict:
     config = SynthesisConfig(backend=args.one)
     warm = source if device.type == "cuda" else frames_to_tensor(
         read_clip(args.clip, short_side=48, max_frames=6).frames, device)
-    synthesize(warm, tuple(warm.shape[1:]), config, [10**6])
+    synthesize(SynthesisPlan.single(warm, tuple(warm.shape[1:]), config, [10**6]))
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     seconds, outputs, backends = [], [], set()
     for i in range(args.variations):
         started = time.perf_counter()
-        result = synthesize(source, shape, config, [args.seed + i])
+        result = synthesize(SynthesisPlan.single(source, shape, config, [args.seed + i]))
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)

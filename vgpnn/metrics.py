@@ -15,7 +15,7 @@ import zlib
 
 import torch
 
-from .holes import clean_keys
+from .masks import clean_keys
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
 from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 

@@ -4,7 +4,7 @@
 
 Each clip is read as `vgpnn generate` reads it by default (shorter side 144 px, at most 30
 frames), then ``--variations`` variations are made one after another with seeds 0, 1, ...
-Seconds per variation is synthesis only. Quality figures are those of DESIGN.md section 7.
+Seconds per variation is synthesis only. Quality figures are those of vgpnn/metrics.py.
 """
 
 from __future__ import annotations

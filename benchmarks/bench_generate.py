@@ -6,7 +6,7 @@
 Each backend runs in its own process (so peak RSS is its own): a warm-up run (on CPU a small
 one, which compiles the numba kernels and loads faiss; on CUDA the full size), then
 ``--variations`` timed variations, one at a time. Seconds per variation is the median of the
-timed runs, synthesis only (no decoding or encoding). Quality figures (DESIGN.md section 7)
+timed runs, synthesis only (no decoding or encoding). Quality figures (vgpnn/metrics.py)
 are over the timed variations: coherence and completeness averaged, diversity across them.
 """
 

@@ -1,4 +1,4 @@
-"""Quality figures that need no network weights (DESIGN.md section 7).
+"""Quality figures that need no network weights (FID-style video metrics need downloaded networks).
 
 coherence     mean squared error per element from output patches to their nearest source patch
 completeness  mean squared error per element from source patches to their nearest output patch

@@ -4,7 +4,7 @@
 
 Each clip is read as `vgpnn generate` reads it by default (shorter side 144 px, at most 30
 frames), then ``--variations`` variations are made one after another with seeds 0, 1, ...
-Seconds per variation is synthesis only. Quality figures are those of DESIGN.md section 7.
+Seconds per variation is synthesis only. Quality figures are those of vgpnn/metrics.py.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from vgpnn.cli.options import DEFAULT_MAX_FRAMES, DEFAULT_SHORT_SIDE  # noqa: E4
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.metrics import coherence, completeness, diversity  # noqa: E402
+from vgpnn.plan import SynthesisPlan  # noqa: E402
 from vgpnn.synthesis import synthesize  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main() -> None:
         outputs, seconds = [], []
         for seed in range(args.variations):
             started = time.perf_counter()
-            outputs.append(synthesize(source, tuple(source.shape[1:]), SynthesisConfig(), [seed]).videos[0])
+            outputs.append(synthesize(SynthesisPlan.single(source, tuple(source.shape[1:]), SynthesisConfig(), [seed])).videos[0])
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - started)

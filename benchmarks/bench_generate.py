@@ -6,7 +6,7 @@
 Each backend runs in its own process (so peak RSS is its own): a warm-up run (on CPU a small
 one, which compiles the numba kernels and loads faiss; on CUDA the full size), then
 ``--variations`` timed variations, one at a time. Seconds per variation is the median of the
-timed runs, synthesis only (no decoding or encoding). Quality figures (DESIGN.md section 7)
+timed runs, synthesis only (no decoding or encoding). Quality figures (vgpnn/metrics.py)
 are over the timed variations: coherence and completeness averaged, diversity across them.
 """
 
@@ -32,6 +32,7 @@ def run_one(args) -> dict:
     from vgpnn.clip_tensor import frames_to_tensor
     from vgpnn.device import resolve_device
     from vgpnn.metrics import coherence, completeness, diversity
+    from vgpnn.plan import SynthesisPlan
     from vgpnn.synthesis import synthesize
 
     device = resolve_device(args.device)
@@ -41,14 +42,14 @@ def run_one(args) -> dict:
     config = SynthesisConfig(backend=args.one)
     warm = source if device.type == "cuda" else frames_to_tensor(
         read_clip(args.clip, short_side=48, max_frames=6).frames, device)
-    synthesize(warm, tuple(warm.shape[1:]), config, [10**6])
+    synthesize(SynthesisPlan.single(warm, tuple(warm.shape[1:]), config, [10**6]))
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     seconds, outputs, backends = [], [], set()
     for i in range(args.variations):
         started = time.perf_counter()
-        result = synthesize(source, shape, config, [args.seed + i])
+        result = synthesize(SynthesisPlan.single(source, shape, config, [args.seed + i]))
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)

@@ -6,7 +6,7 @@ Cases (default working size: shorter side 144, at most 30 frames):
 - tree_foliage.mp4, an image mask: a box over the moving leaves in the middle of the frame;
 - examples/airballoons.mp4, a mask video: a box following the yellow balloon that rises
   through the middle of the clip (about 2.5 px a frame).
-Columns: seconds of synthesis, share of the clip filled, and coherence (DESIGN.md section 7)
+Columns: seconds of synthesis, share of the clip filled, and coherence (vgpnn/metrics.py)
 of the output patches that touch the hole against the source patches that do not, beside the
 same figure for the input (which still shows the object) and for the hole filled with its
 mean colour (a flat patch). Coherence is a mean squared error, so it favours blur wherever the

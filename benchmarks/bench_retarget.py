@@ -4,7 +4,7 @@
 
 Each clip is read as the CLI reads it by default (shorter side 144 px, at most 30 frames).
 Columns:
-- coherence (DESIGN.md section 7; lower is better) and its ratio to that of a plain variation
+- coherence (vgpnn/metrics.py; lower is better) and its ratio to that of a plain variation
   of the same clip (`generate`, seed 0): the issue's bar is a ratio of at most 2;
 - motion: the output's median frame-to-frame change over the source's; slow motion would
   give about 0.5 for a 2x longer clip;

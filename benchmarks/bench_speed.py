@@ -32,6 +32,7 @@ from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.metrics import coherence, diversity  # noqa: E402
 from vgpnn.resize import resize_video  # noqa: E402
+from vgpnn.plan import SynthesisPlan  # noqa: E402
 from vgpnn.synthesis import synthesize  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def timed(source, config, seeds, device):
     if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    result = synthesize(source, tuple(source.shape[1:]), config, seeds)
+    result = synthesize(SynthesisPlan.single(source, tuple(source.shape[1:]), config, seeds))
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - started, result

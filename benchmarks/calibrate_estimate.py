@@ -25,6 +25,7 @@ from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.estimate import COSTS, estimate_seconds, level_work, matmul_rate, plan_levels  # noqa: E402
 from vgpnn.resize import resize_video  # noqa: E402
+from vgpnn.plan import SynthesisPlan  # noqa: E402
 from vgpnn.synthesis import synthesize  # noqa: E402
 
 TERMS = ("exact", "approx", "keys", "vote", "steps")
@@ -70,7 +71,7 @@ def main() -> None:
     device = resolve_device(args.device)
     rate = matmul_rate(device)
     print(f"device {device}: float32 matmul {rate:.3e} multiply-adds/s")
-    synthesize(source_of((6, 32, 48), args.clip, device), (6, 32, 48), SynthesisConfig(iterations=1), [0])  # warm-up
+    synthesize(SynthesisPlan.single(source_of((6, 32, 48), args.clip, device), (6, 32, 48), SynthesisConfig(iterations=1), [0]))  # warm-up
 
     if args.sizes:
         rows, seconds = [], []
@@ -79,7 +80,7 @@ def main() -> None:
             shape = parse_size(text)
             source = source_of(shape, args.clip, device)
             sync(device)
-            result = synthesize(source, shape, config, [0])
+            result = synthesize(SynthesisPlan.single(source, shape, config, [0]))
             sync(device)
             for level in result.levels:
                 work = level_work(level.source_shape, level.target_shape, level.patch_size, level.iterations,
@@ -101,7 +102,7 @@ def main() -> None:
         estimate = estimate_seconds(plan_levels(shape, shape, SynthesisConfig(), device.type), device, rate)
         sync(device)
         started = time.perf_counter()
-        synthesize(source, shape, SynthesisConfig(), [0])
+        synthesize(SynthesisPlan.single(source, shape, SynthesisConfig(), [0]))
         sync(device)
         measured = time.perf_counter() - started
         print(f"check {text}: estimated {estimate:.1f} s, measured {measured:.1f} s "

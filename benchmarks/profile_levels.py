@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from vgpnn import SynthesisConfig, read_clip  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
+from vgpnn.plan import SynthesisPlan  # noqa: E402
 from vgpnn.synthesis import synthesize  # noqa: E402
 
 
@@ -35,11 +36,11 @@ def main() -> None:
     device = resolve_device(args.device)
     source = frames_to_tensor(read_clip(args.clip, short_side=args.size, max_frames=args.frames).frames, device)
     shape, config, seeds = tuple(source.shape[1:]), SynthesisConfig(backend=args.backend), list(range(args.batch))
-    synthesize(source, shape, config, seeds)  # warm-up
+    synthesize(SynthesisPlan.single(source, shape, config, seeds))  # warm-up
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     started = time.perf_counter()
-    result = synthesize(source, shape, config, seeds)
+    result = synthesize(SynthesisPlan.single(source, shape, config, seeds))
     sync()
     print(f"total {time.perf_counter() - started:.3f} s for {args.batch} variation(s) of {shape}")
     for level in result.levels:
@@ -47,7 +48,7 @@ def main() -> None:
               f"x{level.iterations} {'+'.join(sorted(set(level.backends)))}: {level.seconds:.3f} s")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        synthesize(source, shape, config, seeds)
+        synthesize(SynthesisPlan.single(source, shape, config, seeds))
         sync()
     key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows))

@@ -26,6 +26,12 @@ def smooth_frames(frames=8, height=32, width=48, seed=0):
     return ((top * (1 - fr) + bottom * fr) * 255).round().astype(np.uint8)
 
 
+def plan_of(source, target_shape, config, seeds, **target):
+    """The plan of a plain run of the loop (imported here: the I/O tests need no torch)."""
+    from vgpnn.plan import SynthesisPlan
+    return SynthesisPlan.single(source, target_shape, config, seeds, **target)
+
+
 @pytest.fixture()
 def make_video():
     """make_video(path, frames=8, height=24, width=32, seed=0, fps=25) writes a clip, returns its path.

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import smooth_frames
+from conftest import smooth_frames, plan_of
 
 from vgpnn.clip_tensor import frames_to_tensor
 from vgpnn.config import SynthesisConfig
@@ -19,7 +19,7 @@ from vgpnn.synthesis import synthesize
 def test_planned_levels_are_the_levels_synthesis_runs(config):
     source = frames_to_tensor(smooth_frames(8, 24, 32))
     shape = tuple(source.shape[1:])
-    ran = synthesize(source, shape, config, [0]).levels
+    ran = synthesize(plan_of(source, shape, config, [0])).levels
     planned = plan_levels(shape, shape, config, "cpu")
     assert [(p.source_shape, p.target_shape, p.patch_size, p.iterations) for p in planned] == \
         [(r.source_shape, r.target_shape, r.patch_size, r.iterations) for r in ran]

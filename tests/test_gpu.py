@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from vgpnn.config import SynthesisConfig
 from vgpnn.nn import PatchMatch, SearchRequest, make_backend
 from vgpnn.patches import unfold, vote
+from conftest import plan_of
+
 from vgpnn.synthesis import synthesize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -175,7 +177,7 @@ def test_torch_vote_on_cuda_without_triton_equals_the_cpu_vote(monkeypatch):
 
 def test_noise_free_synthesis_on_cuda_reproduces_the_source():
     source = smooth((3, 8, 32, 40), 4)
-    result = synthesize(source.cuda(), (8, 32, 40), SynthesisConfig(noise_sigma=0, iterations=1), [0])
+    result = synthesize(plan_of(source.cuda(), (8, 32, 40), SynthesisConfig(noise_sigma=0, iterations=1), [0]))
     assert result.videos.is_cuda
     assert (result.videos[0].cpu() - source).abs().max() < 1e-4
 
@@ -185,6 +187,6 @@ def test_a_seed_gives_the_same_noise_on_cuda_and_cpu():
     assert torch.equal(draw_noise((3, 2, 4, 4), [5], 2.5), draw_noise((3, 2, 4, 4), [5], 2.5))
     source = smooth((3, 8, 32, 40), 5)
     config = SynthesisConfig(iterations=1, backend="exact")
-    gpu = synthesize(source.cuda(), (8, 32, 40), config, [9]).videos[0].cpu()
-    cpu = synthesize(source, (8, 32, 40), config, [9]).videos[0]
+    gpu = synthesize(plan_of(source.cuda(), (8, 32, 40), config, [9])).videos[0].cpu()
+    cpu = synthesize(plan_of(source, (8, 32, 40), config, [9])).videos[0]
     assert (gpu - cpu).abs().mean() < 0.02  # same seed, same noise: near-identical results

@@ -16,7 +16,7 @@ from vgpnn.best_vote import best_patch_vote, matched_distances
 from vgpnn.cli import main
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import InputError
-from vgpnn.holes import MIN_CLEAN_SHARE, clean_keys, fill_hole, hole_box, level_hole, start_level
+from vgpnn.masks import MIN_CLEAN_SHARE, clean_keys, clean_share, fill_free, free_box, level_mask, start_level
 from vgpnn.metrics import region_coherence
 from vgpnn.patches import grid_shape, unfold
 from vgpnn.pyramid import build_pyramid, pyramid_geometry
@@ -158,19 +158,19 @@ def test_hole_box_holds_exactly_the_patches_that_touch_the_hole():
     hole = torch.zeros(9, 20, 30, dtype=torch.bool)
     hole[2, 5, 25] = hole[4, 12, 8] = True
     patch_size = (3, 5, 7)
-    box = hole_box(hole, patch_size)
+    box = free_box(hole, patch_size)
     touching = (~clean_keys(hole, patch_size)).nonzero()  # patch positions whose patch touches the hole
     for axis, side in enumerate(box):
         first, last = int(touching[:, axis].min()), int(touching[:, axis].max()) + patch_size[axis]
         assert (side.start, side.stop) == (first, last)  # every such patch fits, and nothing more
-    assert hole_box(torch.zeros(3, 8, 8, dtype=torch.bool), (3, 3, 3)) is None
+    assert free_box(torch.zeros(3, 8, 8, dtype=torch.bool), (3, 3, 3)) is None
 
 
 def test_searching_only_the_hole_box_gives_the_same_fill(monkeypatch):
     clip, hole = clip_with_object()
     config = SynthesisConfig(noise_sigma=0, iterations=2, backend="exact")
     boxed = inpaint(clip, hole, config, InpaintOptions(device="cpu"))[0]
-    monkeypatch.setattr(vgpnn.synthesis, "hole_box",
+    monkeypatch.setattr(vgpnn.synthesis, "free_box",
                         lambda level, patch: None if not level.any() else tuple(slice(0, n) for n in level.shape))
     whole = inpaint(clip, hole, config, InpaintOptions(device="cpu"))[0]
     assert np.array_equal(boxed, whole)
@@ -182,13 +182,13 @@ def test_inpainting_starts_where_most_keys_are_still_clean():
     hole[:, 18:36, 32:48] = True
     patch_size = (3, 7, 7)
     geometry = pyramid_geometry(tuple(hole.shape), 0.85, 3, 15)
-    holes = [level_hole(hole, tuple(level.shape[1:])) for level in build_pyramid(source, geometry, minimum=patch_size)]
+    holes = [level_mask(hole, tuple(level.shape[1:])) for level in build_pyramid(source, geometry, minimum=patch_size)]
     shares = [float(clean_keys(level, patch_size).float().mean()) for level in holes]
-    start = start_level(holes, patch_size)
+    start = start_level([clean_share([level], patch_size) for level in holes])
     assert all(share >= MIN_CLEAN_SHARE * shares[0] for share in shares[:start + 1])
     assert shares[start + 1] < MIN_CLEAN_SHARE * shares[0]
     assert shares[-1] > 0  # the coarsest level has clean keys: starting there was allowed, and worse
-    assert start_level([torch.ones(4, 8, 8, dtype=torch.bool)], patch_size) == -1
+    assert start_level([clean_share([torch.ones(4, 8, 8, dtype=torch.bool)], patch_size)]) == -1
 
 
 def test_clean_keys_never_touch_the_hole():
@@ -206,7 +206,7 @@ def test_fill_hole_changes_only_the_hole_and_uses_no_hidden_value():
     hole[:, 2:4, 2:4] = True
     hidden = video.clone()
     hidden[:, hole] = 100.0  # whatever was under the hole must not leak into the fill
-    filled = fill_hole(hidden, hole)
+    filled = fill_free(hidden, hole)
     assert torch.equal(filled[:, ~hole], video[:, ~hole])
     assert filled[:, hole].max() <= 1
 

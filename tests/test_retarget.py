@@ -2,6 +2,7 @@
 and `vgpnn retarget` end to end (sizes, frame counts, audio, errors)."""
 
 from dataclasses import replace
+from functools import partial
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,18 +12,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vgpnn.apps.retarget import RetargetOptions, TargetRequest, plan_target_shape, retarget
-from vgpnn.carve import carve_layout, motion_weights
+from vgpnn.apps.retarget import RetargetOptions, TargetRequest, coarsest_guess, plan_target_shape, retarget
+from vgpnn.apps.carve import carve_layout, motion_weights
 from vgpnn.cli import main
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
-from vgpnn.loop import unroll_for_search, vote_loop
+from vgpnn.wrap import unroll_for_search, vote_wrapped
 from vgpnn.metrics import coherence
 from vgpnn.patches import carry_field, unfold
 from vgpnn.resize import resize_video
 from vgpnn.synthesis import synthesize
 from vgpnn.video import read_clip, write_video
 
+from conftest import plan_of
 from test_cli import textured_clip
 
 SOURCE = (20, 144, 256)  # frames, height, width
@@ -82,7 +84,7 @@ def test_loop_vote_equals_a_brute_force_circular_median():
     patch = (3, 3, 3)
     frames, height, width = 4, 5, 5
     field = torch.randint(0, 3 * 4 * 4, (1, frames, height - 2, width - 2), generator=generator)
-    voted = vote_loop(values, field, (frames, height, width), patch)
+    voted = vote_wrapped(values, field, (frames, height, width), patch)
     rows = unfold(values, patch).reshape(-1, 2, 3, 3, 3)
     for t in range(frames):
         for y in range(height):
@@ -287,40 +289,51 @@ def test_carried_field_keeps_a_shifted_piece_one_piece():
 def test_carrying_the_layout_up_keeps_a_narrower_retarget_coherent():
     clip = disk_clip()
     source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
-    carried = synthesize(source, (10, 32, 24), FAST_CONFIG, [0], carry=True).videos[0]
-    resized = synthesize(source, (10, 32, 24), FAST_CONFIG, [0], carry=False).videos[0]
+    start = partial(coarsest_guess, timeline=None)
+    carried = synthesize(plan_of(source, (10, 32, 24), FAST_CONFIG, [0], carry_layout=True, start=start)).videos[0]
+    resized = synthesize(plan_of(source, (10, 32, 24), FAST_CONFIG, [0], carry_layout=False, start=start)).videos[0]
     # Measured: 0 with the layout carried up (every patch is a source patch) against 2.4e-3 when
     # each level re-matches its resized output instead.
     assert coherence(carried, source) < 1e-5
     assert coherence(carried, source) < 0.1 * coherence(resized, source)
 
 
-def test_synthesize_starts_from_the_timeline_it_is_given_and_refuses_a_wrong_one():
+def test_the_coarsest_guess_starts_from_the_timeline_it_is_given_and_refuses_a_wrong_one():
     clip = drifting_clip(frames=8)
     source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
     config = SynthesisConfig(noise_sigma=0, iterations=1, coarsest_frames=8)
+
+    def run(timeline):
+        start = partial(coarsest_guess, timeline=timeline)
+        return synthesize(plan_of(source, (8, 32, 48), config, [0], start=start)).videos
+
     # A reversed timeline starts the coarsest level backwards: the output differs from the
     # default (forward) one, and a timeline of the wrong length or range is refused.
-    forward = synthesize(source, (8, 32, 48), config, [0], timeline=list(range(8))).videos
-    assert torch.equal(forward, synthesize(source, (8, 32, 48), config, [0]).videos)
-    backward = synthesize(source, (8, 32, 48), config, [0], timeline=list(range(7, -1, -1))).videos
+    forward = run(list(range(8)))
+    assert torch.equal(forward, run(None))
+    backward = run(list(range(7, -1, -1)))
     assert (backward - forward).abs().mean() > 0.02
     for wrong in (list(range(7)), [0] * 7 + [8]):
         with pytest.raises(ValueError, match="timeline"):
-            synthesize(source, (8, 32, 48), config, [0], timeline=wrong)
+            run(wrong)
 
 
 def test_retarget_keeps_the_candidate_timeline_that_comes_out_most_coherent(monkeypatch):
     import vgpnn.apps.retarget as retarget_module
     from vgpnn.apps.variations import make_variations
 
+    def fixed_timeline(seeds, timeline):
+        source = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
+        plan = plan_of(source, shape, config, seeds, start=partial(coarsest_guess, timeline=timeline))
+        return make_variations(plan, 1)
+
     clip = drifting_clip(frames=8, speed=2)
     shape = (16, *clip.shape[1:3])
     smooth = list(range(8)) * 2  # one jump back
     stutter = [0, 4, 1, 5, 2, 6, 3, 7] * 2  # a jump at every frame
     config = replace(FAST_CONFIG, coarsest_frames=8)
-    expected = make_variations(clip, shape, config, [0, 1], "cpu", 1, timeline=smooth)
-    assert not np.array_equal(make_variations(clip, shape, config, [0], "cpu", 1, timeline=stutter)[0], expected[0])
+    expected = fixed_timeline([0, 1], smooth)
+    assert not np.array_equal(fixed_timeline([0], stutter)[0], expected[0])
     for order in ([stutter, smooth], [smooth, stutter]):
         monkeypatch.setattr(retarget_module, "coarsest_timelines", lambda *args, order=order: order)
         seen, progress = [], []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgpnn.timeline import JUMP_PENALTIES, jump_costs, plan_timeline, timeline_candidates
+from vgpnn.apps.timeline import JUMP_PENALTIES, jump_costs, plan_timeline, timeline_candidates
 
 
 def periodic_clip(frames=24, period=7):

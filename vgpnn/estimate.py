@@ -42,9 +42,8 @@ from dataclasses import dataclass
 import torch
 
 from .config import SynthesisConfig
-from .nn import EXACT_WORK_LIMIT, faiss_available
-from .pyramid import Shape3, pyramid_geometry
-from .synthesis import effective_patch_size
+from .pyramid import Shape3
+from .schedule import level_schedule
 
 # Seconds per unit of each count on the reference devices (step 2), and the reference
 # devices' float32 matrix-product rate in multiply-adds per second (step 3).
@@ -92,34 +91,11 @@ def level_work(source_shape: Shape3, target_shape: Shape3, patch_size, iteration
 
 def plan_levels(source_shape: Shape3, target_shape: Shape3, config: SynthesisConfig, device_type: str,
                 samples: int = 1) -> list[LevelWork]:
-    """The levels :func:`vgpnn.synthesis.synthesize` will run, coarsest first, with their counts."""
-    patch_size = effective_patch_size(config.patch_size, source_shape)
-    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
-                                config.coarsest_short_side)
-    coarsest = geometry.levels - 1
-    levels = []
-    for level in range(coarsest, -1, -1):
-        source = geometry.level_shape(source_shape, level, patch_size)
-        target = geometry.level_shape(target_shape, level, patch_size)
-        if math.prod(source) > config.large_level_voxels:
-            level_patch, iterations = effective_patch_size(config.large_level_patch_size, source), 1
-        else:
-            level_patch, iterations = patch_size, 1 if level == coarsest else config.iterations
-        backend = _backend(config.backend, source, target, level_patch, device_type)
-        levels.append(level_work(source, target, level_patch, iterations, [backend] * iterations, samples))
-    return levels
-
-
-def _backend(requested: str, source: Shape3, target: Shape3, patch_size, device_type: str) -> str:
-    """The rule of :func:`vgpnn.nn.choose_backend`, on shapes instead of tensors."""
-    if requested != "auto":
-        return requested
-    queries = math.prod(max(1, t - p + 1) for t, p in zip(target, patch_size))
-    keys = math.prod(max(1, s - p + 1) for s, p in zip(source, patch_size))
-    work = float(queries) * keys * 3 * math.prod(patch_size)
-    if work <= EXACT_WORK_LIMIT.get(device_type, EXACT_WORK_LIMIT["cpu"]):
-        return "exact"
-    return "faiss" if device_type == "cpu" and faiss_available() else "patchmatch"
+    """The levels :func:`vgpnn.synthesis.synthesize` will run, coarsest first, with their counts
+    (the schedule of schedule.py)."""
+    return [level_work(level.source_shape, level.target_shape, level.patch_size, level.iterations,
+                       [level.backend] * level.iterations, samples)
+            for level in level_schedule(source_shape, target_shape, config, device_type)]
 
 
 def reference_seconds(levels: list[LevelWork], device_type: str) -> float:

@@ -2,7 +2,7 @@
 
 Two channels, each a ranked bin in [0, 1] computed on each video separately (quantize.py):
 - motion: optical-flow speed (flow.py) in k bins by k-means, as (bin / highest bin) ** 0.25
-  (DESIGN.md section 2: any motion is far from none, fast is a little further);
+  (the VGPNN paper's analogy guide: any motion is far from none, fast is a little further);
 - tone: blurred luminance in k bins, as bin / highest bin, so the darkest regions of one video
   pair with the darkest of the other. This is what lets a sketch or label video, whose flat
   colours mean nothing to the appearance video, steer where each kind of content goes.

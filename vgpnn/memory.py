@@ -36,8 +36,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import ResourceError
-from .nn import faiss_available
+from .config import SynthesisConfig
+from .errors import ConfigError, ResourceError
+from .schedule import level_schedule
 
 _GIB = 2**30
 _FIXED = 1.5 * _GIB  # pyramid bookkeeping, chunk buffers of the vote and the exact search
@@ -93,12 +94,21 @@ def check_fits(needed: int, available: int, device: str) -> None:
                             "--max-frames or a smaller --batch-size")
 
 
-def estimate_bytes(device: torch.device, source_shape, target_shape, batch: int, backend: str = "auto") -> int:
-    """Estimated peak bytes of a job on ``device``: GPU memory on CUDA, resident memory on a CPU."""
+def estimate_bytes(device: torch.device, source_shape, target_shape, batch: int,
+                   config: SynthesisConfig | None = None) -> int:
+    """Estimated peak bytes of a job on ``device``: GPU memory on CUDA, resident memory on a CPU
+    (more where the level schedule searches some level with PatchMatch)."""
     if device.type == "cuda":
         return estimate_gpu_bytes(source_shape, target_shape, batch)
-    patchmatch = backend == "patchmatch" or (backend == "auto" and not faiss_available())
-    return estimate_cpu_bytes(source_shape, target_shape, batch, patchmatch)
+    return estimate_cpu_bytes(source_shape, target_shape, batch, _uses_patchmatch(source_shape, target_shape, config))
+
+
+def _uses_patchmatch(source_shape, target_shape, config: SynthesisConfig | None) -> bool:
+    try:
+        levels = level_schedule(tuple(source_shape), tuple(target_shape), config or SynthesisConfig(), "cpu")
+    except ConfigError:
+        return False  # the job will be refused for its shapes, with its own message
+    return any(level.backend == "patchmatch" for level in levels)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -108,9 +118,10 @@ def available_bytes(device: torch.device) -> int | None:
     return available_cpu_bytes()
 
 
-def check_memory(device: torch.device, source_shape, target_shape, batch: int, backend: str = "auto") -> None:
+def check_memory(device: torch.device, source_shape, target_shape, batch: int,
+                 config: SynthesisConfig | None = None) -> None:
     """Refuse before any work a job whose estimated peak exceeds the memory free on ``device``."""
     available = available_bytes(device)
     if available is not None:
         label = str(device) if device.type == "cuda" else "this machine (RAM)"
-        check_fits(estimate_bytes(device, source_shape, target_shape, batch, backend), available, label)
+        check_fits(estimate_bytes(device, source_shape, target_shape, batch, config), available, label)

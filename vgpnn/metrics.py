@@ -1,4 +1,4 @@
-"""Quality figures that need no network weights (DESIGN.md section 7).
+"""Quality figures that need no network weights (FID-style video metrics need downloaded networks).
 
 coherence     mean squared error per element from output patches to their nearest source patch
 completeness  mean squared error per element from source patches to their nearest output patch
@@ -15,7 +15,7 @@ import zlib
 
 import torch
 
-from .holes import clean_keys
+from .masks import clean_keys
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
 from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 

@@ -1,49 +1,59 @@
 """The coarse-to-fine Q/K/V patch nearest-neighbour loop that every application runs.
 
-1. Build the source pyramid (finest level first) and the target's level shapes, with the same
-   per-level factors.
-2. Start at the coarsest level from the source resized to the target's coarsest shape, plus
-   seeded Gaussian noise (variations) or none (retargeting).
-3. At each level, from coarse to fine:
+It runs a :class:`vgpnn.plan.SynthesisPlan` (sources, target, guides, fixed voxels, seeds) and
+knows no application. Step by step:
+
+1. Pyramids: each source is resized to every level's shape (finest first, each level straight
+   from the full-size video); the target's level shapes shrink by the same factors. The level
+   schedule (schedule.py) gives each level's patch size, iterations and backend.
+2. Start level: the coarsest, unless sources have unusable voxels (an inpainting hole): then
+   the coarsest level that keeps most of the finest level's clean keys (masks.start_level),
+   since coarser levels leave little but the frame's edges to copy from.
+3. Start: the plan's coarsest guess (by default the first source resized to the target's
+   coarsest shape); free voxels, where some are fixed, start from a smooth fill grown from the
+   fixed ones around them; plus seeded Gaussian noise (only on free voxels).
+4. At each level, from coarse to fine:
    queries Q = the previous level's output upscaled to this level's target shape,
    keys K    = the previous source level upscaled to this level's source shape (as blurry as Q),
    values V  = the sharp source at this level.
-   Each Q patch takes the V patch at the position of its nearest K patch; overlapping chosen
-   patches are folded by a per-voxel median. Further iterations match the output against V.
-4. The finest level's output is the result.
-
-With a ``hole`` (inpainting) the target is the source itself: keys touching the hole are never
-used, and after every vote the voxels outside the hole are reset to the source (see ``holes.py``).
-Only the box of patches touching the hole is searched; the synthesis starts at the coarsest level
-that still has most of its keys clean (``holes.start_level``), and each hole voxel takes its value
-from the one covering patch closest to the median of them all, not the median itself
-(``_fill_hole_once``).
-
-With ``loop=True`` the target is a seamless loop: time wraps around in every search, vote and
-resize of the target (see ``loop.py``); the source itself is never treated as a loop.
+   Guide channels, times their level's weights, are appended to Q (the target's guides) and K
+   (the sources' guides). Each Q patch takes the V patch at the position of its nearest K patch
+   (GPNN's completeness weighting, when the plan asks for it, where exhaustive search runs);
+   overlapping chosen patches are folded by a per-voxel median. Further iterations match the
+   output against V. With several sources, their levels are laid end to end in time and key
+   patches that would straddle two sources are never chosen.
+5. Fixed voxels keep their values at every level; only the box of patches that touch free
+   voxels is searched, and each free voxel takes its value from the one covering patch closest
+   to the median of them all, not the median itself (see ``_fill_free_once``).
+6. Time that wraps (a seamless loop): every search, vote and resize of the target treats the
+   last frame as followed by the first (wrap.py); sources never wrap.
+7. A carried layout: each finer level starts from the coarser level's arrangement of source
+   patches carried up piece by piece (``carry_field``) rather than from its output resized and
+   matched blurry against blurry, so a layout, once decided, is not re-rounded level by level.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
-from .config import SynthesisConfig
-from .errors import ConfigError
 from .best_vote import best_patch_vote, matched_distances
-from .holes import clean_keys, fill_hole, hole_box, level_hole, start_level
-from .loop import loop_grid, unroll_for_search, vote_loop
+from .completeness import completeness_search
+from .errors import ConfigError
+from .masks import clean_keys, clean_share, fill_free, free_box, level_mask, start_level
 from .nn import SearchRequest, choose_backend, make_backend
-from .carve import carve_to
-from .patches import PatchSize, carry_field, grid_shape, rescale_field, vote
-from .pyramid import Shape3, build_pyramid, pyramid_geometry
+from .patches import carry_field, grid_shape, rescale_field, vote
+from .plan import SynthesisPlan
+from .pyramid import Shape3, build_pyramid
 from .resize import resize_video
-from .timeline import plan_timeline, timeline_candidates
+from .schedule import LevelSchedule, check_shapes, geometry_for, level_schedule
+from .wrap import unroll_for_search, vote_wrapped, wrapped_grid
 
 ProgressCallback = Callable[[int, int], None]  # (levels done, levels in all)
+COMPLETENESS_BACKEND = "exact+completeness"  # the name level records give completeness-weighted searches
 
 
 @dataclass
@@ -60,13 +70,8 @@ class LevelRecord:
 
 @dataclass
 class SynthesisResult:
-    videos: torch.Tensor  # (B, C, T, H, W) in [0, 1], on the source's device
+    videos: torch.Tensor  # (B, C, T, H, W) in [0, 1], on the sources' device
     levels: list[LevelRecord]  # coarsest first
-
-
-def effective_patch_size(patch_size: tuple[int, int, int], shape: Shape3) -> tuple[int, int, int]:
-    """The patch shrunk along any axis where the video is shorter than it (e.g. images: 1 frame)."""
-    return tuple(min(p, s) for p, s in zip(patch_size, shape))
 
 
 def draw_noise(shape: tuple[int, ...], seeds: list[int], sigma: float) -> torch.Tensor:
@@ -76,180 +81,208 @@ def draw_noise(shape: tuple[int, ...], seeds: list[int], sigma: float) -> torch.
     return torch.stack(noise) * sigma
 
 
-def check_shapes(source_shape: Shape3, target_shape: Shape3, config: SynthesisConfig) -> tuple[int, int, int]:
-    """The patch size used for this source, after checking both shapes can hold a patch."""
-    pt, ph, pw = config.patch_size
-    if ph > source_shape[1] or pw > source_shape[2]:
-        raise ConfigError(f"patch {pw}x{ph} pixels is larger than the working frame "
-                          f"{source_shape[2]}x{source_shape[1]}; use a smaller patch size or a larger working size")
-    patch_size = effective_patch_size(config.patch_size, source_shape)
-    frames, height, width = target_shape
-    if min(target_shape) < 1 or any(t < p for t, p in zip(target_shape, patch_size)):
-        raise ConfigError(f"output {width}x{height} pixels, {frames} frames is smaller than a patch "
-                          f"({patch_size[2]}x{patch_size[1]} pixels, {patch_size[0]} frames); ask for a larger output")
-    return patch_size
+def synthesize(plan: SynthesisPlan, progress: ProgressCallback | None = None) -> SynthesisResult:
+    """Run ``plan``: ``len(plan.seeds)`` videos (B, C, T, H, W) of the target's shape."""
+    config, target, seeds = plan.config, plan.target, list(plan.seeds)
+    device = plan.sources[0].video.device
+    patch_size = check_shapes(plan.source_shape, target.shape, config)
+    geometry = geometry_for(plan.source_shape, config)
+    levels = _Levels(plan, geometry, patch_size)
+    schedule = level_schedule(plan.source_shape, target.shape, config, device.type,
+                              start_level=levels.start, wraps_time=target.wraps_time,
+                              channels=plan.sources[0].video.shape[0] + levels.guide_channels)
 
-
-def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3,
-                   patch_size: PatchSize, loop: bool = False, timeline: Sequence[int] | None = None) -> torch.Tensor:
-    """The target's starting point at the coarsest level, never squashed nor slowed down.
-
-    Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
-    carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
-    to remove). Time: never stretched, which would start, and stay, in slow motion. A target of
-    another length, or a loop, plays runs of the source's coarsest frames joined where they look
-    most alike (``timeline``, by default planned by timeline.py); a shorter one that does not
-    loop takes the first frames."""
-    frames, height, width = coarsest_source.shape[1:]
-    kept = (min(height, target_shape[1]), min(width, target_shape[2]))
-    if kept == (height, width):
-        guess = resize_video(source, (frames, *target_shape[1:]))
-    else:
-        carved = carve_to(coarsest_source, kept, patch_size, source)
-        guess = resize_video(carved, (frames, *target_shape[1:]))
-    if timeline is None:
-        timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
-    elif len(timeline) != target_shape[0] or not all(0 <= i < frames for i in timeline):
-        raise ValueError(f"a timeline for this target has {target_shape[0]} indices below {frames}, got {list(timeline)}")
-    return guess.index_select(1, torch.tensor(list(timeline), device=guess.device))
-
-
-def coarsest_timelines(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
-                       loop: bool = False) -> list[list[int]]:
-    """The candidate timelines (timeline.py) of :func:`synthesize`'s coarsest level for this
-    source (C, T, H, W) and target; any of them can be passed to it as ``timeline``."""
-    source_shape: Shape3 = tuple(source.shape[1:])
-    patch_size = check_shapes(source_shape, target_shape, config)
-    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
-                                config.coarsest_short_side)
-    coarsest = geometry.levels - 1
-    coarsest_source = resize_video(source, geometry.level_shape(source_shape, coarsest, patch_size))
-    length = geometry.level_shape(target_shape, coarsest, patch_size)[0]
-    return timeline_candidates(coarsest_source, length, loop=loop)
-
-
-def synthesize(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
-               seeds: list[int], progress: ProgressCallback | None = None,
-               loop: bool = False, hole: torch.Tensor | None = None, carry: bool = False,
-               timeline: Sequence[int] | None = None) -> SynthesisResult:
-    """Generate ``len(seeds)`` videos of ``target_shape`` from ``source`` (C, T, H, W) in [0, 1].
-
-    Noise of strength ``config.noise_sigma`` (0 for none) is drawn from each seed. ``loop``:
-    the videos loop seamlessly (their last frame leads into the first). ``hole``: (T, H, W) bool
-    of the source's shape; the videos are the source with the hole filled from the rest.
-    ``carry``: each finer level starts from the coarser level's arrangement of source patches
-    carried up piece by piece (``carry_field``) rather than from its output resized and matched
-    blurry against blurry; retargets use it so a layout, once decided, is not re-rounded level by level.
-    ``timeline``: which coarsest source frame each coarsest target frame starts from (one of
-    :func:`coarsest_timelines`); by default the first of them.
-    """
-    if source.dim() != 4:
-        raise ValueError(f"source must be (C, T, H, W), got {tuple(source.shape)}")
-    if not seeds:
-        raise ValueError("at least one seed is needed")
-    source_shape: Shape3 = tuple(source.shape[1:])
-    patch_size = check_shapes(source_shape, target_shape, config)
-    geometry = pyramid_geometry(source_shape, config.pyramid_factor, config.coarsest_frames,
-                                config.coarsest_short_side)
-    sources = build_pyramid(source, geometry, minimum=patch_size)
-    holes = None
-    if hole is not None:
-        if tuple(hole.shape) != source_shape or tuple(target_shape) != source_shape:
-            raise ValueError(f"hole {tuple(hole.shape)} and target {tuple(target_shape)} must have the "
-                             f"source's shape {source_shape}")
-        if loop or carry:
-            raise ValueError("a hole cannot be asked for together with a loop or a carried layout")
-        holes = [level_hole(hole.to(source.device), tuple(level.shape[1:])) for level in sources]
-    target_shapes = [geometry.level_shape(target_shape, k, patch_size) for k in range(geometry.levels)]
-
-    coarsest = geometry.levels - 1 if holes is None else _inpaint_start(holes, patch_size)
-    output = coarsest_guess(sources[coarsest], source, target_shapes[coarsest], patch_size, loop, timeline)
-    output = output[None].repeat(len(seeds), 1, 1, 1, 1)
-    if holes is not None:
-        output = fill_hole(output, holes[coarsest])
+    first = schedule[0]
+    output = levels.start_guess(first)[None].repeat(len(seeds), 1, 1, 1, 1)
+    free = levels.free(first.level)
+    if free is not None:
+        output = fill_free(torch.where(free, output, levels.fixed(first.level)), free)
     if config.noise_sigma > 0:
         noise = draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
-        output = output + (noise if holes is None else noise * holes[coarsest])
+        output = output + (noise if free is None else noise * free)
 
     records = []
-    previous = None  # (field, level, patch) of the coarser level, to start this level's search from
-    for level in range(coarsest, -1, -1):
+    previous = None  # (field, schedule) of the coarser level, to start this level's search from
+    for step in schedule:
         started = time.perf_counter()
-        values = sources[level]
-        # A loop's coarsest guess is not yet a loop; full iterations there close the seam early.
-        level_patch, iterations = _level_settings(config, values, patch_size, level == coarsest and not loop)
-        if level == coarsest:
-            queries, keys = output, values
-        elif not carry:
-            queries = resize_video(output, target_shapes[level], loop=loop)
-            keys = resize_video(sources[level + 1], tuple(values.shape[1:]))
-        # Inpainting searches and votes only the box of patches that touch the hole: no other
-        # patch can change a hole voxel, and outside the hole every voxel is the source's anyway.
-        box = None if holes is None else hole_box(holes[level], level_patch)
-        if holes is not None and box is None:  # the hole is too thin to show at this size
-            iterations = 0
-            queries = values[None].repeat(len(seeds), 1, 1, 1, 1)
-        record = LevelRecord(tuple(values.shape[1:]), target_shapes[level], level_patch, iterations)
-        searched_shape = target_shapes[level] if box is None else tuple(side.stop - side.start for side in box)
-        query_grid = (loop_grid if loop else grid_shape)(searched_shape, level_patch)
-        valid_keys = None if box is None else _clean_keys_at(holes[level], level_patch, level)
-        vote_level = vote_loop if loop else vote
-        field_ = None  # the search's starting field, when there is one
-        if previous is not None and carry:
-            coarser_field, coarser, coarser_patch = previous
-            field_ = carry_field(coarser_field, (target_shapes[coarser], target_shapes[level]),
-                                 (tuple(sources[coarser].shape[1:]), tuple(values.shape[1:])),
-                                 (coarser_patch, level_patch), query_grid)
-            queries, keys = vote_level(values, field_, target_shapes[level], level_patch, config.vote), values
-        elif previous is not None:
-            coarser_field, coarser, coarser_patch = previous
-            field_ = rescale_field(coarser_field, grid_shape(sources[coarser].shape, coarser_patch), query_grid,
-                                   grid_shape(keys.shape, level_patch))
-        backends = {}  # one per name and level, so a backend can reuse its index across iterations
-        for iteration in range(iterations):
-            search_seeds = tuple(_search_seed(seed, level, iteration) for seed in seeds)
-            if loop:
-                searched = unroll_for_search(queries, level_patch)
-            else:
-                searched = queries if box is None else queries[(slice(None), slice(None), *box)]
-            request = SearchRequest(searched, keys, level_patch, valid_keys=valid_keys, initial_field=field_,
-                                    seeds=search_seeds)
-            backend = choose_backend(config.backend, request)
-            if backend not in backends:
-                backends[backend] = make_backend(backend)
-            field_ = backends[backend].search(request)
-            record.backends.append(backend)
-            if holes is None:
-                queries = vote_level(values, field_, target_shapes[level], level_patch, config.vote)
-            else:
-                queries = _fill_hole_once(values, field_, holes[level], box, level_patch, config.vote)
-            keys = values
-        output = queries
-        previous = None if field_ is None else (field_, level, level_patch)
+        output, previous, record = _run_level(plan, levels, step, output, previous, step is first)
         record.seconds = time.perf_counter() - started
         records.append(record)
         if progress is not None:
-            progress(coarsest - level + 1, geometry.levels)
+            progress(levels.start - step.level + 1, geometry.levels)
     return SynthesisResult(output.clamp(0, 1), records)
 
 
-def _inpaint_start(holes: list[torch.Tensor], patch_size) -> int:
-    """The level inpainting starts at (see ``holes.start_level``); raises the user-facing error
-    when even the finest level has no patch that misses the hole."""
-    level = start_level(holes, patch_size)
-    if level < 0:
-        _clean_keys_at(holes[0], patch_size, 0)
-    return level
+class _Levels:
+    """The plan's inputs at each pyramid level, made once and looked up by level."""
+
+    def __init__(self, plan: SynthesisPlan, geometry, patch_size):
+        self.plan, self.geometry, self.patch_size = plan, geometry, patch_size
+        self.sources = [build_pyramid(source.video, geometry, minimum=patch_size) for source in plan.sources]
+        self.guide_channels = 0 if plan.target.guides is None else plan.target.guides.shape[0]
+        self.target_shapes = [geometry.level_shape(plan.target.shape, k, patch_size) for k in range(geometry.levels)]
+        # Unusable source voxels per source and level; None when every voxel of every source is usable.
+        self.unusable = None
+        if any(source.usable is not None for source in plan.sources):
+            self.unusable = [[level_mask(~source.usable, tuple(level.shape[1:])) if source.usable is not None
+                              else torch.zeros(tuple(level.shape[1:]), dtype=torch.bool, device=level.device)
+                              for level in pyramid]
+                             for source, pyramid in zip(plan.sources, self.sources)]
+        self.start = geometry.levels - 1
+        if self.unusable is not None:
+            shares = [clean_share([masks[level] for masks in self.unusable], patch_size)
+                      for level in range(geometry.levels)]
+            self.start = start_level(shares)
+            if self.start < 0:
+                self.valid_keys(0, patch_size)  # raises the user-facing error
+        self._free = None if plan.target.fixed_mask is None else {}
+
+    def values(self, level: int) -> torch.Tensor:
+        """(C, T, H, W): the sources at ``level``, end to end in time."""
+        return _end_to_end([pyramid[level] for pyramid in self.sources])
+
+    def blurry_keys(self, level: int) -> torch.Tensor:
+        """The coarser level of each source upscaled to this level's shape, end to end."""
+        return _end_to_end([resize_video(pyramid[level + 1], tuple(pyramid[level].shape[1:]))
+                            for pyramid in self.sources])
+
+    def source_guides(self, level: int, channels: list[int], weights: torch.Tensor) -> torch.Tensor:
+        return _end_to_end([resize_video(source.guides[channels], tuple(pyramid[level].shape[1:])) * weights
+                            for source, pyramid in zip(self.plan.sources, self.sources)])
+
+    def target_guides(self, level: int, channels: list[int], weights: torch.Tensor) -> torch.Tensor:
+        return resize_video(self.plan.target.guides[channels], self.target_shapes[level]) * weights
+
+    def valid_keys(self, level: int, patch_size) -> torch.Tensor | None:
+        """(T', H', W') bool key positions that copy only usable voxels of one source; None: all."""
+        if len(self.sources) == 1 and self.unusable is None:
+            return None
+        parts = []
+        for index, pyramid in enumerate(self.sources):
+            shape = tuple(pyramid[level].shape[1:])
+            valid = (clean_keys(self.unusable[index][level], patch_size) if self.unusable is not None
+                     else torch.ones(grid_shape(shape, patch_size), dtype=torch.bool, device=pyramid[level].device))
+            parts.append(valid)
+            if index + 1 < len(self.sources):
+                # Positions whose patch starts in this source and ends in the next: never chosen.
+                parts.append(torch.zeros((patch_size[0] - 1, *valid.shape[1:]), dtype=torch.bool, device=valid.device))
+        valid = torch.cat(parts)
+        if not bool(valid.any()):
+            mask = self.unusable[0][level]
+            raise ConfigError(f"the mask leaves no patch untouched at pyramid level {level} ({mask.shape[2]}x"
+                              f"{mask.shape[1]} pixels, {mask.shape[0]} frames); use a smaller mask, a smaller "
+                              "patch size or a larger --coarsest-size")
+        return valid
+
+    def free(self, level: int) -> torch.Tensor | None:
+        """(T, H, W) bool target voxels to synthesise at ``level``; None when none are fixed."""
+        if self._free is None:
+            return None
+        if level not in self._free:
+            self._free[level] = level_mask(~self.plan.target.fixed_mask, self.target_shapes[level])
+        return self._free[level]
+
+    def fixed(self, level: int) -> torch.Tensor:
+        """(C, T, H, W) the fixed values at ``level``."""
+        return resize_video(self.plan.target.fixed, self.target_shapes[level])
+
+    def start_guess(self, step: LevelSchedule) -> torch.Tensor:
+        source = self.plan.sources[0].video
+        if self.plan.target.start is None:
+            return resize_video(source, step.target_shape)
+        guess = self.plan.target.start(self.sources[0][step.level], source, step.target_shape, step.patch_size)
+        if tuple(guess.shape) != (source.shape[0], *step.target_shape):
+            raise ValueError(f"the start guess must be {(source.shape[0], *step.target_shape)}, got {tuple(guess.shape)}")
+        return guess
 
 
-def _fill_hole_once(values: torch.Tensor, field: torch.Tensor, hole: torch.Tensor, box: tuple[slice, slice, slice],
-                    patch_size, consensus_vote: str) -> torch.Tensor:
-    """One vote of an inpainting iteration: (B, C, T, H, W), the source with the voxels of ``hole``
+def _end_to_end(videos: list[torch.Tensor]) -> torch.Tensor:
+    return videos[0] if len(videos) == 1 else torch.cat(videos, dim=-3)
+
+
+def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output: torch.Tensor, previous,
+               is_first: bool):
+    """One pyramid level: its EM iterations. Returns (output, (field, step), record)."""
+    config, target = plan.config, plan.target
+    batch = output.shape[0]
+    level, level_patch, iterations, target_shape = step.level, step.patch_size, step.iterations, step.target_shape
+    values = levels.values(level)
+    wraps = target.wraps_time
+    if is_first:
+        queries, keys = output, values
+    elif not target.carry_layout:
+        queries = resize_video(output, target_shape, loop=wraps)
+        keys = levels.blurry_keys(level)
+    free = levels.free(level)
+    fixed = None if free is None else levels.fixed(level)
+    # With fixed voxels only the box of patches that touch a free voxel is searched and voted:
+    # no other patch can change a free voxel.
+    box = None if free is None else free_box(free, level_patch)
+    if free is not None and box is None:  # the free region is too thin to show at this size
+        iterations = 0
+        queries = fixed[None].repeat(batch, 1, 1, 1, 1)
+    record = LevelRecord(tuple(values.shape[1:]), target_shape, level_patch, iterations)
+    searched_shape = target_shape if box is None else tuple(side.stop - side.start for side in box)
+    query_grid = (wrapped_grid if wraps else grid_shape)(searched_shape, level_patch)
+    valid_keys = levels.valid_keys(level, level_patch) if iterations else None
+    vote_level = vote_wrapped if wraps else vote
+
+    weights = plan.weights(level, levels.geometry.levels)
+    channels = [index for index, weight in enumerate(weights) if weight > 0]
+    query_guides = key_guides = None
+    if channels:
+        scale = torch.tensor([weights[i] for i in channels], dtype=values.dtype, device=values.device)[:, None, None, None]
+        query_guides = levels.target_guides(level, channels, scale)
+        key_guides = levels.source_guides(level, channels, scale)
+
+    field_ = None  # the search's starting field, when there is one
+    if previous is not None and target.carry_layout:
+        coarser_field, coarser = previous
+        field_ = carry_field(coarser_field, (coarser.target_shape, target_shape),
+                             (tuple(levels.values(coarser.level).shape[1:]), tuple(values.shape[1:])),
+                             (coarser.patch_size, level_patch), query_grid)
+        queries, keys = vote_level(values, field_, target_shape, level_patch, config.vote), values
+    elif previous is not None:
+        coarser_field, coarser = previous
+        field_ = rescale_field(coarser_field, grid_shape(levels.values(coarser.level).shape, coarser.patch_size),
+                               query_grid, grid_shape(keys.shape, level_patch))
+    backends = {}  # one per name and level, so a backend can reuse its index across iterations
+    for iteration in range(iterations):
+        searched, searched_keys = queries, keys
+        if query_guides is not None:
+            searched = torch.cat([queries, query_guides[None].expand(batch, -1, -1, -1, -1)], 1)
+            searched_keys = torch.cat([keys, key_guides])
+        if wraps:
+            searched = unroll_for_search(searched, level_patch)
+        elif box is not None:
+            searched = searched[(slice(None), slice(None), *box)]
+        request = SearchRequest(searched, searched_keys, level_patch, valid_keys=valid_keys, initial_field=field_,
+                                seeds=tuple(_search_seed(seed, level, iteration) for seed in plan.seeds))
+        backend = choose_backend(config.backend, request)
+        if backend == "exact" and plan.completeness_alpha is not None and valid_keys is None:
+            backend = COMPLETENESS_BACKEND
+            field_ = completeness_search(searched, searched_keys, level_patch, plan.completeness_alpha)
+        else:
+            if backend not in backends:
+                backends[backend] = make_backend(backend)
+            field_ = backends[backend].search(request)
+        record.backends.append(backend)
+        if free is None:
+            queries = vote_level(values, field_, target_shape, level_patch, config.vote)
+        else:
+            queries = _fill_free_once(values, field_, free, fixed, box, level_patch, config.vote)
+        keys = values
+    return queries, (None if field_ is None else (field_, step)), record
+
+
+def _fill_free_once(values: torch.Tensor, field: torch.Tensor, free: torch.Tensor, fixed: torch.Tensor,
+                    box: tuple[slice, slice, slice], patch_size, consensus_vote: str) -> torch.Tensor:
+    """One vote where some voxels are fixed: (B, C, T, H, W), ``fixed`` with the voxels of ``free``
     in ``box`` voted from ``values`` by ``field``, a search result for that box.
 
     1. The consensus: the usual fold (``consensus_vote``, median or mean) of the chosen patches,
-       with the voxels outside the hole the source's own.
-    2. Each hole voxel takes its value from whichever covering patch is closest to the consensus
+       with the fixed voxels' own values.
+    2. Each free voxel takes its value from whichever covering patch is closest to the consensus
        (best_vote.py): a real source patch, so the fill keeps the source's texture and motion.
     The consensus alone is a blur wherever the chosen patches disagree, as they do in texture
     that never repeats exactly (moving leaves), and the blur then matches only the smoothest,
@@ -260,30 +293,14 @@ def _fill_hole_once(values: torch.Tensor, field: torch.Tensor, hole: torch.Tenso
     """
     box_shape = tuple(side.stop - side.start for side in box)
     region = (slice(None), slice(None), *box)
-    filled = values[None].repeat(field.shape[0], 1, 1, 1, 1)
-    consensus = torch.where(hole[box], vote(values, field, box_shape, patch_size, consensus_vote), filled[region])
+    filled = fixed[None].repeat(field.shape[0], 1, 1, 1, 1)
+    consensus = torch.where(free[box], vote(values, field, box_shape, patch_size, consensus_vote), filled[region])
     distances = matched_distances(consensus, values, field, patch_size)
     voted = best_patch_vote(values, field, distances, box_shape, patch_size)
-    filled[region] = torch.where(hole[box], voted, filled[region])
+    filled[region] = torch.where(free[box], voted, filled[region])
     return filled
-
-
-def _clean_keys_at(hole: torch.Tensor, patch_size, level: int) -> torch.Tensor:
-    valid = clean_keys(hole, patch_size)
-    if not bool(valid.any()):
-        raise ConfigError(f"the mask leaves no patch untouched at pyramid level {level} "
-                          f"({hole.shape[2]}x{hole.shape[1]} pixels, {hole.shape[0]} frames); use a smaller mask, "
-                          "a smaller patch size or a larger --coarsest-size")
-    return valid
 
 
 def _search_seed(seed: int, level: int, iteration: int) -> int:
     """A distinct, reproducible seed for each sample's search at each level and iteration."""
     return (seed * 1_000_003 + level * 1_009 + iteration) % 2**63
-
-
-def _level_settings(config: SynthesisConfig, values: torch.Tensor, patch_size, is_coarsest: bool):
-    voxels = values.shape[1] * values.shape[2] * values.shape[3]
-    if voxels > config.large_level_voxels:
-        return effective_patch_size(config.large_level_patch_size, tuple(values.shape[1:])), 1
-    return patch_size, 1 if is_coarsest else config.iterations

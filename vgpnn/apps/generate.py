@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
+from ..clip_tensor import frames_to_tensor
 from ..config import SynthesisConfig
+from ..device import resolve_device
 from ..errors import ConfigError
+from ..plan import Source, SynthesisPlan, Target
 from ..synthesis import ProgressCallback
-from .variations import VariationCallback, make_variations
+from .variations import VariationCallback, make_variations, seeds_from
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ def generate(frames: np.ndarray, config: SynthesisConfig = SynthesisConfig(),
     Returns the clips as (T, H, W, 3) uint8 arrays; ``on_variation`` sees each as soon as it is
     done (so a caller can write it before the next one starts).
     """
-    seeds = [options.seed + i for i in range(options.variations)]
-    return make_variations(frames, tuple(frames.shape[:3]), config, seeds, options.device,
-                           options.batch_size, on_variation, progress)
+    source = frames_to_tensor(frames, resolve_device(options.device))
+    plan = SynthesisPlan((Source(source),), Target(tuple(frames.shape[:3])), seeds_from(options.seed, options.variations),
+                         config)
+    return make_variations(plan, options.batch_size, on_variation, progress)

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..clip_tensor import frames_to_tensor
 from ..config import SynthesisConfig
+from ..device import resolve_device
 from ..errors import ConfigError, InputError
+from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..synthesis import ProgressCallback
-from .variations import VariationCallback, make_variations
+from .variations import VariationCallback, make_variations, seeds_from
 
 MAX_MASKED_FRACTION = 0.9  # beyond this there is too little left to fill from
 _LOSSY_THRESHOLD = 127  # a lossy mask video's black is noisy, so only bright pixels count
@@ -78,6 +81,10 @@ def inpaint(frames: np.ndarray, hole: np.ndarray, config: SynthesisConfig = Synt
         raise ConfigError(f"hole {hole.shape} must have the clip's (frames, height, width) {frames.shape[:3]}")
     if not hole.any():
         raise ConfigError("the hole is empty: nothing to fill")
-    seeds = [options.seed + i for i in range(options.variations)]
-    return make_variations(frames, tuple(frames.shape[:3]), config, seeds, options.device, options.batch_size,
-                           on_variation, progress, hole=hole)
+    source = frames_to_tensor(frames, resolve_device(options.device))
+    hole_tensor = torch.from_numpy(np.ascontiguousarray(hole, dtype=bool)).to(source.device)
+    # Keys never copy the hole; every voxel outside it stays the input's.
+    plan = SynthesisPlan((Source(source, usable=~hole_tensor),),
+                         Target(tuple(frames.shape[:3]), fixed=source, fixed_mask=~hole_tensor),
+                         seeds_from(options.seed, options.variations), config)
+    return make_variations(plan, options.batch_size, on_variation, progress)

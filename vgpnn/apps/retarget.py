@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Sequence
 from fractions import Fraction
 from functools import partial
 
@@ -20,9 +21,14 @@ from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..metrics import coherence
+from ..plan import Source, SynthesisPlan, Target
 from ..pyramid import Shape3
-from ..synthesis import ProgressCallback, coarsest_timelines
-from .variations import VariationCallback, make_variations
+from ..resize import resize_video
+from ..schedule import check_shapes, geometry_for
+from ..synthesis import ProgressCallback
+from .carve import carve_to
+from .timeline import plan_timeline, timeline_candidates
+from .variations import VariationCallback, make_variations, seeds_from
 
 # Timelines are compared by the coherence of their outputs at the working size with this many
 # sampled patches. Cheaper scores ranked the sample clips' candidates wrongly: at a shorter side
@@ -166,7 +172,7 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
              options: RetargetOptions = RetargetOptions(), on_variation: VariationCallback | None = None,
              progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """Re-compose ``frames`` (T, H, W, 3) uint8 as clips of ``target_shape`` = (frames, height, width)."""
-    seeds = [options.seed + i for i in range(options.variations)]
+    seeds = seeds_from(options.seed, options.variations)
     source_frames = frames.shape[0]
     shrink_time = options.shrink_time
     if shrink_time is None:
@@ -178,14 +184,19 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
     # not need it and came out a little less coherent with it (bench_retarget.py).
     carry = tuple(target_shape[1:]) != tuple(frames.shape[1:3])
     target_shape = tuple(int(x) for x in target_shape)
-    run = partial(make_variations, frames, target_shape, config, device=options.device,
-                  batch_size=options.batch_size, loop=options.loop, carry=carry)
+    source = frames_to_tensor(frames, resolve_device(options.device))
+
+    def run(seeds, on_variation=None, progress=None, timeline=None):
+        target = Target(target_shape, wraps_time=options.loop, carry_layout=carry,
+                        start=partial(coarsest_guess, loop=options.loop, timeline=timeline))
+        plan = SynthesisPlan((Source(source),), target, seeds, config)
+        return make_variations(plan, options.batch_size, on_variation, progress)
+
     if target_shape[0] == source_frames and not options.loop:
         return run(seeds, on_variation=on_variation, progress=progress)
-    timelines = coarsest_timelines(frames_to_tensor(frames), target_shape, config, options.loop)
+    timelines = coarsest_timelines(source, target_shape, config, options.loop)
     if len(timelines) == 1:
         return run(seeds, on_variation=on_variation, progress=progress, timeline=timelines[0])
-    source = frames_to_tensor(frames, resolve_device(options.device))
     outputs = []
     for start in range(0, len(seeds), options.batch_size):
         batch = seeds[start:start + options.batch_size]
@@ -194,6 +205,43 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
             if on_variation is not None:
                 on_variation(start + offset, clip, levels)
     return outputs
+
+
+def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_shape: Shape3,
+                   patch_size, loop: bool = False, timeline: Sequence[int] | None = None) -> torch.Tensor:
+    """The target's starting point at the coarsest level, never squashed nor slowed down.
+
+    Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
+    carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
+    to remove). Time: never stretched, which would start, and stay, in slow motion. A target of
+    another length, or a loop, plays runs of the source's coarsest frames joined where they look
+    most alike (``timeline``, by default planned by timeline.py); a shorter one that does not
+    loop takes the first frames."""
+    frames, height, width = coarsest_source.shape[1:]
+    kept = (min(height, target_shape[1]), min(width, target_shape[2]))
+    if kept == (height, width):
+        guess = resize_video(source, (frames, *target_shape[1:]))
+    else:
+        carved = carve_to(coarsest_source, kept, patch_size, source)
+        guess = resize_video(carved, (frames, *target_shape[1:]))
+    if timeline is None:
+        timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
+    elif len(timeline) != target_shape[0] or not all(0 <= i < frames for i in timeline):
+        raise ValueError(f"a timeline for this target has {target_shape[0]} indices below {frames}, got {list(timeline)}")
+    return guess.index_select(1, torch.tensor(list(timeline), device=guess.device))
+
+
+def coarsest_timelines(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig,
+                       loop: bool = False) -> list[list[int]]:
+    """The candidate timelines (timeline.py) of the coarsest level for this source (C, T, H, W)
+    and target; any of them can be given to :func:`coarsest_guess`."""
+    source_shape: Shape3 = tuple(source.shape[1:])
+    patch_size = check_shapes(source_shape, target_shape, config)
+    geometry = geometry_for(source_shape, config)
+    coarsest = geometry.levels - 1
+    coarsest_source = resize_video(source, geometry.level_shape(source_shape, coarsest, patch_size))
+    length = geometry.level_shape(target_shape, coarsest, patch_size)[0]
+    return timeline_candidates(coarsest_source, length, loop=loop)
 
 
 def _most_coherent(run, seeds: list[int], timelines: list[list[int]], source: torch.Tensor, loop: bool,

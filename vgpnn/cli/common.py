@@ -85,7 +85,7 @@ def notice_working_size(say, clip, short_side, max_frames) -> None:
 
 
 def refuse_if_too_big(source: Path, short_side, start_frame: int, max_frames: int, device: torch.device,
-                      batch: int, backend: str) -> None:
+                      batch: int, config: SynthesisConfig) -> None:
     """Check memory from the file's headers, before decoding, when the whole clip or its native
     size was asked for: only then can the decoded clip itself be too big to hold. (Otherwise the
     library's own check, after the cheap read of a small clip, is enough.)"""
@@ -94,7 +94,7 @@ def refuse_if_too_big(source: Path, short_side, start_frame: int, max_frames: in
     shape = working_shape(probe_clip(source), short_side=short_side, start_frame=start_frame,
                           max_frames=max_frames or None)
     if shape[0] > 0:
-        check_memory(device, shape, shape, batch, backend)
+        check_memory(device, shape, shape, batch, config)
 
 
 def write_report(path: Path, record: dict, overwrite: bool) -> None:

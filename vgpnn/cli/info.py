@@ -59,8 +59,8 @@ def _describe(source, short_side, max_frames, start_frame, device, rate, availab
         raise InputError(f"cannot use '{source}': --start-frame {start_frame} is past its "
                          f"{probe['frames']} frames")
     config = SynthesisConfig()
-    levels = plan_levels(shape, shape, config, device.type)
     too_small = min(shape[1:]) < max(config.patch_size[1:])
+    levels = [] if too_small else plan_levels(shape, shape, config, device.type)
     peak = estimate_bytes(device, shape, shape, 1)
     fps = probe["fps"]
     return {

@@ -99,7 +99,7 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
     def make(job: Job) -> None:
         started = time.perf_counter()
         refuse_if_too_big(job.source, settings.short_side, settings.start_frame, settings.max_frames,
-                          torch_device, min(settings.batch_size, len(job.todo)), config.backend)
+                          torch_device, min(settings.batch_size, len(job.todo)), config)
         clip = read_clip(job.source, short_side=settings.short_side, start_frame=settings.start_frame,
                          max_frames=settings.max_frames or None)
         read_seconds = time.perf_counter() - started

@@ -7,7 +7,7 @@ import click
 
 from ..apps.retarget import KEEP_SIDES, RetargetOptions, TargetRequest, plan_target_shape, retarget as retarget_clip
 from ..config import SynthesisConfig
-from ..synthesis import check_shapes
+from ..schedule import check_shapes
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command

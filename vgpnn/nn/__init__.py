@@ -30,17 +30,23 @@ def make_backend(name: str) -> NearestNeighbourBackend:
     raise ValueError(f"unknown nearest-neighbour backend {name!r}; expected one of {BACKENDS}")
 
 
-def choose_backend(requested: str, request: SearchRequest) -> str:
-    """The backend name for one search: ``requested`` unless it is 'auto'."""
+def backend_for(requested: str, work: float, device_type: str) -> str:
+    """The one rule that picks a backend: ``requested`` unless it is 'auto'; then exhaustive
+    search while one output's search costs at most ``EXACT_WORK_LIMIT`` multiply-adds, beyond
+    that faiss on a CPU (where installed) and PatchMatch otherwise."""
     if requested != "auto":
         return requested
-    device = request.queries.device.type
-    if request.work() <= EXACT_WORK_LIMIT.get(device, EXACT_WORK_LIMIT["cpu"]):
+    if work <= EXACT_WORK_LIMIT.get(device_type, EXACT_WORK_LIMIT["cpu"]):
         return "exact"
-    if device == "cpu" and faiss_available():
+    if device_type == "cpu" and faiss_available():
         return "faiss"
     return "patchmatch"
 
 
+def choose_backend(requested: str, request: SearchRequest) -> str:
+    """:func:`backend_for` one search."""
+    return backend_for(requested, request.work(), request.queries.device.type)
+
+
 __all__ = ["BACKENDS", "NearestNeighbourBackend", "SearchRequest", "ExactSearch", "FaissSearch",
-           "PatchMatch", "make_backend", "choose_backend", "faiss_available"]
+           "PatchMatch", "make_backend", "backend_for", "choose_backend", "faiss_available"]

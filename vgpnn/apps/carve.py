@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .patches import PatchSize, unfold
-from .resize import resize_video
+from ..patches import PatchSize, unfold
+from ..resize import resize_video
 
 # Mean frame-to-frame change (on the 0..1 scale) under which a clip counts as still: its patches
 # are weighed alike rather than by compression noise.

@@ -1,4 +1,4 @@
-"""Seamless loops: time wraps around, so patches that straddle the end and the start exist.
+"""Time that wraps around, for seamless loops, so patches that straddle the end and the start exist.
 
 A looping target of T frames has T patch positions in time (not T - pt + 1): the patch at
 position t covers frames t, t + 1, ... modulo T. Searching such patches, and voting each frame
@@ -30,13 +30,13 @@ def unroll_for_search(videos: torch.Tensor, patch_size: PatchSize) -> torch.Tens
     return videos.index_select(-3, wrap_index(frames, frames + patch_size[0] - 1, device=videos.device))
 
 
-def loop_grid(shape: tuple[int, int, int], patch_size: PatchSize) -> tuple[int, int, int]:
+def wrapped_grid(shape: tuple[int, int, int], patch_size: PatchSize) -> tuple[int, int, int]:
     """Patch grid of a looping video (T, H, W): T positions in time."""
     t, h, w = shape
     return (t, h - patch_size[1] + 1, w - patch_size[2] + 1)
 
 
-def vote_loop(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int, int],
+def vote_wrapped(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int, int],
               patch_size: PatchSize, reduce: str = "median") -> torch.Tensor:
     """Like :func:`vgpnn.patches.vote` for a looping output; ``field`` has the loop grid."""
     frames, height, width = output_shape

@@ -8,6 +8,11 @@ from .errors import ConfigError
 from .nn import BACKENDS
 
 
+# median: per-voxel median of the covering patches; mean: their mean; best: each voxel from the
+# one covering patch closest to their median (keeps texture where patches disagree).
+VOTES = ("median", "mean", "best")
+
+
 @dataclass(frozen=True)
 class SynthesisConfig:
     patch_size: tuple[int, int, int] = (3, 7, 7)  # frames, rows, columns of a patch
@@ -16,7 +21,7 @@ class SynthesisConfig:
     coarsest_short_side: int = 15  # space stops shrinking when the shorter side is this
     iterations: int = 5  # EM iterations per level (the coarsest level gets one)
     noise_sigma: float = 2.5  # std of the noise added to the coarsest guess (0..1 pixel scale)
-    vote: str = "median"  # how overlapping patches are folded: 'median' or 'mean' (in a hole: the consensus)
+    vote: str = "median"  # how overlapping patches are folded (VOTES); with fixed voxels, the consensus free voxels are measured against
     backend: str = "auto"  # nearest-neighbour backend: auto, exact, patchmatch, faiss
     large_level_voxels: int = 3_000_000  # levels larger than this get 1 iteration and small patches
     large_level_patch_size: tuple[int, int, int] = (3, 5, 5)  # the patch used on such levels
@@ -35,8 +40,8 @@ class SynthesisConfig:
             raise ConfigError(f"iterations per level must be at least 1, got {self.iterations}")
         if self.noise_sigma < 0:
             raise ConfigError(f"noise strength must be 0 or more, got {self.noise_sigma}")
-        if self.vote not in ("median", "mean"):
-            raise ConfigError(f"vote must be 'median' or 'mean', got {self.vote!r}")
+        if self.vote not in VOTES:
+            raise ConfigError(f"vote must be one of {', '.join(VOTES)}, got {self.vote!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 

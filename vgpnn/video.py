@@ -19,10 +19,14 @@ Choices worth knowing (see DESIGN.md section 5 for the measurements behind them)
 
 from __future__ import annotations
 
+import functools
+import io
+import math
 import os
 import re
 import secrets
 import shutil
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,8 +133,8 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
         fps = _stream_fps(stream)
         height, width = _probe_displayed_size(path, container, stream)
         frame_count = stream.frames or _count_decoded_frames(path, container, stream)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+        if stream.duration is not None and _rational(stream.time_base):
+            duration = float(stream.duration * _rational(stream.time_base))
         elif container.duration is not None:
             duration = container.duration / av.time_base
         else:
@@ -223,7 +227,7 @@ def _open_video(path: Path) -> Iterator[tuple]:
         raise InputError(f"cannot read '{path}': the file is empty (0 bytes); {_EXPECTED_INPUT}")
     try:
         # Damaged metadata must not stop the frames from being read: PyAV decodes it strictly.
-        container = av.open(str(path), metadata_errors="replace")
+        container = _av_open(path)
     except av.FFmpegError as error:
         raise InputError(f"cannot read '{path}': " + _undecodable(path).replace("{}", _reason(error))) from error
     except OSError as error:
@@ -339,8 +343,7 @@ def _count_decoded_frames(path: Path, container, stream) -> int:
 
 
 def _stream_fps(stream) -> Fraction:
-    rate = stream.average_rate or stream.guessed_rate or FALLBACK_VIDEO_FPS
-    return Fraction(rate)
+    return _rational(stream.average_rate) or _rational(stream.guessed_rate) or FALLBACK_VIDEO_FPS
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -349,7 +352,39 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     Phone videos are stored sideways with a rotation tag; ffmpeg's command line applies it, so
     we do too (checked here against ffmpeg's autorotate for +90, -90 and 180 degrees).
     """
-    return round(frame.rotation / 90) % 4
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return 0
+    return round(_matrix_rotation(matrix) / 90) % 4
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's 3x3 display matrix (9 native-endian int32, a b u c d v x y w), or None.
+
+    Read from the frame's side data, which every PyAV from 12 on exposes by position with a
+    ``type`` whose name is DISPLAYMATRIX (``frame.rotation`` exists only from PyAV 14).
+    """
+    side_data = getattr(frame, "side_data", None)
+    if side_data is None:
+        return None
+    for index in range(len(side_data)):
+        entry = side_data[index]
+        if getattr(entry.type, "name", str(entry.type).rpartition(".")[2]) != "DISPLAYMATRIX":
+            continue
+        raw = bytes(entry)
+        if len(raw) < 36:
+            return None
+        return struct.unpack("=9i", raw[:36])
+    return None
+
+
+def _matrix_rotation(matrix: tuple[int, ...]) -> float:
+    """Counterclockwise degrees of the matrix, as FFmpeg's av_display_rotation_get defines them."""
+    a, b, _, c, d = (value / 65536 for value in matrix[:5])
+    scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
+    if scale_x == 0 or scale_y == 0:
+        return 0.0
+    return -math.degrees(math.atan2(b / scale_y, a / scale_x))
 
 
 def _displayed_size(frame: av.VideoFrame, quarter_turns: int) -> tuple[int, int]:
@@ -784,7 +819,7 @@ def _write_h264(partial: Path, target: Path, frames: np.ndarray, fps: Fraction,
         video.options = {"crf": str(H264_CRF)}
         audio = None
         if audio_source is not None:
-            audio = container.add_stream_from_template(audio_source.streams.audio[0])
+            audio = _add_stream_like(container, audio_source.streams.audio[0])
         for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
             video_frame.pts = index
@@ -812,7 +847,7 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 def _open_audio_source(audio_path: Path):
     """The opened container if ``audio_path`` has an audio stream, else None."""
     try:
-        source = av.open(str(audio_path), metadata_errors="replace")
+        source = _av_open(audio_path)
     except (av.FFmpegError, OSError) as error:
         raise InputError(f"cannot read audio from '{audio_path}': "
                          f"{_reason(error)}") from error
@@ -828,7 +863,8 @@ def _copy_audio(source, container, audio_stream, *, video_seconds: Fraction) -> 
     for packet in source.demux(source_stream):
         if packet.dts is None:  # the flush packet that demux yields at the end
             continue
-        if packet.pts is not None and packet.pts * packet.time_base >= video_seconds:
+        time_base = _rational(packet.time_base) or _rational(source_stream.time_base)
+        if packet.pts is not None and time_base and packet.pts * time_base >= video_seconds:
             break
         # mux rescales timestamps from the input stream's time base to the output's.
         packet.stream = audio_stream
@@ -838,6 +874,46 @@ def _copy_audio(source, container, audio_stream, *, video_seconds: Fraction) -> 
 def _close(container) -> None:
     if container is not None:
         container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# PyAV 12 to 19: what differs is detected by feature, never by version number.
+
+
+def _av_open(path: Path):
+    return av.open(str(path), **_open_options())
+
+
+@functools.cache
+def _open_options() -> dict:
+    """Damaged metadata must not stop the frames from being read: PyAV up to 18 decodes it
+    strictly unless told ``metadata_errors="replace"``; PyAV 19 dropped that keyword (it reads
+    metadata leniently itself) and rejects it with TypeError before opening anything."""
+    try:
+        av.open(io.BytesIO(), metadata_errors="replace").close()
+    except TypeError:
+        return {}
+    except Exception:  # the empty input is refused: the keyword itself was accepted
+        pass
+    return {"metadata_errors": "replace"}
+
+
+def _rational(value) -> Fraction | None:
+    """A positive PyAV rate or time base as a Fraction, else None. PyAV up to 18 gives a
+    Fraction or None; PyAV 19 an ``AVRational`` that is falsy (0/1) when unset."""
+    numerator = getattr(value, "numerator", None)
+    denominator = getattr(value, "denominator", None)
+    if not numerator or not denominator or numerator <= 0 or denominator <= 0:
+        return None
+    return Fraction(int(numerator), int(denominator))
+
+
+def _add_stream_like(container, template):
+    """An output stream with ``template``'s codec parameters, for copying packets."""
+    add = getattr(container, "add_stream_from_template", None)  # PyAV 13.1 and later
+    if add is not None:
+        return add(template)
+    return container.add_stream(template=template)  # PyAV 12 and 13.0
 
 
 def _reason(error: Exception) -> str:

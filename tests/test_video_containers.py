@@ -48,3 +48,80 @@ def test_av_open_without_metadata_errors_keyword_like_pyav_19(tmp_path, monkeypa
         monkeypatch.undo()
         if hasattr(video, "_open_options"):
             video._open_options.cache_clear()
+
+
+# --- 2. display matrices that mirror --------------------------------------------------------------
+
+
+def encode(path, frames, rate=10, codec="libx264", format=None, sar=None):
+    """Write ``frames`` with PyAV directly (not write_video), so tests control the stream."""
+    with av.open(str(path), "w", format=format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def with_matrix(path, a, b, c, d, x=0, y=0):
+    """Patch the display matrix of the (only) track header, ``tkhd``, of an mp4 in place.
+
+    ISO 14496-12 stores a b u / c d v / x y w as 9 big-endian 32-bit fixed-point values: 16.16
+    for a, b, c, d, x, y and 2.30 for u, v, w (0, 0, 1 here).
+    """
+    data = bytearray(path.read_bytes())
+    at = data.index(b"tkhd") + 4
+    version = data[at]
+    matrix_at = at + 4 + (32 if version == 1 else 20) + 8 + 8
+    values = [round(a * 65536), round(b * 65536), 0, round(c * 65536), round(d * 65536), 0,
+              round(x * 65536), round(y * 65536), 1 << 30]
+    assert struct.unpack(">9i", data[matrix_at:matrix_at + 36])[0] == 65536  # identity before
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *values)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def closest(decoded, candidates):
+    """Name of the candidate (name -> frames) nearest to ``decoded`` by mean absolute error."""
+    errors = {name: np.abs(decoded.astype(int) - frames.astype(int)).mean()
+              for name, frames in candidates.items() if frames.shape == decoded.shape}
+    return min(errors, key=errors.get), errors
+
+
+ORIENTED = {
+    "hflip": lambda f: np.flip(f, axis=2),
+    "vflip": lambda f: np.flip(f, axis=1),
+    "rotate180": lambda f: np.flip(f, axis=(1, 2)),
+    "as stored": lambda f: f,
+    "transpose": lambda f: f.swapaxes(1, 2),
+    "antitranspose": lambda f: np.flip(f, axis=(1, 2)).swapaxes(1, 2),
+    "clockwise": lambda f: np.rot90(f, -1, axes=(1, 2)),
+    "counterclockwise": lambda f: np.rot90(f, 1, axes=(1, 2)),
+}
+
+
+@pytest.mark.parametrize("matrix, expected", [
+    ((-1, 0, 0, 1), "hflip"),  # a mirror: ffmpeg's autorotate inserts hflip, not a half turn
+    ((1, 0, 0, -1), "vflip"),
+    ((-1, 0, 0, -1), "rotate180"),
+    ((0, 1, 1, 0), "transpose"),  # 90 degrees with a mirror: transpose=cclock_flip
+    ((0, -1, -1, 0), "antitranspose"),  # 270 degrees with a mirror: transpose=clock_flip
+    ((0, 1, -1, 0), "clockwise"),  # a plain rotation (ffmpeg: transpose=clock)
+    ((0, -1, 1, 0), "counterclockwise"),
+])
+def test_display_matrix_rotates_and_mirrors_like_ffmpeg_autorotate(tmp_path, matrix, expected):
+    frames = pattern()
+    path = with_matrix(encode(tmp_path / "clip.mp4", frames), *matrix)
+    clip = read_clip(path)
+    candidates = {name: orient(frames) for name, orient in ORIENTED.items()}
+    name, errors = closest(clip.frames, candidates)
+    assert name == expected, errors
+    assert errors[expected] < 6  # lossy codec, but the pattern itself differs by far more
+    probe = probe_clip(path)
+    assert (probe["height"], probe["width"]) == clip.frames.shape[1:3] == clip.original_size

@@ -187,8 +187,8 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         seen = 0  # frames out of the decoder, kept or skipped
         reached_end = True
         for frame in _decode_frames(stream, container):
-            quarter_turns = _quarter_turns(frame)
-            frame_size = _displayed_size(frame, quarter_turns)
+            orientation = _orientation(frame)
+            frame_size = _displayed_size(frame, orientation)
             if output_size is None:
                 original_size = frame_size
                 output_size = _scaled_size(*frame_size, short_side, even=True, path=path)
@@ -200,7 +200,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
             seen += 1
             if seen <= start_frame:
                 continue
-            collected.append(_video_frame_to_rgb(frame, quarter_turns, output_size))
+            collected.append(_video_frame_to_rgb(frame, orientation, output_size))
             if max_frames is not None and len(collected) == max_frames:
                 reached_end = False
                 break
@@ -318,7 +318,7 @@ def _count_remaining_packets(container, stream) -> int:
 def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
     """(height, width) upright; the rotation tag is only visible on a decoded frame."""
     for frame in _decode_frames(stream, container):
-        size = _displayed_size(frame, _quarter_turns(frame))
+        size = _displayed_size(frame, _orientation(frame))
         break
     else:
         raise _no_frame_decoded(path, stream.frames)
@@ -346,16 +346,46 @@ def _stream_fps(stream) -> Fraction:
     return _rational(stream.average_rate) or _rational(stream.guessed_rate) or FALLBACK_VIDEO_FPS
 
 
-def _quarter_turns(frame: av.VideoFrame) -> int:
-    """Counterclockwise quarter turns that show the frame upright, from its display matrix.
+def _orientation(frame: av.VideoFrame) -> str:
+    """How to show the frame upright, from its display matrix, as ffmpeg's autorotate does.
 
-    Phone videos are stored sideways with a rotation tag; ffmpeg's command line applies it, so
-    we do too (checked here against ffmpeg's autorotate for +90, -90 and 180 degrees).
+    One of '' (as stored), 'hflip', 'vflip', 'rotate180', 'clockwise', 'counterclockwise',
+    'transpose' (turn counterclockwise, then flip upside down) and 'antitranspose' (turn
+    clockwise, then flip upside down). Phone videos are stored sideways with a rotation;
+    a mirrored matrix (a front camera, an editor's flip) adds a flip.
     """
     matrix = _display_matrix(frame)
     if matrix is None:
-        return 0
-    return round(_matrix_rotation(matrix) / 90) % 4
+        return ""
+    # ffmpeg rounds the angle to whole degrees, counts it clockwise, in [0, 360).
+    theta = -round(_matrix_rotation(matrix))
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    c, d = matrix[3], matrix[4]
+    if abs(theta - 90) < 1:
+        return "transpose" if c > 0 else "clockwise"
+    if abs(theta - 180) < 1:
+        return {(True, True): "rotate180", (True, False): "hflip",
+                (False, True): "vflip", (False, False): ""}[(matrix[0] < 0, d < 0)]
+    if abs(theta - 270) < 1:
+        return "antitranspose" if c < 0 else "counterclockwise"
+    if abs(theta) < 1:
+        return "vflip" if d < 0 else ""
+    # ffmpeg turns by any other angle inside the stored frame, blacking the corners; a clip
+    # for synthesis is better served by the nearest quarter turn.
+    return ("", "clockwise", "rotate180", "counterclockwise")[round(theta / 90) % 4]
+
+
+_ORIENT = {
+    "": lambda pixels: pixels,
+    "hflip": lambda pixels: pixels[:, ::-1],
+    "vflip": lambda pixels: pixels[::-1],
+    "rotate180": lambda pixels: pixels[::-1, ::-1],
+    "clockwise": lambda pixels: np.rot90(pixels, -1),
+    "counterclockwise": lambda pixels: np.rot90(pixels, 1),
+    "transpose": lambda pixels: pixels.swapaxes(0, 1),
+    "antitranspose": lambda pixels: pixels[::-1, ::-1].swapaxes(0, 1),
+}
+_SWAPS_SIDES = ("clockwise", "counterclockwise", "transpose", "antitranspose")
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -387,17 +417,15 @@ def _matrix_rotation(matrix: tuple[int, ...]) -> float:
     return -math.degrees(math.atan2(b / scale_y, a / scale_x))
 
 
-def _displayed_size(frame: av.VideoFrame, quarter_turns: int) -> tuple[int, int]:
-    if quarter_turns % 2:
+def _displayed_size(frame: av.VideoFrame, orientation: str) -> tuple[int, int]:
+    if orientation in _SWAPS_SIDES:
         return frame.width, frame.height
     return frame.height, frame.width
 
 
-def _video_frame_to_rgb(frame: av.VideoFrame, quarter_turns: int,
+def _video_frame_to_rgb(frame: av.VideoFrame, orientation: str,
                         output_size: tuple[int, int]) -> np.ndarray:
-    pixels = frame.to_ndarray(format="rgb24")
-    if quarter_turns:
-        pixels = np.rot90(pixels, quarter_turns)
+    pixels = _ORIENT[orientation](frame.to_ndarray(format="rgb24"))
     height, width = output_size
     if pixels.shape[:2] == output_size:
         return pixels

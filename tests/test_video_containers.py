@@ -125,3 +125,21 @@ def test_display_matrix_rotates_and_mirrors_like_ffmpeg_autorotate(tmp_path, mat
     assert errors[expected] < 6  # lossy codec, but the pattern itself differs by far more
     probe = probe_clip(path)
     assert (probe["height"], probe["width"]) == clip.frames.shape[1:3] == clip.original_size
+
+
+# --- 3. non-square pixels --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sar, width", [(Fraction(2), 96), (Fraction(3, 4), 36)])
+def test_anamorphic_pixels_are_resampled_to_square_keeping_the_height(tmp_path, sar, width):
+    frames = pattern()
+    path = encode(tmp_path / "anamorphic.mp4", frames, sar=sar)
+    clip = read_clip(path)
+    assert clip.frames.shape == (3, 32, width, 3) and clip.original_size == (32, width)
+    # The picture is stretched, not padded or cropped: the bright block keeps its third.
+    block = clip.frames[0, 4, :, 0] > 128
+    assert abs(block.sum() - width / 3) <= 2
+    probe = probe_clip(path)
+    assert (probe["height"], probe["width"]) == (32, width)
+    assert video.working_shape(probe) == clip.frames.shape[:3]
+    assert video.working_shape(probe, short_side=16) == read_clip(path, short_side=16).frames.shape[:3]

@@ -178,6 +178,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         stated_frames = stream.frames or None
         fps = _stream_fps(stream)
         has_audio = len(container.streams.audio) > 0
+        sample_aspect = _sample_aspect_ratio(stream)
         # The container's count is only a hint here: it sizes the buffer, it is not trusted.
         expected = max(stream.frames - start_frame, 1)
         if max_frames is not None:
@@ -188,7 +189,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         reached_end = True
         for frame in _decode_frames(stream, container):
             orientation = _orientation(frame)
-            frame_size = _displayed_size(frame, orientation)
+            frame_size = _displayed_size(frame, orientation, sample_aspect)
             if output_size is None:
                 original_size = frame_size
                 output_size = _scaled_size(*frame_size, short_side, even=True, path=path)
@@ -318,7 +319,7 @@ def _count_remaining_packets(container, stream) -> int:
 def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
     """(height, width) upright; the rotation tag is only visible on a decoded frame."""
     for frame in _decode_frames(stream, container):
-        size = _displayed_size(frame, _orientation(frame))
+        size = _displayed_size(frame, _orientation(frame), _sample_aspect_ratio(stream))
         break
     else:
         raise _no_frame_decoded(path, stream.frames)
@@ -417,10 +418,28 @@ def _matrix_rotation(matrix: tuple[int, ...]) -> float:
     return -math.degrees(math.atan2(b / scale_y, a / scale_x))
 
 
-def _displayed_size(frame: av.VideoFrame, orientation: str) -> tuple[int, int]:
+def _displayed_size(frame: av.VideoFrame, orientation: str,
+                    sample_aspect: Fraction = Fraction(1)) -> tuple[int, int]:
+    """(height, width) as a player shows the frame: square pixels, then upright."""
+    height, width = frame.height, _square_pixel_width(frame.width, sample_aspect)
     if orientation in _SWAPS_SIDES:
-        return frame.width, frame.height
-    return frame.height, frame.width
+        return width, height
+    return height, width
+
+
+def _sample_aspect_ratio(stream) -> Fraction:
+    """Width of a stored pixel over its height: FFmpeg's guess from the container (mp4 ``pasp``,
+    Matroska display size) or else the codec (H.264 VUI). Unset, or beyond 1/10 to 10, which
+    only a damaged header states, counts as square."""
+    sar = _rational(getattr(stream, "sample_aspect_ratio", None))
+    if sar is None or not Fraction(1, 10) <= sar <= 10:
+        return Fraction(1)
+    return sar
+
+
+def _square_pixel_width(width: int, sample_aspect: Fraction) -> int:
+    """Anamorphic pixels are resampled to square ones by scaling the width, height kept."""
+    return max(1, round(width * sample_aspect))
 
 
 def _video_frame_to_rgb(frame: av.VideoFrame, orientation: str,
@@ -429,7 +448,7 @@ def _video_frame_to_rgb(frame: av.VideoFrame, orientation: str,
     height, width = output_size
     if pixels.shape[:2] == output_size:
         return pixels
-    if pixels.shape[0] - height <= 1 and pixels.shape[1] - width <= 1:
+    if 0 <= pixels.shape[0] - height <= 1 and 0 <= pixels.shape[1] - width <= 1:
         # Only the even-size crop: one row or column, not worth a resample.
         return pixels[:height, :width]
     return np.asarray(_resize(Image.fromarray(np.ascontiguousarray(pixels)), output_size))

@@ -143,3 +143,70 @@ def test_anamorphic_pixels_are_resampled_to_square_keeping_the_height(tmp_path, 
     assert (probe["height"], probe["width"]) == (32, width)
     assert video.working_shape(probe) == clip.frames.shape[:3]
     assert video.working_shape(probe, short_side=16) == read_clip(path, short_side=16).frames.shape[:3]
+
+
+# --- 4. several video streams, 5. cover art --------------------------------------------------------
+
+
+def needs_disposition():
+    if not hasattr(av.stream, "Disposition"):
+        pytest.skip("this PyAV cannot write a stream disposition")
+
+
+def test_the_default_video_stream_is_read_as_ffmpeg_picks_it(tmp_path):
+    needs_disposition()
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as container:
+        first = container.add_stream("libx264", rate=10)
+        second = container.add_stream("libx264", rate=10)
+        (first.width, first.height), (second.width, second.height) = (48, 32), (32, 24)
+        first.pix_fmt = second.pix_fmt = "yuv420p"
+        # ffmpeg picks the largest picture unless another stream is marked default.
+        first.disposition = av.stream.Disposition(0)
+        second.disposition = av.stream.Disposition.default
+        for index in range(3):
+            for stream, value in ((first, 30), (second, 220)):
+                frame = av.VideoFrame.from_ndarray(
+                    np.full((stream.height, stream.width, 3), value, np.uint8), format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+        container.mux(first.encode(None))
+        container.mux(second.encode(None))
+    clip = read_clip(path)
+    assert clip.frames.shape == (3, 24, 32, 3)
+    assert abs(int(clip.frames.mean()) - 220) < 8
+    probe = probe_clip(path)
+    assert (probe["width"], probe["height"], probe["frames"]) == (32, 24, 3)
+
+
+def with_cover_art(path, format):
+    """An audio file whose only video stream is a PNG marked as an attached picture."""
+    with av.open(str(path), "w", format=format) as container:
+        audio = container.add_stream("aac" if format == "mp4" else "libmp3lame", rate=22050)
+        audio.layout = "mono"
+        cover = container.add_stream("png")
+        cover.width, cover.height, cover.pix_fmt = 48, 32, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(pattern(1)[0], format="rgb24")
+        picture.pts = 0
+        container.mux(cover.encode(picture))
+        container.mux(cover.encode(None))
+        for index in range(8):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp",
+                                                 layout="mono")
+            samples.sample_rate, samples.pts = 22050, index * 1152
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("name, format", [("song.m4a", "mp4"), ("song.mp3", "mp3")])
+def test_cover_art_of_an_audio_file_is_not_a_video(tmp_path, name, format):
+    needs_disposition()
+    path = with_cover_art(tmp_path / name, format)
+    for read in (read_clip, probe_clip):
+        with pytest.raises(InputError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert "has no video stream, only cover art" in message and "expected a video" in message
+        assert "\n" not in message and str(path) in message

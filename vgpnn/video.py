@@ -234,14 +234,56 @@ def _open_video(path: Path) -> Iterator[tuple]:
     except OSError as error:
         raise InputError(f"cannot read '{path}': {_reason(error)}") from error
     try:
-        if not container.streams.video:
-            raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
-                             f"{_EXPECTED_INPUT}")
-        stream = container.streams.video[0]
+        stream = _pick_video_stream(path, container)
         stream.thread_type = "AUTO"
         yield container, stream
     finally:
         container.close()
+
+
+# AVStream disposition bits (libavformat/avformat.h).
+_DISPOSITION_DEFAULT = 0x0001
+_DISPOSITION_ATTACHED_PIC = 0x0400
+# Codecs of the still pictures that audio files carry as cover art.
+_PICTURE_CODECS = ("mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000")
+
+
+def _pick_video_stream(path: Path, container):
+    """The video stream the ffmpeg command line picks: the largest picture (width x height),
+    with a bonus worth a 5-megapixel picture for the stream marked default; cover art (an
+    attached picture) is never the video. Ties go to the first."""
+    streams = list(container.streams.video)
+    if not streams:
+        raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
+                         f"{_EXPECTED_INPUT}")
+    videos = [stream for stream in streams if not _is_attached_picture(stream)]
+    if not videos:
+        raise InputError(f"cannot read '{path}': the file has no video stream, only cover art (a "
+                         f"still picture attached to audio); {_EXPECTED_INPUT}")
+
+    def score(stream) -> int:
+        context = stream.codec_context
+        area = (context.width or 0) * (context.height or 0)
+        return area + 5_000_000 * bool(_disposition(stream) & _DISPOSITION_DEFAULT)
+
+    return max(videos, key=score)
+
+
+def _disposition(stream) -> int:
+    """The stream's disposition bits; 0 where PyAV does not expose them (before 14)."""
+    try:
+        return int(getattr(stream, "disposition", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _is_attached_picture(stream) -> bool:
+    if hasattr(stream, "disposition"):
+        return bool(_disposition(stream) & _DISPOSITION_ATTACHED_PIC)
+    # PyAV 12 and 13 hide the disposition: a single still picture with no frame rate of its
+    # own (its 90000 is only the time base guessed as a rate) is what an attached picture is.
+    return (stream.codec_context.name in _PICTURE_CODECS and (stream.frames or 0) <= 1
+            and not _rational(stream.average_rate))
 
 
 _EXPECTED_INPUT = "expected a video file, a folder of numbered frames or an image"

@@ -210,3 +210,24 @@ def test_cover_art_of_an_audio_file_is_not_a_video(tmp_path, name, format):
         message = str(caught.value)
         assert "has no video stream, only cover art" in message and "expected a video" in message
         assert "\n" not in message and str(path) in message
+
+
+# --- 6. raw elementary streams ----------------------------------------------------------------------
+
+
+def test_raw_h264_stream_has_the_rate_ffmpeg_uses_and_is_read_without_seeking(tmp_path):
+    frames = pattern(6)
+    path = encode(tmp_path / "clip.h264", frames, rate=10, format="h264")
+    # A raw stream has no timestamps. Its demuxer states 25 fps (avg_frame_rate, the default of
+    # its -framerate option) and the field rate 20 (r_frame_rate); the ffmpeg command line reads
+    # it at av_guess_frame_rate, which takes the 10 fps that x264 wrote into the SPS (VUI
+    # timing). So does ffprobe's "10 fps" in its stream line.
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].guessed_rate == 10
+    clip = read_clip(path)
+    assert clip.fps == 10 and clip.frames.shape == (6, 32, 48, 3)
+    probe = probe_clip(path)
+    assert (probe["fps"], probe["frames"], probe["width"], probe["height"]) == (10, 6, 48, 32)
+    assert probe["duration"] == pytest.approx(0.6)
+    trimmed = read_clip(path, start_frame=1, max_frames=2)
+    assert trimmed.frames.shape[0] == 2 and trimmed.original_frame_count == 6

@@ -130,16 +130,20 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
         return _probe_result(path, "image", 1, None, width, height, None, False)
 
     with _open_video(path) as (container, stream):
-        fps = _stream_fps(stream)
+        fps = _stream_fps(container, stream)
         height, width = _probe_displayed_size(path, container, stream)
-        frame_count = stream.frames or _count_decoded_frames(path, container, stream)
+        stated_frames = stream.frames
         if stream.duration is not None and _rational(stream.time_base):
             duration = float(stream.duration * _rational(stream.time_base))
         elif container.duration is not None:
             duration = container.duration / av.time_base
         else:
-            duration = float(frame_count / fps)
+            duration = None
         has_audio = len(container.streams.audio) > 0
+    # Counted on a fresh opening: a raw stream or a pipe copy cannot seek back to the start.
+    frame_count = stated_frames or _count_decoded_frames(path)
+    if duration is None:
+        duration = float(frame_count / fps)
     return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
 
 
@@ -176,7 +180,7 @@ def _is_int(value) -> bool:
 def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
     with _open_video(path) as (container, stream):
         stated_frames = stream.frames or None
-        fps = _stream_fps(stream)
+        fps = _stream_fps(container, stream)
         has_audio = len(container.streams.audio) > 0
         sample_aspect = _sample_aspect_ratio(stream)
         # The container's count is only a hint here: it sizes the buffer, it is not trusted.
@@ -187,7 +191,8 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         output_size = None
         seen = 0  # frames out of the decoder, kept or skipped
         reached_end = True
-        for frame in _decode_frames(stream, container):
+        demuxed = [0]
+        for frame in _decode_frames(stream, container, demuxed):
             orientation = _orientation(frame)
             frame_size = _displayed_size(frame, orientation, sample_aspect)
             if output_size is None:
@@ -210,7 +215,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         elif stream.frames:
             original_frame_count = stream.frames
         else:
-            original_frame_count = seen + _count_remaining_packets(container, stream)
+            original_frame_count = max(seen, demuxed[0]) + _count_remaining_packets(container, stream)
 
     if seen == 0:
         raise _no_frame_decoded(path, stated_frames)
@@ -323,11 +328,12 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
     return bool(len(steps) > 1 and steps.max() - steps.min() > 1)
 
 
-def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
+def _decode_frames(stream, container, demuxed: list[int] | None = None) -> Iterator[av.VideoFrame]:
     """Decode frame by frame, stopping quietly where a truncated or damaged file gives out.
 
     A packet the decoder rejects is skipped, as the ffmpeg command line does, so one bad packet
-    in the middle does not lose the rest of the clip.
+    in the middle does not lose the rest of the clip. ``demuxed[0]`` counts the packets taken
+    from the file, which run ahead of the frames out of a (threaded, reordering) decoder.
     """
     packets = container.demux(stream)
     while True:
@@ -338,6 +344,8 @@ def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
         except av.FFmpegError:
             # The demuxer has hit the damaged end; drain what the decoder still holds.
             packet = None
+        if demuxed is not None and packet is not None and packet.size > 0:
+            demuxed[0] += 1
         try:
             yield from stream.decode(packet)
         except av.FFmpegError:
@@ -359,14 +367,10 @@ def _count_remaining_packets(container, stream) -> int:
 
 
 def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
-    """(height, width) upright; the rotation tag is only visible on a decoded frame."""
+    """(height, width) as displayed; the display matrix is only visible on a decoded frame."""
     for frame in _decode_frames(stream, container):
-        size = _displayed_size(frame, _orientation(frame), _sample_aspect_ratio(stream))
-        break
-    else:
-        raise _no_frame_decoded(path, stream.frames)
-    container.seek(0)
-    return size
+        return _displayed_size(frame, _orientation(frame), _sample_aspect_ratio(stream))
+    raise _no_frame_decoded(path, stream.frames)
 
 
 def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
@@ -377,16 +381,37 @@ def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
                       "expected a video with at least one intact frame")
 
 
-def _count_decoded_frames(path: Path, container, stream) -> int:
-    count = sum(1 for _ in _decode_frames(stream, container))
+def _count_decoded_frames(path: Path) -> int:
+    with _open_video(path) as (container, stream):
+        count = sum(1 for _ in _decode_frames(stream, container))
     if count == 0:
         raise InputError(f"cannot read '{path}': no video frame could be decoded; "
                          "expected a video with at least one intact frame")
     return count
 
 
-def _stream_fps(stream) -> Fraction:
-    return _rational(stream.average_rate) or _rational(stream.guessed_rate) or FALLBACK_VIDEO_FPS
+def _stream_fps(container, stream) -> Fraction:
+    """The clip's frame rate. A container that times its frames gives their average rate. A raw
+    elementary stream (.h264, .hevc, ...) has no timestamps: its demuxer states a made-up 25, and
+    the ffmpeg command line takes FFmpeg's guess instead (av_guess_frame_rate: the rate in the
+    stream's own headers, such as H.264 VUI timing), so we do too. 25 when nothing says."""
+    guessed = _rational(stream.guessed_rate)
+    if _has_no_timestamps(container.format) and guessed:
+        return guessed
+    return _rational(stream.average_rate) or guessed or FALLBACK_VIDEO_FPS
+
+
+_AVFMT_NOTIMESTAMPS = 0x0100
+
+
+def _has_no_timestamps(container_format) -> bool:
+    flag = getattr(container_format, "no_timestamps", None)  # PyAV 12 and 13
+    if flag is not None:
+        return bool(flag)
+    try:
+        return bool(int(container_format.flags) & _AVFMT_NOTIMESTAMPS)
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _orientation(frame: av.VideoFrame) -> str:

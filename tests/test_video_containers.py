@@ -231,3 +231,62 @@ def test_raw_h264_stream_has_the_rate_ffmpeg_uses_and_is_read_without_seeking(tm
     assert probe["duration"] == pytest.approx(0.6)
     trimmed = read_clip(path, start_frame=1, max_frames=2)
     assert trimmed.frames.shape[0] == 2 and trimmed.original_frame_count == 6
+
+
+# --- 7. animated PNG and WebP -----------------------------------------------------------------------
+
+
+def animated(path, frames, durations, **options):
+    from PIL import Image
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   **options)
+    return path
+
+
+@pytest.mark.parametrize("name, options", [("clip.png", {}), ("clip.webp", {"lossless": True})])
+def test_animated_png_and_webp_are_videos(tmp_path, name, options):
+    from PIL import features
+    if name.endswith(".webp") and not features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    frames = pattern(4)
+    path = animated(tmp_path / name, frames, [40] * 4, **options)
+    clip = read_clip(path)
+    assert (clip.kind, clip.fps, clip.original_frame_count) == ("video", 25, 4)
+    assert clip.frames.shape == (4, 32, 48, 3)
+    assert np.array_equal(clip.frames, frames)  # whole frames, lossless
+    probe = probe_clip(path)
+    assert (probe["kind"], probe["frames"], probe["fps"], probe["width"], probe["height"]) == (
+        "video", 4, 25, 48, 32)
+    assert probe["duration"] == pytest.approx(0.16)
+    assert not video.is_variable_frame_rate(path)
+    from vgpnn.inputs import input_kind
+    assert input_kind(path) == "video"  # so the CLI names its outputs .mp4, not one image
+    part = read_clip(path, start_frame=1, max_frames=2, short_side=16)
+    assert part.frames.shape == (2, 16, 24, 3) and part.original_frame_count == 4
+    assert video.working_shape(probe, start_frame=1, max_frames=2, short_side=16) == (2, 16, 24)
+    # Unequal delays give the average rate, like a variable-frame-rate video.
+    uneven = animated(tmp_path / ("uneven" + path.suffix), frames, [100, 100, 100, 300], **options)
+    assert read_clip(uneven).fps == Fraction(20, 3) == probe_clip(uneven)["fps"]
+    assert video.is_variable_frame_rate(uneven)
+
+
+def test_apng_frames_are_composited_whole(tmp_path):
+    from PIL import Image, PngImagePlugin
+    base = Image.new("RGBA", (48, 32), (0, 0, 255, 255))
+    patch = Image.new("RGBA", (48, 32), (0, 0, 0, 0))  # transparent except one square
+    patch.paste((255, 0, 0, 255), (0, 0, 8, 8))
+    path = tmp_path / "blend.png"
+    base.save(path, save_all=True, append_images=[patch], duration=100,
+              blend=PngImagePlugin.Blend.OP_OVER, disposal=PngImagePlugin.Disposal.OP_NONE)
+    clip = read_clip(path)
+    assert clip.frames.shape == (2, 32, 48, 3)
+    assert tuple(clip.frames[1, 20, 20]) == (0, 0, 255)  # the first frame shows through
+    assert tuple(clip.frames[1, 2, 2]) == (255, 0, 0)
+
+
+def test_a_still_webp_or_png_stays_an_image(tmp_path):
+    from PIL import Image
+    for name in ("still.png", "still.webp"):
+        Image.fromarray(pattern(1)[0]).save(tmp_path / name)
+        assert read_clip(tmp_path / name).kind == probe_clip(tmp_path / name)["kind"] == "image"

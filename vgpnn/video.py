@@ -39,7 +39,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vgpnn.errors import ConfigError, InputError, OutputError
 
-__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate"]
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate",
+           "is_animated_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -104,6 +105,8 @@ def read_clip(
         fps = _as_fps(frames_fps, "frames_fps")
         return _read_frame_folder(path, short_side, start_frame, max_frames, fps)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if is_animated_image(path):
+            return _read_animated_image(path, short_side, start_frame, max_frames)
         return _read_single_image(path, short_side, start_frame)
     return _read_video_file(path, short_side, start_frame, max_frames)
 
@@ -125,6 +128,12 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
         fps = _as_fps(frames_fps, "frames_fps")
         return _probe_result(path, "frames", len(frame_paths), fps, width, height,
                              float(len(frame_paths) / fps), False)
+    if path.suffix.lower() in IMAGE_EXTENSIONS and is_animated_image(path):
+        durations = _animation_durations(path)
+        fps = _animation_fps(durations)
+        width, height = _image_header_size(path)
+        return _probe_result(path, "video", len(durations), fps, width, height,
+                             float(sum(durations) / 1000), False)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         width, height = _image_header_size(path)
         return _probe_result(path, "image", 1, None, width, height, None, False)
@@ -313,6 +322,8 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
     """True when a video's frames are not evenly spaced in time (read from packet timestamps,
     nothing is decoded). Such clips are read frame by frame and written at their average rate."""
     path = Path(path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS and is_animated_image(path):
+        return len(set(_animation_durations(path))) > 1
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
         return False
     with _open_video(path) as (container, stream):
@@ -594,6 +605,79 @@ def _read_single_image(path: Path, short_side, start_frame) -> Clip:
         image = _resize(image, output_size)
     frames = np.ascontiguousarray(np.asarray(image)[None])
     return Clip(frames, None, "image", path, False, original_size, 1)
+
+
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """True for an image file with more than one frame (animated PNG or WebP): a video."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+        return False
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
+    except (OSError, Image.DecompressionBombError):
+        return False  # reported when it is read, as an image
+
+
+# A frame with no delay (0 ms) is shown for 100 ms, as browsers show it.
+_NO_DELAY_MS = Fraction(100)
+
+
+def _animation_durations(path: Path) -> list[Fraction]:
+    """Each frame's delay in milliseconds."""
+    try:
+        with Image.open(path) as image:
+            durations = []
+            for index in range(image.n_frames):
+                image.seek(index)
+                image.load()  # WebP states a frame's delay only once the frame is loaded
+                durations.append(_delay_ms(image.info.get("duration")))
+            return durations
+    except (OSError, EOFError, Image.DecompressionBombError) as error:
+        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
+
+
+def _delay_ms(value) -> Fraction:
+    if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        return _NO_DELAY_MS
+    # APNG states delays as fractions of a second, which Pillow gives as float milliseconds.
+    return Fraction(value).limit_denominator(1000)
+
+
+def _animation_fps(durations: list[Fraction]) -> Fraction:
+    """Frames per second: exact when every delay is the same (40 ms -> 25), otherwise the
+    average rate, as for a variable-frame-rate video."""
+    return len(durations) * 1000 / sum(durations)
+
+
+def _read_animated_image(path: Path, short_side, start_frame, max_frames) -> Clip:
+    """An animated PNG or WebP, read with Pillow, whose seek gives whole composited frames."""
+    try:
+        with Image.open(path) as image:
+            frame_count = image.n_frames
+            if start_frame >= frame_count:
+                raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the "
+                                 f"end; the clip has {frame_count} frames (0 to {frame_count - 1})")
+            stop = frame_count if max_frames is None else min(frame_count, start_frame + max_frames)
+            original_size = (image.height, image.width)
+            output_size = _scaled_size(*original_size, short_side, even=True, path=path)
+            collected = _FrameStack(stop - start_frame)
+            durations = []
+            for index in range(frame_count):
+                image.seek(index)
+                image.load()  # WebP states a frame's delay only once the frame is loaded
+                durations.append(_delay_ms(image.info.get("duration")))
+                if start_frame <= index < stop:
+                    frame = _to_rgb8(image)
+                    if output_size[0] < frame.height - 1 or output_size[1] < frame.width - 1:
+                        frame = _resize(frame, output_size)
+                    collected.append(np.asarray(frame)[: output_size[0], : output_size[1]])
+    except (OSError, EOFError, Image.DecompressionBombError) as error:
+        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
+                         f"({_pillow_reason(error)}); expected an intact image file") from error
+    return Clip(collected.result(), _animation_fps(durations), "video", path, False,
+                original_size, frame_count)
 
 
 def _read_frame_folder(path: Path, short_side, start_frame, max_frames, fps: Fraction) -> Clip:

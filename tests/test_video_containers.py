@@ -290,3 +290,127 @@ def test_a_still_webp_or_png_stays_an_image(tmp_path):
     for name in ("still.png", "still.webp"):
         Image.fromarray(pattern(1)[0]).save(tmp_path / name)
         assert read_clip(tmp_path / name).kind == probe_clip(tmp_path / name)["kind"] == "image"
+
+
+# --- 8. pipes and FIFOs ------------------------------------------------------------------------------
+
+
+def fifo_fed_with(tmp_path, data, name="pipe.mp4"):
+    """A FIFO and a thread that writes ``data`` into it once (each reader connects once)."""
+    import os
+    import threading
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as writer:  # blocks until the reader opens its end
+            writer.write(data)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return fifo, thread
+
+
+@pytest.fixture()
+def private_tmp(tmp_path, monkeypatch):
+    """Temporary copies go to a folder of the test's own, to check that none is left behind."""
+    import tempfile
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_fifo_is_read_once_through_a_hidden_copy(tmp_path, private_tmp):
+    source = write_video(tmp_path / "clip.mp4", pattern(4), 10)
+    fifo, thread = fifo_fed_with(tmp_path, source.read_bytes())
+    clip = read_clip(fifo)
+    thread.join(5)
+    assert clip.frames.shape == (4, 32, 48, 3) and clip.fps == 10 and clip.path == fifo
+    # Matroska states no frame count: probing decodes once for the size, again to count, and
+    # noise makes the file too big for FFmpeg's read buffer to fake a seek back on the pipe.
+    noise = np.random.default_rng(0).integers(0, 256, (4, 96, 128, 3), dtype=np.uint8)
+    mkv = write_video(tmp_path / "clip.mkv", noise, 10)
+    fifo, thread = fifo_fed_with(tmp_path, mkv.read_bytes(), "probe.mkv")
+    probe = probe_clip(fifo)
+    thread.join(5)
+    assert (probe["frames"], probe["width"], probe["path"]) == (4, 128, fifo)
+    fifo, thread = fifo_fed_with(tmp_path, mkv.read_bytes(), "vfr.mkv")
+    assert video.is_variable_frame_rate(fifo) is False
+    thread.join(5)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_raw_stream_on_a_pipe_and_errors_name_the_pipe(tmp_path, private_tmp):
+    raw = encode(tmp_path / "clip.h264", pattern(6), rate=10, format="h264")
+    fifo, thread = fifo_fed_with(tmp_path, raw.read_bytes(), "raw.h264")
+    clip = read_clip(fifo)
+    thread.join(5)
+    assert clip.fps == 10 and clip.frames.shape[0] == 6
+    fifo, thread = fifo_fed_with(tmp_path, b"", "empty.mp4")
+    with pytest.raises(InputError) as caught:
+        read_clip(fifo)
+    thread.join(5)
+    assert f"'{fifo}'" in str(caught.value) and "empty" in str(caught.value)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_cli_generate_and_info_read_a_fifo(tmp_path, private_tmp):
+    from click.testing import CliRunner
+
+    from vgpnn.cli import main
+    source = write_video(tmp_path / "clip.mp4", pattern(4), 10)
+    fifo, thread = fifo_fed_with(tmp_path, source.read_bytes())
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["generate", str(fifo), "-o", str(out), "--seed", "1",
+                                       "--iterations", "1", "--size", "native", "-q"],
+                                catch_exceptions=False)
+    thread.join(5)
+    assert result.exit_code == 0, result.output
+    assert read_clip(out).frames.shape == (4, 32, 48, 3)
+    fifo2, thread = fifo_fed_with(tmp_path, source.read_bytes(), "info.mp4")
+    result = CliRunner().invoke(main, ["info", str(fifo2), "--json"], catch_exceptions=False)
+    thread.join(5)
+    assert result.exit_code == 0, result.output
+    import json
+    entry = json.loads(result.stdout)[0]
+    assert (entry["input"], entry["frames"], entry["fps"]) == (str(fifo2), 4, "10")
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_sigterm_ends_generate_blocked_on_a_fifo_with_no_writer(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    fifo = tmp_path / "never.mp4"
+    os.mkfifo(fifo)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "vgpnn", "generate", str(fifo), "-o",
+                                str(tmp_path / "out.mp4"), "--size", "native"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "TMPDIR": str(private)},
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        # The hidden copy is created just before the FIFO is opened, which then blocks for good
+        # (no writer ever comes). Wait for it: torch takes a while to import.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None and not any(private.iterdir()):
+            time.sleep(0.05)
+        if process.poll() is not None or not any(private.iterdir()):
+            process.kill()
+            pytest.fail("the command never started copying the FIFO: "
+                        + process.communicate(timeout=5)[1].decode()[-500:])
+        time.sleep(0.5)
+        assert process.poll() is None  # still blocked
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr.decode()
+    assert b"interrupted" in stderr and b"Traceback" not in stderr
+    assert list(private.iterdir()) == []  # the copy is removed

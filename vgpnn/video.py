@@ -26,10 +26,12 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import struct
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,10 +39,10 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vgpnn.errors import ConfigError, InputError, OutputError
+from vgpnn.errors import ConfigError, InputError, OutputError, VgpnnError
 
 __all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate",
-           "is_animated_image"]
+           "is_animated_image", "seekable_input"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -101,6 +103,11 @@ def read_clip(
     _check_read_options(short_side, start_frame, max_frames, frames_fps)
     if not path.exists():
         raise InputError(f"cannot read '{path}': no such file or folder")
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            clip = read_clip(copy, short_side=short_side, start_frame=start_frame,
+                             max_frames=max_frames, frames_fps=frames_fps)
+        return replace(clip, path=path)  # the copy is gone; what was read is the original
     if path.is_dir():
         fps = _as_fps(frames_fps, "frames_fps")
         return _read_frame_folder(path, short_side, start_frame, max_frames, fps)
@@ -122,6 +129,9 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     path = Path(path)
     if not path.exists():
         raise InputError(f"cannot read '{path}': no such file or folder")
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            return probe_clip(copy, frames_fps=frames_fps) | {"path": path}
     if path.is_dir():
         frame_paths = _list_frame_files(path)
         width, height = _image_header_size(frame_paths[0])
@@ -165,6 +175,81 @@ def working_shape(probe: dict, *, short_side: int | None = None, start_frame: in
                                  even=probe["kind"] != "image", path=probe["path"])
     frames = max(0, probe["frames"] - start_frame)
     return (frames if max_frames is None else min(frames, max_frames)), height, width
+
+
+@contextmanager
+def seekable_input(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a path that can be opened again and again: ``path`` itself for a regular file, a
+    folder or a missing name (reported by the reader); for a pipe, a FIFO or a character device
+    such as ``/dev/stdin``, a hidden temporary copy (see "Container facts"), removed on exit.
+    Errors raised inside name ``path``, not the copy.
+    """
+    path = Path(path)
+    if not _needs_copy(path):
+        yield path
+        return
+    copy = _copy_stream(path)
+    try:
+        yield copy
+    except VgpnnError as error:
+        if str(copy) not in str(error):
+            raise
+        raise type(error)(str(error).replace(str(copy), str(path))) from error
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _needs_copy(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _copy_stream(path: Path) -> Path:
+    """Copy a pipe's bytes into a hidden temporary file (same extension) and return its path.
+
+    Done in Python, a chunk at a time, so that signal handlers run while it waits: opening a
+    FIFO blocks until a writer connects, and a read blocks until data comes; both return to
+    Python on a signal (PEP 475), where a handler that raises (Ctrl-C, the CLI's SIGTERM)
+    ends the wait.
+    """
+    try:
+        handle, name = tempfile.mkstemp(prefix=".vgpnn-input-", suffix=path.suffix.lower())
+    except OSError as error:
+        raise InputError(f"cannot read '{path}': no room for a copy of the stream "
+                         f"({_reason(error)}); expected a writable temporary folder") from error
+    copy = Path(name)
+    try:
+        with open(handle, "wb") as destination:
+            try:
+                source = os.open(path, os.O_RDONLY)
+            except OSError as error:
+                raise InputError(f"cannot read '{path}': {_reason(error)}") from error
+            try:
+                while True:
+                    try:
+                        chunk = os.read(source, _COPY_CHUNK)
+                    except OSError as error:
+                        raise InputError(f"cannot read '{path}': {_reason(error)}") from error
+                    if not chunk:
+                        break
+                    try:
+                        destination.write(chunk)
+                    except OSError as error:
+                        raise InputError(f"cannot read '{path}': no room for a copy of the "
+                                         f"stream ({_reason(error)}); expected free space in "
+                                         f"'{copy.parent}'") from error
+            finally:
+                os.close(source)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    return copy
 
 
 def _probe_result(path, kind, frames, fps, width, height, duration, has_audio) -> dict:
@@ -322,6 +407,9 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
     """True when a video's frames are not evenly spaced in time (read from packet timestamps,
     nothing is decoded). Such clips are read frame by frame and written at their average rate."""
     path = Path(path)
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            return is_variable_frame_rate(copy)
     if path.suffix.lower() in IMAGE_EXTENSIONS and is_animated_image(path):
         return len(set(_animation_durations(path))) > 1
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:

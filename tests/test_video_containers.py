@@ -414,3 +414,25 @@ def test_sigterm_ends_generate_blocked_on_a_fifo_with_no_writer(tmp_path):
     assert process.returncode == 143, stderr.decode()
     assert b"interrupted" in stderr and b"Traceback" not in stderr
     assert list(private.iterdir()) == []  # the copy is removed
+
+
+# --- 9. Pillow's decompression-bomb warning ----------------------------------------------------------
+
+
+def test_a_large_photo_reads_without_a_pillow_warning_and_a_bomb_is_one_line(tmp_path, monkeypatch):
+    import warnings
+
+    from PIL import Image
+    path = tmp_path / "photo.png"
+    Image.fromarray(pattern(1)[0]).save(path)  # 48 x 32 = 1536 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert read_clip(path).frames.shape == (1, 32, 48, 3)
+        assert probe_clip(path)["width"] == 48
+        assert read_clip(path, short_side=16).frames.shape == (1, 16, 24, 3)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # over twice the limit: Pillow refuses
+    with pytest.raises(InputError) as caught:
+        read_clip(path)
+    message = str(caught.value)
+    assert "too big to decode safely" in message and "\n" not in message and str(path) in message

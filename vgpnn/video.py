@@ -29,6 +29,7 @@ import shutil
 import stat
 import struct
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -701,7 +702,7 @@ def is_animated_image(path: str | os.PathLike) -> bool:
     if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
         return False
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             return bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
     except (OSError, Image.DecompressionBombError):
         return False  # reported when it is read, as an image
@@ -714,7 +715,7 @@ _NO_DELAY_MS = Fraction(100)
 def _animation_durations(path: Path) -> list[Fraction]:
     """Each frame's delay in milliseconds."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             durations = []
             for index in range(image.n_frames):
                 image.seek(index)
@@ -722,8 +723,7 @@ def _animation_durations(path: Path) -> list[Fraction]:
                 durations.append(_delay_ms(image.info.get("duration")))
             return durations
     except (OSError, EOFError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
 
 
 def _delay_ms(value) -> Fraction:
@@ -742,7 +742,7 @@ def _animation_fps(durations: list[Fraction]) -> Fraction:
 def _read_animated_image(path: Path, short_side, start_frame, max_frames) -> Clip:
     """An animated PNG or WebP, read with Pillow, whose seek gives whole composited frames."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             frame_count = image.n_frames
             if start_frame >= frame_count:
                 raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the "
@@ -762,8 +762,7 @@ def _read_animated_image(path: Path, short_side, start_frame, max_frames) -> Cli
                         frame = _resize(frame, output_size)
                     collected.append(np.asarray(frame)[: output_size[0], : output_size[1]])
     except (OSError, EOFError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
     return Clip(collected.result(), _animation_fps(durations), "video", path, False,
                 original_size, frame_count)
 
@@ -828,22 +827,43 @@ def _natural_key(path: Path) -> tuple:
 def _image_header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding pixels."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             return image.size
     except (OSError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
 
 
 def _load_rgb_image(path: Path) -> Image.Image:
     """Open any image as 8-bit RGB, upright according to its EXIF orientation."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             image = ImageOps.exif_transpose(image)
             return _to_rgb8(image)
     except (OSError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
+
+
+@contextmanager
+def _open_image(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` without Pillow's DecompressionBombWarning: vgpnn checks memory itself,
+    from the working size, and a library never prints. Beyond twice Pillow's limit
+    (``Image.MAX_IMAGE_PIXELS``, 179 megapixels by default) Pillow still refuses with
+    DecompressionBombError, which :func:`_pillow_error` turns into one line: decoding such an
+    image takes over half a gigabyte before any downscale, and a header claiming that many
+    pixels is how decompression bombs look. A library user can raise the limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            yield image
+
+
+def _pillow_error(path: Path, error: Exception) -> InputError:
+    if isinstance(error, Image.DecompressionBombError):
+        return InputError(f"cannot read '{path}': the image is too big to decode safely "
+                          f"({_pillow_reason(error).rstrip('.')}); expected an image of at most "
+                          f"{2 * Image.MAX_IMAGE_PIXELS} pixels")
+    return InputError(f"cannot read '{path}': not an image Pillow can decode "
+                      f"({_pillow_reason(error)}); expected an intact image file")
 
 
 def _pillow_reason(error: Exception) -> str:

@@ -15,6 +15,34 @@ Choices worth knowing (see DESIGN.md section 5 for the measurements behind them)
   temporary's name holds the writer's process id; a process killed outright (SIGKILL, power
   loss) cannot remove its temporary, so the next write of the same output removes those
   whose process is gone.
+
+Container facts, read as the ffmpeg command line reads them:
+
+- Video stream: the largest picture (width x height) wins, a stream marked default counting
+  5 megapixels more; cover art (an attached picture) is never the video, and a file with
+  nothing else (an .m4a or .mp3 with artwork) is refused as having no video stream.
+- Orientation: the whole display matrix is applied like ffmpeg's autorotate: quarter turns,
+  and the flips of a mirrored matrix (hflip, vflip, transpose, antitranspose). Other angles
+  take the nearest quarter turn (ffmpeg turns by the exact angle and blackens the corners).
+- Pixel shape: a non-square sample aspect ratio is resampled to square pixels by scaling the
+  width, the height kept, so a clip looks as players show it; ``read_clip``, ``probe_clip``
+  and ``working_shape`` all give that displayed size. Ratios beyond 1/10..10 are ignored.
+- Frame rate: the average rate of the frames' timestamps; a raw elementary stream (.h264,
+  .hevc), which has no timestamps, takes FFmpeg's guess from its own headers (the SPS timing),
+  not the 25 its demuxer states; 25 when nothing says.
+- Animated PNG and WebP are videos, read with Pillow as whole frames; their rate comes from
+  the frame delays, exact when all are equal, the average rate otherwise (a 0 delay counts
+  as 100 ms, as browsers show it). A still PNG or WebP is an image.
+- Pipes: a FIFO, a pipe or a character device such as ``/dev/stdin`` is copied once, a chunk
+  at a time in Python (so Ctrl-C and SIGTERM end a blocked wait), into a hidden temporary
+  file in the temporary folder, which every later read uses and which is removed afterwards
+  (:func:`seekable_input`); messages name the input as given. ``-`` is not read as stdin:
+  name ``/dev/stdin``. Nothing is ever seeked back: a second pass reopens the file.
+- Images: Pillow's decompression-bomb warning is silenced, since memory is checked from the
+  working size; past Pillow's hard limit (twice ``Image.MAX_IMAGE_PIXELS``) an image is
+  refused in one line.
+- PyAV 12 to 19: differences are detected by feature (``metadata_errors``, side data,
+  dispositions, rationals that may be PyAV 19's ``AVRational``), never by version number.
 """
 
 from __future__ import annotations

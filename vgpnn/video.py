@@ -390,8 +390,8 @@ def _pick_video_stream(path: Path, container):
                          f"still picture attached to audio); {_EXPECTED_INPUT}")
 
     def score(stream) -> int:
-        context = stream.codec_context
-        area = (context.width or 0) * (context.height or 0)
+        context = stream.codec_context  # None for a codec FFmpeg does not know
+        area = (getattr(context, "width", 0) or 0) * (getattr(context, "height", 0) or 0)
         return area + 5_000_000 * bool(_disposition(stream) & _DISPOSITION_DEFAULT)
 
     return max(videos, key=score)
@@ -410,7 +410,7 @@ def _is_attached_picture(stream) -> bool:
         return bool(_disposition(stream) & _DISPOSITION_ATTACHED_PIC)
     # PyAV 12 and 13 hide the disposition: a single still picture with no frame rate of its
     # own (its 90000 is only the time base guessed as a rate) is what an attached picture is.
-    return (stream.codec_context.name in _PICTURE_CODECS and (stream.frames or 0) <= 1
+    return (getattr(stream.codec_context, "name", None) in _PICTURE_CODECS and (stream.frames or 0) <= 1
             and not _rational(stream.average_rate))
 
 

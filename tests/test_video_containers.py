@@ -153,6 +153,13 @@ def needs_disposition():
         pytest.skip("this PyAV cannot write a stream disposition")
 
 
+def set_disposition(stream, flag):
+    try:
+        stream.disposition = flag
+    except TypeError:  # PyAV 14 to 17 take only the bits, as an int
+        stream.disposition = flag.value
+
+
 def test_the_default_video_stream_is_read_as_ffmpeg_picks_it(tmp_path):
     needs_disposition()
     path = tmp_path / "two.mkv"
@@ -162,8 +169,8 @@ def test_the_default_video_stream_is_read_as_ffmpeg_picks_it(tmp_path):
         (first.width, first.height), (second.width, second.height) = (48, 32), (32, 24)
         first.pix_fmt = second.pix_fmt = "yuv420p"
         # ffmpeg picks the largest picture unless another stream is marked default.
-        first.disposition = av.stream.Disposition(0)
-        second.disposition = av.stream.Disposition.default
+        set_disposition(first, av.stream.Disposition(0))
+        set_disposition(second, av.stream.Disposition.default)
         for index in range(3):
             for stream, value in ((first, 30), (second, 220)):
                 frame = av.VideoFrame.from_ndarray(
@@ -186,7 +193,7 @@ def with_cover_art(path, format):
         audio.layout = "mono"
         cover = container.add_stream("png")
         cover.width, cover.height, cover.pix_fmt = 48, 32, "rgb24"
-        cover.disposition = av.stream.Disposition.attached_pic
+        set_disposition(cover, av.stream.Disposition.attached_pic)
         picture = av.VideoFrame.from_ndarray(pattern(1)[0], format="rgb24")
         picture.pts = 0
         container.mux(cover.encode(picture))

@@ -398,9 +398,12 @@ def _pick_video_stream(path: Path, container):
 
 
 def _disposition(stream) -> int:
-    """The stream's disposition bits; 0 where PyAV does not expose them (before 14)."""
+    """The stream's disposition bits; 0 where PyAV does not expose them (before 14). PyAV 18
+    gives an ``enum.Flag``; 14 to 17 their own flag type, which ``int()`` refuses but whose
+    ``value`` is the bits."""
+    flags = getattr(stream, "disposition", 0)
     try:
-        return int(getattr(stream, "disposition", 0) or 0)
+        return int(getattr(flags, "value", flags) or 0)
     except (TypeError, ValueError):
         return 0
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .video import IMAGE_EXTENSIONS
+from .video import IMAGE_EXTENSIONS, is_animated_image
 
 # What ffmpeg commonly decodes; used only to tell a folder of clips from a folder of frames.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg",
@@ -40,10 +40,13 @@ class Expansion:
 
 
 def input_kind(path: Path) -> str:
-    """'frames', 'image' or 'video', from the path alone (what ``read_clip`` will treat it as)."""
+    """'frames', 'image' or 'video', from the path (and an image's header: an animated PNG or
+    WebP is a video), as ``read_clip`` will treat it."""
     if path.is_dir():
         return "frames"
-    return "image" if path.suffix.lower() in IMAGE_EXTENSIONS else "video"
+    if path.suffix.lower() in IMAGE_EXTENSIONS and not is_animated_image(path):
+        return "image"
+    return "video"
 
 
 def link_loop(path: Path) -> bool:

@@ -15,17 +15,52 @@ Choices worth knowing (see DESIGN.md section 5 for the measurements behind them)
   temporary's name holds the writer's process id; a process killed outright (SIGKILL, power
   loss) cannot remove its temporary, so the next write of the same output removes those
   whose process is gone.
+
+Container facts, read as the ffmpeg command line reads them:
+
+- Video stream: the largest picture (width x height) wins, a stream marked default counting
+  5 megapixels more; cover art (an attached picture) is never the video, and a file with
+  nothing else (an .m4a or .mp3 with artwork) is refused as having no video stream.
+- Orientation: the whole display matrix is applied like ffmpeg's autorotate: quarter turns,
+  and the flips of a mirrored matrix (hflip, vflip, transpose, antitranspose). Other angles
+  take the nearest quarter turn (ffmpeg turns by the exact angle and blackens the corners).
+- Pixel shape: a non-square sample aspect ratio is resampled to square pixels by scaling the
+  width, the height kept, so a clip looks as players show it; ``read_clip``, ``probe_clip``
+  and ``working_shape`` all give that displayed size. Ratios beyond 1/10..10 are ignored.
+- Frame rate: the average rate of the frames' timestamps; a raw elementary stream (.h264,
+  .hevc), which has no timestamps, takes FFmpeg's guess from its own headers (the SPS timing),
+  not the 25 its demuxer states; 25 when nothing says.
+- Animated PNG and WebP are videos, read with Pillow as whole frames; their rate comes from
+  the frame delays, exact when all are equal, the average rate otherwise (a 0 delay counts
+  as 100 ms, as browsers show it). A still PNG or WebP is an image.
+- Pipes: a FIFO, a pipe or a character device such as ``/dev/stdin`` is copied once, a chunk
+  at a time in Python (so Ctrl-C and SIGTERM end a blocked wait), into a hidden temporary
+  file in the temporary folder, which every later read uses and which is removed afterwards
+  (:func:`seekable_input`); messages name the input as given. ``-`` is not read as stdin:
+  name ``/dev/stdin``. Nothing is ever seeked back: a second pass reopens the file.
+- Images: Pillow's decompression-bomb warning is silenced, since memory is checked from the
+  working size; past Pillow's hard limit (twice ``Image.MAX_IMAGE_PIXELS``) an image is
+  refused in one line.
+- PyAV 12 to 19: differences are detected by feature (``metadata_errors``, side data,
+  dispositions, rationals that may be PyAV 19's ``AVRational``), never by version number.
 """
 
 from __future__ import annotations
 
+import functools
+import io
+import math
 import os
 import re
 import secrets
 import shutil
+import stat
+import struct
+import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,9 +68,10 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vgpnn.errors import ConfigError, InputError, OutputError
+from vgpnn.errors import ConfigError, InputError, OutputError, VgpnnError
 
-__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate"]
+__all__ = ["Clip", "read_clip", "write_video", "probe_clip", "working_shape", "is_variable_frame_rate",
+           "is_animated_image", "seekable_input"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
@@ -96,10 +132,17 @@ def read_clip(
     _check_read_options(short_side, start_frame, max_frames, frames_fps)
     if not path.exists():
         raise InputError(f"cannot read '{path}': no such file or folder")
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            clip = read_clip(copy, short_side=short_side, start_frame=start_frame,
+                             max_frames=max_frames, frames_fps=frames_fps)
+        return replace(clip, path=path)  # the copy is gone; what was read is the original
     if path.is_dir():
         fps = _as_fps(frames_fps, "frames_fps")
         return _read_frame_folder(path, short_side, start_frame, max_frames, fps)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if is_animated_image(path):
+            return _read_animated_image(path, short_side, start_frame, max_frames)
         return _read_single_image(path, short_side, start_frame)
     return _read_video_file(path, short_side, start_frame, max_frames)
 
@@ -115,27 +158,40 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     path = Path(path)
     if not path.exists():
         raise InputError(f"cannot read '{path}': no such file or folder")
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            return probe_clip(copy, frames_fps=frames_fps) | {"path": path}
     if path.is_dir():
         frame_paths = _list_frame_files(path)
         width, height = _image_header_size(frame_paths[0])
         fps = _as_fps(frames_fps, "frames_fps")
         return _probe_result(path, "frames", len(frame_paths), fps, width, height,
                              float(len(frame_paths) / fps), False)
+    if path.suffix.lower() in IMAGE_EXTENSIONS and is_animated_image(path):
+        durations = _animation_durations(path)
+        fps = _animation_fps(durations)
+        width, height = _image_header_size(path)
+        return _probe_result(path, "video", len(durations), fps, width, height,
+                             float(sum(durations) / 1000), False)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         width, height = _image_header_size(path)
         return _probe_result(path, "image", 1, None, width, height, None, False)
 
     with _open_video(path) as (container, stream):
-        fps = _stream_fps(stream)
+        fps = _stream_fps(container, stream)
         height, width = _probe_displayed_size(path, container, stream)
-        frame_count = stream.frames or _count_decoded_frames(path, container, stream)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+        stated_frames = stream.frames
+        if stream.duration is not None and _rational(stream.time_base):
+            duration = float(stream.duration * _rational(stream.time_base))
         elif container.duration is not None:
             duration = container.duration / av.time_base
         else:
-            duration = float(frame_count / fps)
+            duration = None
         has_audio = len(container.streams.audio) > 0
+    # Counted on a fresh opening: a raw stream or a pipe copy cannot seek back to the start.
+    frame_count = stated_frames or _count_decoded_frames(path)
+    if duration is None:
+        duration = float(frame_count / fps)
     return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
 
 
@@ -148,6 +204,81 @@ def working_shape(probe: dict, *, short_side: int | None = None, start_frame: in
                                  even=probe["kind"] != "image", path=probe["path"])
     frames = max(0, probe["frames"] - start_frame)
     return (frames if max_frames is None else min(frames, max_frames)), height, width
+
+
+@contextmanager
+def seekable_input(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a path that can be opened again and again: ``path`` itself for a regular file, a
+    folder or a missing name (reported by the reader); for a pipe, a FIFO or a character device
+    such as ``/dev/stdin``, a hidden temporary copy (see "Container facts"), removed on exit.
+    Errors raised inside name ``path``, not the copy.
+    """
+    path = Path(path)
+    if not _needs_copy(path):
+        yield path
+        return
+    copy = _copy_stream(path)
+    try:
+        yield copy
+    except VgpnnError as error:
+        if str(copy) not in str(error):
+            raise
+        raise type(error)(str(error).replace(str(copy), str(path))) from error
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _needs_copy(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _copy_stream(path: Path) -> Path:
+    """Copy a pipe's bytes into a hidden temporary file (same extension) and return its path.
+
+    Done in Python, a chunk at a time, so that signal handlers run while it waits: opening a
+    FIFO blocks until a writer connects, and a read blocks until data comes; both return to
+    Python on a signal (PEP 475), where a handler that raises (Ctrl-C, the CLI's SIGTERM)
+    ends the wait.
+    """
+    try:
+        handle, name = tempfile.mkstemp(prefix=".vgpnn-input-", suffix=path.suffix.lower())
+    except OSError as error:
+        raise InputError(f"cannot read '{path}': no room for a copy of the stream "
+                         f"({_reason(error)}); expected a writable temporary folder") from error
+    copy = Path(name)
+    try:
+        with open(handle, "wb") as destination:
+            try:
+                source = os.open(path, os.O_RDONLY)
+            except OSError as error:
+                raise InputError(f"cannot read '{path}': {_reason(error)}") from error
+            try:
+                while True:
+                    try:
+                        chunk = os.read(source, _COPY_CHUNK)
+                    except OSError as error:
+                        raise InputError(f"cannot read '{path}': {_reason(error)}") from error
+                    if not chunk:
+                        break
+                    try:
+                        destination.write(chunk)
+                    except OSError as error:
+                        raise InputError(f"cannot read '{path}': no room for a copy of the "
+                                         f"stream ({_reason(error)}); expected free space in "
+                                         f"'{copy.parent}'") from error
+            finally:
+                os.close(source)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    return copy
 
 
 def _probe_result(path, kind, frames, fps, width, height, duration, has_audio) -> dict:
@@ -172,8 +303,9 @@ def _is_int(value) -> bool:
 def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
     with _open_video(path) as (container, stream):
         stated_frames = stream.frames or None
-        fps = _stream_fps(stream)
+        fps = _stream_fps(container, stream)
         has_audio = len(container.streams.audio) > 0
+        sample_aspect = _sample_aspect_ratio(stream)
         # The container's count is only a hint here: it sizes the buffer, it is not trusted.
         expected = max(stream.frames - start_frame, 1)
         if max_frames is not None:
@@ -182,9 +314,10 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         output_size = None
         seen = 0  # frames out of the decoder, kept or skipped
         reached_end = True
-        for frame in _decode_frames(stream, container):
-            quarter_turns = _quarter_turns(frame)
-            frame_size = _displayed_size(frame, quarter_turns)
+        demuxed = [0]
+        for frame in _decode_frames(stream, container, demuxed):
+            orientation = _orientation(frame)
+            frame_size = _displayed_size(frame, orientation, sample_aspect)
             if output_size is None:
                 original_size = frame_size
                 output_size = _scaled_size(*frame_size, short_side, even=True, path=path)
@@ -196,7 +329,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
             seen += 1
             if seen <= start_frame:
                 continue
-            collected.append(_video_frame_to_rgb(frame, quarter_turns, output_size))
+            collected.append(_video_frame_to_rgb(frame, orientation, output_size))
             if max_frames is not None and len(collected) == max_frames:
                 reached_end = False
                 break
@@ -205,7 +338,7 @@ def _read_video_file(path: Path, short_side, start_frame, max_frames) -> Clip:
         elif stream.frames:
             original_frame_count = stream.frames
         else:
-            original_frame_count = seen + _count_remaining_packets(container, stream)
+            original_frame_count = max(seen, demuxed[0]) + _count_remaining_packets(container, stream)
 
     if seen == 0:
         raise _no_frame_decoded(path, stated_frames)
@@ -223,20 +356,65 @@ def _open_video(path: Path) -> Iterator[tuple]:
         raise InputError(f"cannot read '{path}': the file is empty (0 bytes); {_EXPECTED_INPUT}")
     try:
         # Damaged metadata must not stop the frames from being read: PyAV decodes it strictly.
-        container = av.open(str(path), metadata_errors="replace")
+        container = _av_open(path)
     except av.FFmpegError as error:
         raise InputError(f"cannot read '{path}': " + _undecodable(path).replace("{}", _reason(error))) from error
     except OSError as error:
         raise InputError(f"cannot read '{path}': {_reason(error)}") from error
     try:
-        if not container.streams.video:
-            raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
-                             f"{_EXPECTED_INPUT}")
-        stream = container.streams.video[0]
+        stream = _pick_video_stream(path, container)
         stream.thread_type = "AUTO"
         yield container, stream
     finally:
         container.close()
+
+
+# AVStream disposition bits (libavformat/avformat.h).
+_DISPOSITION_DEFAULT = 0x0001
+_DISPOSITION_ATTACHED_PIC = 0x0400
+# Codecs of the still pictures that audio files carry as cover art.
+_PICTURE_CODECS = ("mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000")
+
+
+def _pick_video_stream(path: Path, container):
+    """The video stream the ffmpeg command line picks: the largest picture (width x height),
+    with a bonus worth a 5-megapixel picture for the stream marked default; cover art (an
+    attached picture) is never the video. Ties go to the first."""
+    streams = list(container.streams.video)
+    if not streams:
+        raise InputError(f"cannot read '{path}': the file has no video stream (audio only?); "
+                         f"{_EXPECTED_INPUT}")
+    videos = [stream for stream in streams if not _is_attached_picture(stream)]
+    if not videos:
+        raise InputError(f"cannot read '{path}': the file has no video stream, only cover art (a "
+                         f"still picture attached to audio); {_EXPECTED_INPUT}")
+
+    def score(stream) -> int:
+        context = stream.codec_context  # None for a codec FFmpeg does not know
+        area = (getattr(context, "width", 0) or 0) * (getattr(context, "height", 0) or 0)
+        return area + 5_000_000 * bool(_disposition(stream) & _DISPOSITION_DEFAULT)
+
+    return max(videos, key=score)
+
+
+def _disposition(stream) -> int:
+    """The stream's disposition bits; 0 where PyAV does not expose them (before 14). PyAV 18
+    gives an ``enum.Flag``; 14 to 17 their own flag type, which ``int()`` refuses but whose
+    ``value`` is the bits."""
+    flags = getattr(stream, "disposition", 0)
+    try:
+        return int(getattr(flags, "value", flags) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _is_attached_picture(stream) -> bool:
+    if hasattr(stream, "disposition"):
+        return bool(_disposition(stream) & _DISPOSITION_ATTACHED_PIC)
+    # PyAV 12 and 13 hide the disposition: a single still picture with no frame rate of its
+    # own (its 90000 is only the time base guessed as a rate) is what an attached picture is.
+    return (getattr(stream.codec_context, "name", None) in _PICTURE_CODECS and (stream.frames or 0) <= 1
+            and not _rational(stream.average_rate))
 
 
 _EXPECTED_INPUT = "expected a video file, a folder of numbered frames or an image"
@@ -261,6 +439,11 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
     """True when a video's frames are not evenly spaced in time (read from packet timestamps,
     nothing is decoded). Such clips are read frame by frame and written at their average rate."""
     path = Path(path)
+    if _needs_copy(path):
+        with seekable_input(path) as copy:
+            return is_variable_frame_rate(copy)
+    if path.suffix.lower() in IMAGE_EXTENSIONS and is_animated_image(path):
+        return len(set(_animation_durations(path))) > 1
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
         return False
     with _open_video(path) as (container, stream):
@@ -276,11 +459,12 @@ def is_variable_frame_rate(path: str | os.PathLike) -> bool:
     return bool(len(steps) > 1 and steps.max() - steps.min() > 1)
 
 
-def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
+def _decode_frames(stream, container, demuxed: list[int] | None = None) -> Iterator[av.VideoFrame]:
     """Decode frame by frame, stopping quietly where a truncated or damaged file gives out.
 
     A packet the decoder rejects is skipped, as the ffmpeg command line does, so one bad packet
-    in the middle does not lose the rest of the clip.
+    in the middle does not lose the rest of the clip. ``demuxed[0]`` counts the packets taken
+    from the file, which run ahead of the frames out of a (threaded, reordering) decoder.
     """
     packets = container.demux(stream)
     while True:
@@ -291,6 +475,8 @@ def _decode_frames(stream, container) -> Iterator[av.VideoFrame]:
         except av.FFmpegError:
             # The demuxer has hit the damaged end; drain what the decoder still holds.
             packet = None
+        if demuxed is not None and packet is not None and packet.size > 0:
+            demuxed[0] += 1
         try:
             yield from stream.decode(packet)
         except av.FFmpegError:
@@ -312,14 +498,10 @@ def _count_remaining_packets(container, stream) -> int:
 
 
 def _probe_displayed_size(path: Path, container, stream) -> tuple[int, int]:
-    """(height, width) upright; the rotation tag is only visible on a decoded frame."""
+    """(height, width) as displayed; the display matrix is only visible on a decoded frame."""
     for frame in _decode_frames(stream, container):
-        size = _displayed_size(frame, _quarter_turns(frame))
-        break
-    else:
-        raise _no_frame_decoded(path, stream.frames)
-    container.seek(0)
-    return size
+        return _displayed_size(frame, _orientation(frame), _sample_aspect_ratio(stream))
+    raise _no_frame_decoded(path, stream.frames)
 
 
 def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
@@ -330,43 +512,141 @@ def _no_frame_decoded(path: Path, stated_frames: int | None) -> InputError:
                       "expected a video with at least one intact frame")
 
 
-def _count_decoded_frames(path: Path, container, stream) -> int:
-    count = sum(1 for _ in _decode_frames(stream, container))
+def _count_decoded_frames(path: Path) -> int:
+    with _open_video(path) as (container, stream):
+        count = sum(1 for _ in _decode_frames(stream, container))
     if count == 0:
         raise InputError(f"cannot read '{path}': no video frame could be decoded; "
                          "expected a video with at least one intact frame")
     return count
 
 
-def _stream_fps(stream) -> Fraction:
-    rate = stream.average_rate or stream.guessed_rate or FALLBACK_VIDEO_FPS
-    return Fraction(rate)
+def _stream_fps(container, stream) -> Fraction:
+    """The clip's frame rate. A container that times its frames gives their average rate. A raw
+    elementary stream (.h264, .hevc, ...) has no timestamps: its demuxer states a made-up 25, and
+    the ffmpeg command line takes FFmpeg's guess instead (av_guess_frame_rate: the rate in the
+    stream's own headers, such as H.264 VUI timing), so we do too. 25 when nothing says."""
+    guessed = _rational(stream.guessed_rate)
+    if _has_no_timestamps(container.format) and guessed:
+        return guessed
+    return _rational(stream.average_rate) or guessed or FALLBACK_VIDEO_FPS
 
 
-def _quarter_turns(frame: av.VideoFrame) -> int:
-    """Counterclockwise quarter turns that show the frame upright, from its display matrix.
+_AVFMT_NOTIMESTAMPS = 0x0100
 
-    Phone videos are stored sideways with a rotation tag; ffmpeg's command line applies it, so
-    we do too (checked here against ffmpeg's autorotate for +90, -90 and 180 degrees).
+
+def _has_no_timestamps(container_format) -> bool:
+    flag = getattr(container_format, "no_timestamps", None)  # PyAV 12 and 13
+    if flag is not None:
+        return bool(flag)
+    try:
+        return bool(int(container_format.flags) & _AVFMT_NOTIMESTAMPS)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _orientation(frame: av.VideoFrame) -> str:
+    """How to show the frame upright, from its display matrix, as ffmpeg's autorotate does.
+
+    One of '' (as stored), 'hflip', 'vflip', 'rotate180', 'clockwise', 'counterclockwise',
+    'transpose' (turn counterclockwise, then flip upside down) and 'antitranspose' (turn
+    clockwise, then flip upside down). Phone videos are stored sideways with a rotation;
+    a mirrored matrix (a front camera, an editor's flip) adds a flip.
     """
-    return round(frame.rotation / 90) % 4
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return ""
+    # ffmpeg rounds the angle to whole degrees, counts it clockwise, in [0, 360).
+    theta = -round(_matrix_rotation(matrix))
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    c, d = matrix[3], matrix[4]
+    if abs(theta - 90) < 1:
+        return "transpose" if c > 0 else "clockwise"
+    if abs(theta - 180) < 1:
+        return {(True, True): "rotate180", (True, False): "hflip",
+                (False, True): "vflip", (False, False): ""}[(matrix[0] < 0, d < 0)]
+    if abs(theta - 270) < 1:
+        return "antitranspose" if c < 0 else "counterclockwise"
+    if abs(theta) < 1:
+        return "vflip" if d < 0 else ""
+    # ffmpeg turns by any other angle inside the stored frame, blacking the corners; a clip
+    # for synthesis is better served by the nearest quarter turn.
+    return ("", "clockwise", "rotate180", "counterclockwise")[round(theta / 90) % 4]
 
 
-def _displayed_size(frame: av.VideoFrame, quarter_turns: int) -> tuple[int, int]:
-    if quarter_turns % 2:
-        return frame.width, frame.height
-    return frame.height, frame.width
+_ORIENT = {
+    "": lambda pixels: pixels,
+    "hflip": lambda pixels: pixels[:, ::-1],
+    "vflip": lambda pixels: pixels[::-1],
+    "rotate180": lambda pixels: pixels[::-1, ::-1],
+    "clockwise": lambda pixels: np.rot90(pixels, -1),
+    "counterclockwise": lambda pixels: np.rot90(pixels, 1),
+    "transpose": lambda pixels: pixels.swapaxes(0, 1),
+    "antitranspose": lambda pixels: pixels[::-1, ::-1].swapaxes(0, 1),
+}
+_SWAPS_SIDES = ("clockwise", "counterclockwise", "transpose", "antitranspose")
 
 
-def _video_frame_to_rgb(frame: av.VideoFrame, quarter_turns: int,
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's 3x3 display matrix (9 native-endian int32, a b u c d v x y w), or None.
+
+    Read from the frame's side data, which every PyAV from 12 on exposes by position with a
+    ``type`` whose name is DISPLAYMATRIX (``frame.rotation`` exists only from PyAV 14).
+    """
+    side_data = getattr(frame, "side_data", None)
+    if side_data is None:
+        return None
+    for index in range(len(side_data)):
+        entry = side_data[index]
+        if getattr(entry.type, "name", str(entry.type).rpartition(".")[2]) != "DISPLAYMATRIX":
+            continue
+        raw = bytes(entry)
+        if len(raw) < 36:
+            return None
+        return struct.unpack("=9i", raw[:36])
+    return None
+
+
+def _matrix_rotation(matrix: tuple[int, ...]) -> float:
+    """Counterclockwise degrees of the matrix, as FFmpeg's av_display_rotation_get defines them."""
+    a, b, _, c, d = (value / 65536 for value in matrix[:5])
+    scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
+    if scale_x == 0 or scale_y == 0:
+        return 0.0
+    return -math.degrees(math.atan2(b / scale_y, a / scale_x))
+
+
+def _displayed_size(frame: av.VideoFrame, orientation: str,
+                    sample_aspect: Fraction = Fraction(1)) -> tuple[int, int]:
+    """(height, width) as a player shows the frame: square pixels, then upright."""
+    height, width = frame.height, _square_pixel_width(frame.width, sample_aspect)
+    if orientation in _SWAPS_SIDES:
+        return width, height
+    return height, width
+
+
+def _sample_aspect_ratio(stream) -> Fraction:
+    """Width of a stored pixel over its height: FFmpeg's guess from the container (mp4 ``pasp``,
+    Matroska display size) or else the codec (H.264 VUI). Unset, or beyond 1/10 to 10, which
+    only a damaged header states, counts as square."""
+    sar = _rational(getattr(stream, "sample_aspect_ratio", None))
+    if sar is None or not Fraction(1, 10) <= sar <= 10:
+        return Fraction(1)
+    return sar
+
+
+def _square_pixel_width(width: int, sample_aspect: Fraction) -> int:
+    """Anamorphic pixels are resampled to square ones by scaling the width, height kept."""
+    return max(1, round(width * sample_aspect))
+
+
+def _video_frame_to_rgb(frame: av.VideoFrame, orientation: str,
                         output_size: tuple[int, int]) -> np.ndarray:
-    pixels = frame.to_ndarray(format="rgb24")
-    if quarter_turns:
-        pixels = np.rot90(pixels, quarter_turns)
+    pixels = _ORIENT[orientation](frame.to_ndarray(format="rgb24"))
     height, width = output_size
     if pixels.shape[:2] == output_size:
         return pixels
-    if pixels.shape[0] - height <= 1 and pixels.shape[1] - width <= 1:
+    if 0 <= pixels.shape[0] - height <= 1 and 0 <= pixels.shape[1] - width <= 1:
         # Only the even-size crop: one row or column, not worth a resample.
         return pixels[:height, :width]
     return np.asarray(_resize(Image.fromarray(np.ascontiguousarray(pixels)), output_size))
@@ -447,6 +727,77 @@ def _read_single_image(path: Path, short_side, start_frame) -> Clip:
     return Clip(frames, None, "image", path, False, original_size, 1)
 
 
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """True for an image file with more than one frame (animated PNG or WebP): a video."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+        return False
+    try:
+        with _open_image(path) as image:
+            return bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
+    except (OSError, Image.DecompressionBombError):
+        return False  # reported when it is read, as an image
+
+
+# A frame with no delay (0 ms) is shown for 100 ms, as browsers show it.
+_NO_DELAY_MS = Fraction(100)
+
+
+def _animation_durations(path: Path) -> list[Fraction]:
+    """Each frame's delay in milliseconds."""
+    try:
+        with _open_image(path) as image:
+            durations = []
+            for index in range(image.n_frames):
+                image.seek(index)
+                image.load()  # WebP states a frame's delay only once the frame is loaded
+                durations.append(_delay_ms(image.info.get("duration")))
+            return durations
+    except (OSError, EOFError, Image.DecompressionBombError) as error:
+        raise _pillow_error(path, error) from error
+
+
+def _delay_ms(value) -> Fraction:
+    if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        return _NO_DELAY_MS
+    # APNG states delays as fractions of a second, which Pillow gives as float milliseconds.
+    return Fraction(value).limit_denominator(1000)
+
+
+def _animation_fps(durations: list[Fraction]) -> Fraction:
+    """Frames per second: exact when every delay is the same (40 ms -> 25), otherwise the
+    average rate, as for a variable-frame-rate video."""
+    return len(durations) * 1000 / sum(durations)
+
+
+def _read_animated_image(path: Path, short_side, start_frame, max_frames) -> Clip:
+    """An animated PNG or WebP, read with Pillow, whose seek gives whole composited frames."""
+    try:
+        with _open_image(path) as image:
+            frame_count = image.n_frames
+            if start_frame >= frame_count:
+                raise InputError(f"cannot read '{path}': start_frame {start_frame} is past the "
+                                 f"end; the clip has {frame_count} frames (0 to {frame_count - 1})")
+            stop = frame_count if max_frames is None else min(frame_count, start_frame + max_frames)
+            original_size = (image.height, image.width)
+            output_size = _scaled_size(*original_size, short_side, even=True, path=path)
+            collected = _FrameStack(stop - start_frame)
+            durations = []
+            for index in range(frame_count):
+                image.seek(index)
+                image.load()  # WebP states a frame's delay only once the frame is loaded
+                durations.append(_delay_ms(image.info.get("duration")))
+                if start_frame <= index < stop:
+                    frame = _to_rgb8(image)
+                    if output_size[0] < frame.height - 1 or output_size[1] < frame.width - 1:
+                        frame = _resize(frame, output_size)
+                    collected.append(np.asarray(frame)[: output_size[0], : output_size[1]])
+    except (OSError, EOFError, Image.DecompressionBombError) as error:
+        raise _pillow_error(path, error) from error
+    return Clip(collected.result(), _animation_fps(durations), "video", path, False,
+                original_size, frame_count)
+
+
 def _read_frame_folder(path: Path, short_side, start_frame, max_frames, fps: Fraction) -> Clip:
     frame_paths = _list_frame_files(path)
     first_width, first_height = _image_header_size(frame_paths[0])
@@ -507,22 +858,43 @@ def _natural_key(path: Path) -> tuple:
 def _image_header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding pixels."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             return image.size
     except (OSError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
 
 
 def _load_rgb_image(path: Path) -> Image.Image:
     """Open any image as 8-bit RGB, upright according to its EXIF orientation."""
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             image = ImageOps.exif_transpose(image)
             return _to_rgb8(image)
     except (OSError, Image.DecompressionBombError) as error:
-        raise InputError(f"cannot read '{path}': not an image Pillow can decode "
-                         f"({_pillow_reason(error)}); expected an intact image file") from error
+        raise _pillow_error(path, error) from error
+
+
+@contextmanager
+def _open_image(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` without Pillow's DecompressionBombWarning: vgpnn checks memory itself,
+    from the working size, and a library never prints. Beyond twice Pillow's limit
+    (``Image.MAX_IMAGE_PIXELS``, 179 megapixels by default) Pillow still refuses with
+    DecompressionBombError, which :func:`_pillow_error` turns into one line: decoding such an
+    image takes over half a gigabyte before any downscale, and a header claiming that many
+    pixels is how decompression bombs look. A library user can raise the limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            yield image
+
+
+def _pillow_error(path: Path, error: Exception) -> InputError:
+    if isinstance(error, Image.DecompressionBombError):
+        return InputError(f"cannot read '{path}': the image is too big to decode safely "
+                          f"({_pillow_reason(error).rstrip('.')}); expected an image of at most "
+                          f"{2 * Image.MAX_IMAGE_PIXELS} pixels")
+    return InputError(f"cannot read '{path}': not an image Pillow can decode "
+                      f"({_pillow_reason(error)}); expected an intact image file")
 
 
 def _pillow_reason(error: Exception) -> str:
@@ -850,7 +1222,7 @@ def _write_h264(partial: Path, target: Path, frames: np.ndarray, fps: Fraction,
         video.options = {"crf": str(H264_CRF)}
         audio = None
         if audio_source is not None:
-            audio = container.add_stream_from_template(audio_source.streams.audio[0])
+            audio = _add_stream_like(container, audio_source.streams.audio[0])
         for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
             video_frame.pts = index
@@ -878,7 +1250,7 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 def _open_audio_source(audio_path: Path):
     """The opened container if ``audio_path`` has an audio stream, else None."""
     try:
-        source = av.open(str(audio_path), metadata_errors="replace")
+        source = _av_open(audio_path)
     except (av.FFmpegError, OSError) as error:
         raise InputError(f"cannot read audio from '{audio_path}': "
                          f"{_reason(error)}") from error
@@ -894,7 +1266,8 @@ def _copy_audio(source, container, audio_stream, *, video_seconds: Fraction) -> 
     for packet in source.demux(source_stream):
         if packet.dts is None:  # the flush packet that demux yields at the end
             continue
-        if packet.pts is not None and packet.pts * packet.time_base >= video_seconds:
+        time_base = _rational(packet.time_base) or _rational(source_stream.time_base)
+        if packet.pts is not None and time_base and packet.pts * time_base >= video_seconds:
             break
         # mux rescales timestamps from the input stream's time base to the output's.
         packet.stream = audio_stream
@@ -904,6 +1277,46 @@ def _copy_audio(source, container, audio_stream, *, video_seconds: Fraction) -> 
 def _close(container) -> None:
     if container is not None:
         container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# PyAV 12 to 19: what differs is detected by feature, never by version number.
+
+
+def _av_open(path: Path):
+    return av.open(str(path), **_open_options())
+
+
+@functools.cache
+def _open_options() -> dict:
+    """Damaged metadata must not stop the frames from being read: PyAV up to 18 decodes it
+    strictly unless told ``metadata_errors="replace"``; PyAV 19 dropped that keyword (it reads
+    metadata leniently itself) and rejects it with TypeError before opening anything."""
+    try:
+        av.open(io.BytesIO(), metadata_errors="replace").close()
+    except TypeError:
+        return {}
+    except Exception:  # the empty input is refused: the keyword itself was accepted
+        pass
+    return {"metadata_errors": "replace"}
+
+
+def _rational(value) -> Fraction | None:
+    """A positive PyAV rate or time base as a Fraction, else None. PyAV up to 18 gives a
+    Fraction or None; PyAV 19 an ``AVRational`` that is falsy (0/1) when unset."""
+    numerator = getattr(value, "numerator", None)
+    denominator = getattr(value, "denominator", None)
+    if not numerator or not denominator or numerator <= 0 or denominator <= 0:
+        return None
+    return Fraction(int(numerator), int(denominator))
+
+
+def _add_stream_like(container, template):
+    """An output stream with ``template``'s codec parameters, for copying packets."""
+    add = getattr(container, "add_stream_from_template", None)  # PyAV 13.1 and later
+    if add is not None:
+        return add(template)
+    return container.add_stream(template=template)  # PyAV 12 and 13.0
 
 
 def _reason(error: Exception) -> str:

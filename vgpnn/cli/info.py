@@ -13,7 +13,7 @@ from ..errors import InputError, VgpnnError
 from ..estimate import estimate_seconds, matmul_rate, plan_levels
 from ..inputs import expand_inputs
 from ..memory import available_bytes, estimate_bytes
-from ..video import is_variable_frame_rate, probe_clip, working_shape
+from ..video import is_variable_frame_rate, probe_clip, seekable_input, working_shape
 from . import main
 from .common import cli_message, fail_cleanly
 from .options import working_size_options
@@ -53,7 +53,14 @@ def info(inputs, short_side, max_frames, start_frame, device, as_json):
 
 
 def _describe(source, short_side, max_frames, start_frame, device, rate, available) -> dict:
-    probe = probe_clip(source)
+    # A pipe or FIFO is copied once: it is probed and scanned for a variable frame rate.
+    with seekable_input(source) as local:
+        return _describe_local(source, local, short_side, max_frames, start_frame, device, rate,
+                               available)
+
+
+def _describe_local(source, local, short_side, max_frames, start_frame, device, rate, available) -> dict:
+    probe = probe_clip(local)
     shape = working_shape(probe, short_side=short_side, start_frame=start_frame, max_frames=max_frames or None)
     if shape[0] == 0:
         raise InputError(f"cannot use '{source}': --start-frame {start_frame} is past its "
@@ -68,7 +75,7 @@ def _describe(source, short_side, max_frames, start_frame, device, rate, availab
         "frames": probe["frames"], "fps": None if fps is None else str(fps),
         "fps_value": None if fps is None else round(float(fps), 3),
         "duration_seconds": None if probe["duration"] is None else round(probe["duration"], 3),
-        "audio": probe["has_audio"], "variable_frame_rate": is_variable_frame_rate(source),
+        "audio": probe["has_audio"], "variable_frame_rate": is_variable_frame_rate(local),
         "default_job": {
             "command": "generate", "working_shape": list(shape), "pyramid_levels": len(levels),
             "device": str(device), "estimated_seconds_per_variation": round(estimate_seconds(levels, device, rate), 1),

@@ -23,7 +23,7 @@ from ..inputs import input_kind
 from ..naming import default_format, plan_outputs
 from ..preview import contact_sheet
 from ..progress import ProgressBars
-from ..video import Clip, is_variable_frame_rate, read_clip, write_video
+from ..video import Clip, is_variable_frame_rate, read_clip, seekable_input, write_video
 from ..errors import OutputError
 from .batch import BatchSettings, Job, PlannedOutput, run_batch
 from .common import config_record, notice_working_size, refuse_if_too_big
@@ -97,15 +97,21 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         return [PlannedOutput(path, {"seed": s}) for path, s in zip(paths, seeds)]
 
     def make(job: Job) -> None:
+        # A pipe or FIFO is copied once; every read below (memory check, clip, frame rate,
+        # audio) uses the copy, and messages still name the input as given.
+        with seekable_input(job.source) as source:
+            make_from(job, source)
+
+    def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
-        refuse_if_too_big(job.source, settings.short_side, settings.start_frame, settings.max_frames,
+        refuse_if_too_big(source, settings.short_side, settings.start_frame, settings.max_frames,
                           torch_device, min(settings.batch_size, len(job.todo)), config)
-        clip = read_clip(job.source, short_side=settings.short_side, start_frame=settings.start_frame,
+        clip = read_clip(source, short_side=settings.short_side, start_frame=settings.start_frame,
                          max_frames=settings.max_frames or None)
         read_seconds = time.perf_counter() - started
         while announce:
             job.say(announce.pop())
-        _notices(job.say, clip, settings)
+        _notices(job.say, clip, settings, job.source)
         clip_plan = plan_clip(clip)
         for note in clip_plan.notes:
             job.say(note)
@@ -174,13 +180,14 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
     run_command(settings, config, default_stem, plan_clip, synthesise_clip)
 
 
-def _notices(say, clip: Clip, settings: JobSettings) -> None:
+def _notices(say, clip: Clip, settings: JobSettings, name: Path) -> None:
+    """``name``: the input as given, which ``clip.path`` is not when a pipe was copied."""
     notice_working_size(say, clip, settings.short_side, settings.max_frames)
     if clip.stated_frame_count and clip.original_frame_count < clip.stated_frame_count:
-        say(f"'{clip.path}' looks truncated or damaged: {clip.original_frame_count} of the "
+        say(f"'{name}' looks truncated or damaged: {clip.original_frame_count} of the "
             f"{clip.stated_frame_count} frames it lists could be decoded; using those")
     elif clip.kind == "video" and is_variable_frame_rate(clip.path):
-        say(f"'{clip.path}' has a variable frame rate; its frames are taken as evenly spaced at "
+        say(f"'{name}' has a variable frame rate; its frames are taken as evenly spaced at "
             f"the average rate, {float(clip.fps):.3f} fps")
 
 

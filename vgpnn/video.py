@@ -3,7 +3,9 @@
 This is the only module that touches PyAV or Pillow; the rest of the package sees a clip as a
 ``(T, H, W, 3)`` uint8 RGB array plus the facts in :class:`Clip`.
 
-Choices worth knowing (see DESIGN.md section 5 for the measurements behind them):
+Choices worth knowing (each measured: imageio's ffmpeg reader reports an unknown frame count
+and pads odd sizes; only PyAV gives the exact rate; variable-rate files decode to different
+frame counts through different readers):
 
 - Videos and GIFs are decoded with PyAV, one frame at a time, and downscaled as they arrive, so
   a full-resolution clip is never held in memory. PyAV is also the only reader that gives the

@@ -9,7 +9,7 @@ import click
 from ..apps.analogy import AnalogyOptions, analogy as analogy_clips, analogy_patch_size
 from . import main
 from .job import JobSettings, Plan, run_pair_command
-from .options import config_from_options, synthesis_command_options
+from .options import synthesis_command_options
 
 # Noise for --variations: enough to vary the details, little enough that the coarsest level
 # still shows STRUCTURE's layout (the default 2.5 of generate would bury it).
@@ -27,10 +27,7 @@ VARIATION_NOISE = 0.3
 @synthesis_command_options(variation_noise=VARIATION_NOISE,
                            default_name="STRUCTURE_as_APPEARANCE.{ext} after the inputs' names, e.g. "
                                         "a_as_b.mp4, and a_as_b_{seed}.mp4 with --seed or -n above 1")
-def analogy(structure_path, appearance_path, structure_bins, appearance_bins, variations, seed, batch_size,
-            short_side, max_frames, start_frame, noise_sigma, patch_size, iterations, pyramid_factor,
-            coarsest_frames, coarsest_size, backend, device, output, output_format, overwrite, quiet, report,
-            preview, skip_existing):
+def analogy(structure_path, appearance_path, structure_bins, appearance_bins, shared):
     """Make a clip with the space-time layout and motion of STRUCTURE and the look of APPEARANCE:
     every pixel comes from APPEARANCE's patches, placed where STRUCTURE's regions of similar
     motion and brightness are (slow with slow, fast with fast, dark with dark). STRUCTURE may be
@@ -43,15 +40,11 @@ def analogy(structure_path, appearance_path, structure_bins, appearance_bins, va
       vgpnn analogy sketch.mp4 foliage.mp4 --structure-bins 4 -o filled.mp4
       vgpnn analogy layout.png texture.jpg -n 3 --seed 0
     """
-    varied = variations > 1 or seed is not None
-    config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
-                                 backend, noise_sigma, default_noise=VARIATION_NOISE if varied else 0.0)
-    settings = JobSettings("analogy", (str(structure_path),), variations, 0 if seed is None and not varied else seed,
-                           batch_size, short_side, max_frames, start_frame, device, output, output_format, overwrite,
-                           quiet, report, preview, skip_existing, parameters={"structure_bins": structure_bins,
-                                                        "appearance_bins": appearance_bins})
+    config = shared.config()
+    settings = JobSettings("analogy", (str(structure_path),), shared, parameters={
+        "structure_bins": structure_bins, "appearance_bins": appearance_bins})
     appearance_name = appearance_path.stem if appearance_path.suffix else appearance_path.name
-    default_stem = "{name}_as_" + appearance_name.replace("{", "").replace("}", "") + ("_{seed}" if varied else "")
+    default_stem = "{name}_as_" + appearance_name.replace("{", "").replace("}", "") + ("_{seed}" if shared.varied else "")
 
     def plan(structure, appearance):
         shape = tuple(structure.frames.shape[:3])
@@ -62,7 +55,8 @@ def analogy(structure_path, appearance_path, structure_bins, appearance_bins, va
 
     def synthesise(structure, appearance, plan, seeds, on_variation, progress):
         options = AnalogyOptions(structure_bins=structure_bins, appearance_bins=appearance_bins,
-                                 variations=len(seeds), seed=seeds[0], device=device)
+                                 variations=len(seeds), seed=seeds[0], device=shared.device,
+                                 batch_size=shared.batch_size)
         analogy_clips(structure.frames, appearance.frames, config, options, on_variation=on_variation,
                       progress=progress)
 

@@ -12,7 +12,7 @@ from ..video import GIF_EXTENSION, read_clip
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import config_from_options, synthesis_command_options
+from .options import synthesis_command_options
 
 
 @main.command()
@@ -24,9 +24,7 @@ from .options import config_from_options, synthesis_command_options
 @synthesis_command_options(variation_noise=SynthesisConfig.noise_sigma,
                            default_name="{name}_inpainted.{ext}, e.g. clip_inpainted.mp4, and "
                                         "{name}_inpainted_{seed}.{ext} with --seed or -n above 1")
-def inpaint(inputs, mask_path, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
-            patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
-            output, output_format, overwrite, quiet, report, preview, skip_existing):
+def inpaint(inputs, mask_path, shared):
     """Remove what MASK marks from INPUT and fill the hole, in space and time, with the clip's own
     patches (never from the masked area itself). Pixels outside the mask stay exactly as they
     are at the working size; the hole is the mask grown by at most one working pixel (a
@@ -38,26 +36,22 @@ def inpaint(inputs, mask_path, variations, seed, batch_size, short_side, max_fra
       vgpnn inpaint clip.mp4 --mask person.png
       vgpnn inpaint clip.mp4 --mask person_mask.mp4 -n 3 --seed 0 --preview fills.png
     """
-    varied = variations > 1 or seed is not None
-    config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
-                                 backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma if varied else 0.0)
-    settings = JobSettings("inpaint", tuple(inputs), variations, 0 if seed is None and not varied else seed, batch_size,
-                           short_side, max_frames, start_frame, device, output, output_format, overwrite, quiet,
-                           report, preview, skip_existing, parameters={"mask": str(mask_path)})
+    config = shared.config()
+    settings = JobSettings("inpaint", tuple(inputs), shared, parameters={"mask": str(mask_path)})
     holes = {}
-    default_stem = "{name}_inpainted" + ("_{seed}" if varied else "")
+    default_stem = "{name}_inpainted" + ("_{seed}" if shared.varied else "")
 
     def plan(clip):
         mask = read_clip(mask_path, short_side=None, max_frames=None)
         lossy = mask.kind == "video" and mask_path.suffix.lower() != GIF_EXTENSION
         original_shape = (clip.original_frame_count, *clip.original_size)
         holes["hole"] = hole = hole_from_mask(mask.frames, original_shape, clip.frames.shape[:3],
-                                              settings.start_frame, lossy)
+                                              shared.start_frame, lossy)
         notes = [f"filling {hole.mean():.1%} of the clip"]
         return Plan(target_shape=tuple(clip.frames.shape[:3]), keep_audio=True, notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
-        options = InpaintOptions(variations=len(seeds), seed=seeds[0], device=device, batch_size=batch_size)
+        options = InpaintOptions(variations=len(seeds), seed=seeds[0], device=shared.device, batch_size=shared.batch_size)
         inpaint_clip(clip.frames, holes["hole"], config, options, on_variation=on_variation, progress=progress)
 
     run_command(settings, config, default_stem, plan, synthesise)

@@ -13,7 +13,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,29 +26,17 @@ from ..progress import ProgressBars
 from ..video import Clip, is_variable_frame_rate, read_clip, seekable_input, write_video
 from ..errors import OutputError
 from .batch import BatchSettings, Job, PlannedOutput, run_batch
+from .options import SharedOptions
 from .common import config_record, notice_working_size, refuse_if_too_big
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobSettings:
-    """What the shared options of a synthesising command asked for."""
+    """One synthesising command's run: its name, inputs and options."""
 
-    command: str
-    inputs: tuple[str, ...]
-    variations: int
-    seed: int | None
-    batch_size: int
-    short_side: int | None
-    max_frames: int
-    start_frame: int
-    device: str
-    output: str | None
-    output_format: str | None
-    overwrite: bool
-    quiet: bool
-    report: Path | None
-    preview: Path | None
-    skip_existing: bool
+    command: str  # the subcommand, for the report
+    inputs: tuple[str, ...]  # INPUT arguments as given
+    shared: SharedOptions  # the options every synthesising command shares
     parameters: dict = field(default_factory=dict)  # the command's own options, for the report
     other_inputs: tuple[Path, ...] = ()  # inputs besides INPUT... (analogy's APPEARANCE): never overwritten
 
@@ -71,24 +59,25 @@ Synthesise = Callable[[Clip, Plan, list[int], Callable, Callable], None]
 def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: str,
                 plan_clip: Callable[[Clip], Plan], synthesise: Synthesise) -> None:
     """Run the command over every input and exit with the batch's status."""
-    torch_device = resolve_device(settings.device)
-    seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31 - settings.variations)
-    seeds = [seed + i for i in range(settings.variations)]
+    options = settings.shared
+    torch_device = resolve_device(options.device)
+    seed = options.first_seed if options.first_seed is not None else secrets.randbelow(2**31 - options.variations)
+    seeds = [seed + i for i in range(options.variations)]
     # Said once, when the first input has been read: an input that fails says only its error.
     announce = [f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
                 + f"; device {torch_device}"]
     parameters = config_record(config) | settings.parameters | {
-        "variations": settings.variations, "seed": seed, "batch_size": settings.batch_size,
-        "size": settings.short_side or "native", "max_frames": settings.max_frames,
-        "start_frame": settings.start_frame, "device": settings.device, "output": settings.output,
-        "format": settings.output_format, "overwrite": settings.overwrite,
-        "skip_existing": settings.skip_existing,
-        "preview": None if settings.preview is None else str(settings.preview),
-        "report": None if settings.report is None else str(settings.report)}
+        "variations": options.variations, "seed": seed, "batch_size": options.batch_size,
+        "size": options.short_side or "native", "max_frames": options.max_frames,
+        "start_frame": options.start_frame, "device": options.device, "output": options.output,
+        "format": options.output_format, "overwrite": options.overwrite,
+        "skip_existing": options.skip_existing,
+        "preview": None if options.preview is None else str(options.preview),
+        "report": None if options.report is None else str(options.report)}
 
     def plan(source: Path) -> list[PlannedOutput]:
-        paths = plan_outputs(settings.output, source, seeds,
-                             settings.output_format or default_format(input_kind(source), source),
+        paths = plan_outputs(options.output, source, seeds,
+                             options.output_format or default_format(input_kind(source), source),
                              default_stem=default_stem)
         protected = {os.path.realpath(other) for other in settings.other_inputs}
         for path in paths:
@@ -104,10 +93,10 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
 
     def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
-        refuse_if_too_big(source, settings.short_side, settings.start_frame, settings.max_frames,
-                          torch_device, min(settings.batch_size, len(job.todo)), config)
-        clip = read_clip(source, short_side=settings.short_side, start_frame=settings.start_frame,
-                         max_frames=settings.max_frames or None)
+        refuse_if_too_big(source, options.short_side, options.start_frame, options.max_frames,
+                          torch_device, min(options.batch_size, len(job.todo)), config)
+        clip = read_clip(source, short_side=options.short_side, start_frame=options.start_frame,
+                         max_frames=options.max_frames or None)
         read_seconds = time.perf_counter() - started
         while announce:
             job.say(announce.pop())
@@ -115,13 +104,13 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         clip_plan = plan_clip(clip)
         for note in clip_plan.notes:
             job.say(note)
-        whole_clip = len(clip.frames) == clip.original_frame_count and settings.start_frame == 0
+        whole_clip = len(clip.frames) == clip.original_frame_count and options.start_frame == 0
         keep_audio = clip_plan.keep_audio and clip.kind == "video" and clip.has_audio and whole_clip
         if clip.has_audio and not keep_audio:
             job.say(clip_plan.audio_notice if not clip_plan.keep_audio
                     else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
         sheet_rows = [clip.frames, *clip_plan.sheet_rows]
-        bars = ProgressBars(enabled=not settings.quiet and sys.stderr.isatty(), total=len(job.todo))
+        bars = ProgressBars(enabled=not options.quiet and sys.stderr.isatty(), total=len(job.todo))
 
         def write_one(index, frames, levels):
             write_started = time.perf_counter()
@@ -147,8 +136,8 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         if job.preview is not None:
             write_video(job.preview, contact_sheet(sheet_rows), None, overwrite=True)
 
-    batch = BatchSettings(settings.command, settings.inputs, settings.overwrite, settings.skip_existing,
-                          settings.quiet, settings.report, None if settings.preview is None else str(settings.preview),
+    batch = BatchSettings(settings.command, settings.inputs, options.overwrite, options.skip_existing,
+                          options.quiet, options.report, None if options.preview is None else str(options.preview),
                           parameters)
     sys.exit(run_batch(batch, plan, make))
 
@@ -162,11 +151,12 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
     """:func:`run_command` for commands with a second input clip, read once with the same
     working size and frame range (``second_role`` names it in notices and the report). The
     preview shows each input, then the second clip, then the outputs."""
-    second = read_clip(second_path, short_side=settings.short_side, start_frame=settings.start_frame,
-                       max_frames=settings.max_frames or None)
+    options = settings.shared
+    second = read_clip(second_path, short_side=options.short_side, start_frame=options.start_frame,
+                       max_frames=options.max_frames or None)
     frames, height, width = second.frames.shape[:3]
-    settings = JobSettings(**{**settings.__dict__, "other_inputs": (*settings.other_inputs, second_path), "parameters": {
-        **settings.parameters, second_role: str(second_path), f"{second_role}_working_shape": [frames, height, width]}})
+    settings = replace(settings, other_inputs=(*settings.other_inputs, second_path), parameters={
+        **settings.parameters, second_role: str(second_path), f"{second_role}_working_shape": [frames, height, width]})
 
     def plan_clip(clip: Clip) -> Plan:
         plan = plan_pair(clip, second)
@@ -182,7 +172,7 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
 
 def _notices(say, clip: Clip, settings: JobSettings, name: Path) -> None:
     """``name``: the input as given, which ``clip.path`` is not when a pipe was copied."""
-    notice_working_size(say, clip, settings.short_side, settings.max_frames)
+    notice_working_size(say, clip, settings.shared.short_side, settings.shared.max_frames)
     if clip.stated_frame_count and clip.original_frame_count < clip.stated_frame_count:
         say(f"'{name}' looks truncated or damaged: {clip.original_frame_count} of the "
             f"{clip.stated_frame_count} frames it lists could be decoded; using those")

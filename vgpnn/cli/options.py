@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -165,15 +167,6 @@ def output_options(command=None, *, default_name: str = "{name}_{seed}.{ext}"):
     return decorate if command is None else decorate(command)
 
 
-def config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
-                        backend, noise_sigma, default_noise: float) -> SynthesisConfig:
-    return SynthesisConfig(
-        patch_size=patch_size or SynthesisConfig.patch_size, iterations=iterations,
-        pyramid_factor=pyramid_factor, coarsest_frames=coarsest_frames,
-        coarsest_short_side=coarsest_size, backend=backend,
-        noise_sigma=default_noise if noise_sigma is None else noise_sigma)
-
-
 def _check_last_seed(ctx, param, value):
     """Whichever of --seed and --variations comes second checks that seed + i fits for every output."""
     given = {**ctx.params, param.name: value}
@@ -207,10 +200,66 @@ def variation_options(command=None, *, faithful: bool = False):
     return decorate if command is None else decorate(command)
 
 
+@dataclass(frozen=True)
+class SharedOptions:
+    """What the options every synthesising command shares asked for, one field per option (the
+    field's name is the option's parameter name). A new shared option is its click option in
+    the groups above plus its field here."""
+
+    variations: int  # -n
+    seed: int | None  # --seed; None: random (generate) or none at all (faithful commands)
+    batch_size: int  # --batch-size
+    short_side: int | None  # --working-size; None: native
+    max_frames: int  # --max-frames; 0: all
+    start_frame: int  # --start-frame
+    noise_sigma: float | None  # --noise; None: the command's default
+    patch_size: tuple[int, int, int] | None  # --patch-size; None: the default
+    iterations: int  # --iterations
+    pyramid_factor: float  # --pyramid-factor
+    coarsest_frames: int  # --coarsest-frames
+    coarsest_size: int  # --coarsest-size
+    backend: str  # --backend
+    device: str  # --device
+    output: str | None  # -o
+    output_format: str | None  # --format
+    overwrite: bool  # -y
+    quiet: bool  # -q
+    report: Path | None  # --report
+    preview: Path | None  # --preview
+    skip_existing: bool  # --skip-existing
+    variation_noise: float | None = None  # the command's rule: see synthesis_command_options
+
+    @property
+    def varied(self) -> bool:
+        """Outputs get noise: always for generate; for a faithful command, with --seed or -n above 1."""
+        return self.variation_noise is None or self.variations > 1 or self.seed is not None
+
+    @property
+    def first_seed(self) -> int | None:
+        """The first output's seed; None: choose one at random (and say it)."""
+        if self.seed is None and not self.varied:
+            return 0  # no noise, so no seed matters; 0 keeps names and reports stable
+        return self.seed
+
+    def config(self, **overrides) -> SynthesisConfig:
+        """The synthesis configuration these options ask for (``overrides``: fields a command sets)."""
+        default_noise = SynthesisConfig.noise_sigma if self.variation_noise is None else self.variation_noise
+        fields = dict(patch_size=self.patch_size or SynthesisConfig.patch_size, iterations=self.iterations,
+                      pyramid_factor=self.pyramid_factor, coarsest_frames=self.coarsest_frames,
+                      coarsest_short_side=self.coarsest_size, backend=self.backend,
+                      noise_sigma=self.noise_sigma if self.noise_sigma is not None
+                      else default_noise if self.varied else 0.0)
+        return SynthesisConfig(**(fields | overrides))
+
+
+_SHARED_FIELDS = tuple(name for name in SharedOptions.__dataclass_fields__ if name != "variation_noise")
+
+
 def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
                               variation_noise: float | None = None):
     """Everything a synthesising command shares, in one decorator: variations and seeds, working
-    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes.
+    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes. The
+    command receives them as one ``shared`` argument, a :class:`SharedOptions`.
     ``default_name``: the command's output names in a folder, for the help. ``variation_noise``:
     None for a command that always adds the default noise (a random seed when none is given);
     a number for one that makes one faithful output, without noise, unless --seed or -n above 1
@@ -219,11 +268,17 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
     from .common import fail_cleanly
 
     def decorate(command):
-        command = fail_cleanly(command)
+        @functools.wraps(command)
+        def with_shared(**kwargs):
+            shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_FIELDS},
+                                   variation_noise=variation_noise)
+            return command(shared=shared, **kwargs)
+
+        decorated = fail_cleanly(with_shared)
         for option in (skip_existing_option, output_options(default_name=default_name),
                        method_options(variation_noise=variation_noise),
                        working_size_options(size_alias=size_alias),
                        variation_options(faithful=variation_noise is not None)):
-            command = option(command)
-        return command
+            decorated = option(decorated)
+        return decorated
     return decorate

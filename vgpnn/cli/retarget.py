@@ -11,7 +11,7 @@ from ..schedule import check_shapes
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
-from .options import FiniteFloat, config_from_options, finite_float, synthesis_command_options
+from .options import FiniteFloat, finite_float, synthesis_command_options
 
 
 def _parse_pair(separator: str, what: str, integers: bool):
@@ -55,9 +55,7 @@ def _parse_pair(separator: str, what: str, integers: bool):
     default_name="after the input and the request, e.g. clip_9x16.mp4 or clip_t2_loop.mp4, and "
                  "clip_9x16_{seed}.mp4 with --seed or -n above 1")
 def retarget(inputs, aspect, keep, target_size, width, height, width_scale, height_scale, duration, frames,
-             time_scale, loop, variations, seed, batch_size, short_side, max_frames, start_frame, noise_sigma,
-             patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size, backend, device,
-             output, output_format, overwrite, quiet, report, preview, skip_existing):
+             time_scale, loop, shared):
     """Re-compose INPUT at another aspect ratio or size without squashing or cropping, make it
     longer or shorter with motion at its natural speed, or make it loop seamlessly (any
     combination). Sizes are of the working clip (see --working-size) and rounded to even numbers for
@@ -82,19 +80,15 @@ def retarget(inputs, aspect, keep, target_size, width, height, width_scale, heig
         raise click.UsageError("nothing to change: give a new size (--aspect, --size, --width, --height, "
                                "--width-scale, --height-scale), a new length (--duration, --frames, "
                                "--time-scale) or --loop")
-    varied = variations > 1 or seed is not None
-    config = config_from_options(patch_size, iterations, pyramid_factor, coarsest_frames, coarsest_size,
-                                 backend, noise_sigma, default_noise=SynthesisConfig.noise_sigma if varied else 0.0)
-    settings = JobSettings("retarget", tuple(inputs), variations, 0 if seed is None and not varied else seed, batch_size,
-                           short_side, max_frames, start_frame, device, output, output_format, overwrite, quiet,
-                           report, preview, skip_existing, parameters={
+    config = shared.config()
+    settings = JobSettings("retarget", tuple(inputs), shared, parameters={
                                "aspect": aspect, "keep": keep, "width": width, "height": height,
                                "width_scale": width_scale, "height_scale": height_scale, "frames": frames,
                                "duration": duration, "time_scale": time_scale, "loop": loop})
     explicit_coarsest_frames = click.get_current_context().get_parameter_source("coarsest_frames").name != "DEFAULT"
 
     default_stem = "_".join(part for part in ("{name}", request.label(), "loop" if loop else "",
-                                              "{seed}" if varied else "") if part)
+                                              "{seed}" if shared.varied else "") if part)
 
     def plan(clip):
         request_for_clip = TargetRequest(**{**request.__dict__, "even": clip.kind != "image"})
@@ -107,8 +101,8 @@ def retarget(inputs, aspect, keep, target_size, width, height, width_scale, heig
                     audio_notice="audio not copied: the output's length differs from the input's", notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
-        options = RetargetOptions(loop=loop, variations=len(seeds), seed=seeds[0], device=device,
-                                  batch_size=batch_size, shrink_time=True if explicit_coarsest_frames else None)
+        options = RetargetOptions(loop=loop, variations=len(seeds), seed=seeds[0], device=shared.device,
+                                  batch_size=shared.batch_size, shrink_time=True if explicit_coarsest_frames else None)
         retarget_clip(clip.frames, plan.target_shape, config, options, on_variation=on_variation, progress=progress)
 
     run_command(settings, config, default_stem, plan, synthesise)

@@ -79,7 +79,7 @@ def test_patch_score_kernel_equals_the_torch_oracle(patch, with_valid):
 @pytest.mark.parametrize("with_valid", [False, True])
 def test_fused_propagation_equals_the_torch_patchmatch_steps(with_valid):
     pytest.importorskip("triton")
-    from vgpnn.nn import patch_scores_triton
+    from vgpnn.kernels import patch_scores_triton
     from vgpnn.nn.patch_scores import PatchScores
     from vgpnn.nn.patchmatch import _State
     from vgpnn.patches import grid_shape
@@ -152,7 +152,7 @@ def test_vote_on_cuda_equals_the_cpu_vote():
 @pytest.mark.parametrize("reduce", ["median", "mean"])
 def test_triton_vote_equals_the_cpu_vote_bit_for_bit(patch, value_shape, output_shape, batch, reduce):
     pytest.importorskip("triton")
-    from vgpnn import vote_triton
+    from vgpnn.kernels import vote_triton
     from vgpnn.patches import field_to_voxel_index, grid_shape
     values = smooth((3, *value_shape), 6)
     key_grid = grid_shape(value_shape, patch)
@@ -166,7 +166,7 @@ def test_triton_vote_equals_the_cpu_vote_bit_for_bit(patch, value_shape, output_
 
 
 def test_torch_vote_on_cuda_without_triton_equals_the_cpu_vote(monkeypatch):
-    from vgpnn import vote_triton
+    from vgpnn.kernels import vote_triton
     monkeypatch.setattr(vote_triton, "AVAILABLE", False)
     values = smooth((3, 6, 20, 24), 3)
     field = torch.randint(0, 4 * 16 * 20, (2, 4, 16, 20), generator=torch.Generator().manual_seed(0))

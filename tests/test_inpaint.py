@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import torch.nn.functional as F
 import vgpnn.synthesis
-from vgpnn import best_vote_numba
+from vgpnn.kernels import best_vote_numba
 from vgpnn.apps.inpaint import InpaintOptions, hole_from_mask, inpaint
 from vgpnn.best_vote import best_patch_vote, matched_distances
 from vgpnn.cli import main

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import best_vote_numba
+from .kernels import best_vote_numba
 from .patches import PatchSize, field_to_voxel_index, grid_shape
 
 

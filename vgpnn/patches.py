@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from . import vote_numba
+from .kernels import vote_numba
 
 PatchSize = tuple[int, int, int]  # (frames, rows, columns)
 
@@ -86,7 +86,7 @@ def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int
                                      reduce, output_shape)
         return torch.from_numpy(folded)
     if values.is_cuda:
-        from . import vote_triton  # imports triton, which only a GPU run needs
+        from .kernels import vote_triton  # imports triton, which only a GPU run needs
         if vote_triton.supports(values):
             return vote_triton.run_vote(values, base, patch_size, reduce, output_shape)
     # Pad with -1 (no patch) so every voxel can look back by any in-patch offset.

@@ -59,7 +59,7 @@ class PatchScores:
 
     def improve(self, proposals: torch.Tensor, start: int, field: torch.Tensor, best: torch.Tensor) -> None:
         if self.use_kernel:
-            from . import patch_scores_triton  # imports triton, which only a GPU run needs
+            from ..kernels import patch_scores_triton  # imports triton, which only a GPU run needs
             patch_scores_triton.improve(self.queries, self.keys, self.patch_size, proposals, start,
                                         field, best, self.valid)
             return

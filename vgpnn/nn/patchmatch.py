@@ -44,7 +44,7 @@ class PatchMatch(NearestNeighbourBackend):
         self._prepared = None  # (key video, axes, key descriptors) of the last search
 
     def _scores(self, request: SearchRequest, valid: torch.Tensor | None):
-        from . import patch_scores_triton
+        from ..kernels import patch_scores_triton
         kernel = patch_scores_triton.supports(request.queries, request.keys)
         if self.distances == "patches" or (self.distances == "auto" and kernel):
             return PatchScores(request.queries, request.keys, request.patch_size, valid, use_kernel=kernel)
@@ -68,7 +68,7 @@ class PatchMatch(NearestNeighbourBackend):
         state.start(request.initial_field)
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
         if isinstance(scores, PatchScores) and scores.use_kernel:
-            from . import patch_scores_triton
+            from ..kernels import patch_scores_triton
             field = patch_scores_triton.propagate_rounds(scores.queries, scores.keys, request.patch_size,
                                                          state.field, state.best, valid, rounds,
                                                          self.steps, generators)

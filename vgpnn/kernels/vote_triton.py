@@ -25,7 +25,7 @@ try:
     import triton
     import triton.language as tl
 
-    from .triton_kernels import generic_kernel
+    from .triton_jit import generic_kernel
 except ImportError:  # the torch vote is used instead
     triton = None
 

@@ -32,7 +32,7 @@ try:
     import triton
     import triton.language as tl
 
-    from ..triton_kernels import generic_kernel
+    from .triton_jit import generic_kernel
 except ImportError:  # PatchMatch falls back to descriptors
     triton = None
 

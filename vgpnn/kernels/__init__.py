@@ -1,0 +1,1 @@
+"""Compiled kernels: numba on the CPU, Triton on CUDA."""

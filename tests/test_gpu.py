@@ -166,8 +166,8 @@ def test_triton_vote_equals_the_cpu_vote_bit_for_bit(patch, value_shape, output_
 
 
 def test_torch_vote_on_cuda_without_triton_equals_the_cpu_vote(monkeypatch):
-    from vgpnn.kernels import vote_triton
-    monkeypatch.setattr(vote_triton, "AVAILABLE", False)
+    from vgpnn import kernels
+    monkeypatch.setattr(kernels, "compiler_for", lambda *tensors: None)
     values = smooth((3, 6, 20, 24), 3)
     field = torch.randint(0, 4 * 16 * 20, (2, 4, 16, 20), generator=torch.Generator().manual_seed(0))
     assert torch.equal(vote(values.cuda(), field.cuda(), (6, 20, 24), PATCH).cpu(), vote(values, field, (6, 20, 24), PATCH))

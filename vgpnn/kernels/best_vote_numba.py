@@ -3,43 +3,37 @@
 Torch gathers the chosen patches one in-patch offset at a time, 147 passes over scattered
 memory; here each patch is compared row by row, so a patch costs one pass over 21 short runs of
 contiguous voxels. The sums run in float64 and are rounded once, so the result is the torch
-path's up to float32 rounding.
+path's up to float32 rounding. Imported by :mod:`vgpnn.kernels` only once numba has imported.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
-try:
-    from numba import njit, prange
+from .numba_cache import cached_njit
 
-    from .numba_cache import cached_njit
-except ImportError:  # the torch path is used instead
-    njit = None
 
-AVAILABLE = njit is not None
-
-if AVAILABLE:
-    @cached_njit(parallel=True)
-    def _distances(queries, values, base, pt, ph, pw, query_height, query_width, value_height, value_width, out):
-        batch, grid_t, grid_h, grid_w = base.shape
-        channels = values.shape[0]
-        for row in prange(batch * grid_t * grid_h):
-            b = row // (grid_t * grid_h)
-            t = (row // grid_h) % grid_t
-            y = row % grid_h
-            for x in range(grid_w):
-                start = base[b, t, y, x]
-                total = 0.0
-                for c in range(channels):
-                    for dt in range(pt):
-                        for dy in range(ph):
-                            query_row = ((t + dt) * query_height + y + dy) * query_width + x
-                            value_row = start + (dt * value_height + dy) * value_width
-                            for dx in range(pw):
-                                difference = queries[b, c, query_row + dx] - values[c, value_row + dx]
-                                total += difference * difference
-                out[b, t, y, x] = total
+@cached_njit(parallel=True)
+def _distances(queries, values, base, pt, ph, pw, query_height, query_width, value_height, value_width, out):
+    batch, grid_t, grid_h, grid_w = base.shape
+    channels = values.shape[0]
+    for row in prange(batch * grid_t * grid_h):
+        b = row // (grid_t * grid_h)
+        t = (row // grid_h) % grid_t
+        y = row % grid_h
+        for x in range(grid_w):
+            start = base[b, t, y, x]
+            total = 0.0
+            for c in range(channels):
+                for dt in range(pt):
+                    for dy in range(ph):
+                        query_row = ((t + dt) * query_height + y + dy) * query_width + x
+                        value_row = start + (dt * value_height + dy) * value_width
+                        for dx in range(pw):
+                            difference = queries[b, c, query_row + dx] - values[c, value_row + dx]
+                            total += difference * difference
+            out[b, t, y, x] = total
 
 
 def matched_distances(queries: np.ndarray, values: np.ndarray, base: np.ndarray, patch_size) -> np.ndarray:

@@ -10,7 +10,7 @@ whole patches instead of 24-number descriptors also makes the matches as good as
 search's where PatchMatch finds them.
 
 Two kernels:
-- ``improve``: score given proposals (M per position), as :class:`.patch_scores.PatchScores`
+- ``improve``: score given proposals (M per position), as :class:`vgpnn.nn.patch_scores.PatchScores`
   does in torch; used to score a starting field.
 - ``propagate``: one PatchMatch step made whole inside the kernel: the proposals of the 6
   neighbours at a jump distance, with and without a random jitter, and optionally one random
@@ -22,160 +22,155 @@ order and one replaces the current match only when strictly nearer. Distances ar
 sums in a different order than the torch oracle's, so they agree to rounding. Random draws
 come from Philox (``tl.rand``) keyed by one seed per video and call and by the position, so a
 video's result depends on its seed alone, not on the batch or the launch shape.
+
+Imported by :mod:`vgpnn.kernels` only for float32 CUDA videos once triton has imported.
 """
 
 from __future__ import annotations
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
+import triton
+import triton.language as tl
 
-    from .triton_jit import generic_kernel
-except ImportError:  # PatchMatch falls back to descriptors
-    triton = None
-
-AVAILABLE = triton is not None
+from .triton_jit import generic_kernel
 
 DRAWS = 8  # random draws reserved per position and step (6 jitters and a random key)
 BLOCK = 8  # query positions per program; with WARPS, about 32 tile floats per thread (fastest on an H200)
 WARPS = 2
 
-if AVAILABLE:
-    @triton.jit
-    def _offsets(plane, height, width, CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr,
-                 PW: tl.constexpr, DPAD: tl.constexpr):
-        """Offsets of patch element j (channel c at in-patch offset (dt, dy, dx), as unfold
-        orders them) from the patch's first voxel, and which j are inside the patch."""
-        j = tl.arange(0, DPAD)
-        c = j // (PT * PH * PW)
-        dt = (j // (PH * PW)) % PT
-        dy = (j // PW) % PH
-        dx = j % PW
-        return c * plane + (dt * height + dy) * width + dx, j < CHANNELS * PT * PH * PW
 
-    @triton.jit
-    def _key_distance(query, key_ptr, proposal, key_offset, both, key_height, key_width, key_grid_h, key_grid_w):
-        kt = proposal // (key_grid_h * key_grid_w)
-        ky = (proposal // key_grid_w) % key_grid_h
-        kx = proposal % key_grid_w
-        key_first = (kt * key_height + ky) * key_width + kx
-        key = tl.load(key_ptr + key_first[:, None] + key_offset[None, :], mask=both, other=0.0)
-        difference = query - key
-        return tl.sum(difference * difference, axis=1)
+@triton.jit
+def _offsets(plane, height, width, CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr,
+             PW: tl.constexpr, DPAD: tl.constexpr):
+    """Offsets of patch element j (channel c at in-patch offset (dt, dy, dx), as unfold
+    orders them) from the patch's first voxel, and which j are inside the patch."""
+    j = tl.arange(0, DPAD)
+    c = j // (PT * PH * PW)
+    dt = (j // (PH * PW)) % PT
+    dy = (j // PW) % PH
+    dx = j % PW
+    return c * plane + (dt * height + dy) * width + dx, j < CHANNELS * PT * PH * PW
 
-    @triton.jit
-    def _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
-                     key_height, key_width, key_grid_h, key_grid_w, HAS_VALID: tl.constexpr):
-        """The proposal replaces the current match where it is strictly nearer (and allowed)."""
-        distance = _key_distance(query, key_ptr, proposal, key_offset, both,
-                                 key_height, key_width, key_grid_h, key_grid_w)
-        if HAS_VALID:
-            allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
-            distance = tl.where(allowed != 0, distance, float("inf"))
-        better = distance < best
-        return tl.where(better, distance, best), tl.where(better, proposal, field)
 
-    @generic_kernel
-    def _improve_kernel(query_ptr, key_ptr, proposal_ptr, valid_ptr, field_ptr, best_ptr,
-                        n, start, moves, batch, positions,
-                        query_plane, query_height, query_width, query_grid_h, query_grid_w,
-                        key_plane, key_height, key_width, key_grid_h, key_grid_w,
-                        CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                        DPAD: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr):
-        b = tl.program_id(1)
-        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        inside = i < n
-        position = start + i
-        query_offset, in_patch = _offsets(query_plane, query_height, query_width, CHANNELS, PT, PH, PW, DPAD)
-        key_offset, _unused = _offsets(key_plane, key_height, key_width, CHANNELS, PT, PH, PW, DPAD)
-        qt = position // (query_grid_h * query_grid_w)
-        qy = (position // query_grid_w) % query_grid_h
-        qx = position % query_grid_w
-        query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
-        both = inside[:, None] & in_patch[None, :]
-        query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
-        row = b.to(tl.int64) * positions + position
-        best = tl.load(best_ptr + row, mask=inside, other=float("inf"))
-        field = tl.load(field_ptr + row, mask=inside, other=0)
-        for m in range(moves):
-            proposal = tl.load(proposal_ptr + (m * batch + b).to(tl.int64) * n + i, mask=inside, other=0)
-            best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
-                                       key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
-        tl.store(best_ptr + row, best, mask=inside)
-        tl.store(field_ptr + row, field, mask=inside)
+@triton.jit
+def _key_distance(query, key_ptr, proposal, key_offset, both, key_height, key_width, key_grid_h, key_grid_w):
+    kt = proposal // (key_grid_h * key_grid_w)
+    ky = (proposal // key_grid_w) % key_grid_h
+    kx = proposal % key_grid_w
+    key_first = (kt * key_height + ky) * key_width + kx
+    key = tl.load(key_ptr + key_first[:, None] + key_offset[None, :], mask=both, other=0.0)
+    difference = query - key
+    return tl.sum(difference * difference, axis=1)
 
-    @generic_kernel
-    def _propagate_kernel(query_ptr, key_ptr, field_in, best_in, field_out, best_out, valid_ptr, seed_ptr,
-                          positions, step, along_t, along_y, along_x, random_key, key_total,
-                          query_plane, query_height, query_width, query_grid_t, query_grid_h, query_grid_w,
-                          key_plane, key_height, key_width, key_grid_t, key_grid_h, key_grid_w,
-                          CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                          DPAD: tl.constexpr, HAS_VALID: tl.constexpr, JITTER: tl.constexpr,
-                          DRAWS: tl.constexpr, BLOCK: tl.constexpr):
-        b = tl.program_id(1)
-        position = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        inside = position < positions
-        qt = position // (query_grid_h * query_grid_w)
-        qy = (position // query_grid_w) % query_grid_h
-        qx = position % query_grid_w
-        query_offset, in_patch = _offsets(query_plane, query_height, query_width, CHANNELS, PT, PH, PW, DPAD)
-        key_offset, _unused = _offsets(key_plane, key_height, key_width, CHANNELS, PT, PH, PW, DPAD)
-        both = inside[:, None] & in_patch[None, :]
-        query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
-        query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
-        row = b.to(tl.int64) * positions
-        best = tl.load(best_in + row + position, mask=inside, other=float("inf"))
-        field = tl.load(field_in + row + position, mask=inside, other=0)
-        seed = tl.load(seed_ptr + b)
-        # A runtime loop over the moves, not an unrolled one: unrolled, the compiler keeps
-        # several key tiles in flight and spills registers (3x slower on an H100).
-        for move in range(6 * (1 + JITTER)):
-            axis = move // (2 * (1 + JITTER))
-            sign = (move // (1 + JITTER)) % 2
-            jittered = move % (1 + JITTER)
-            enabled = tl.where(axis == 0, along_t, tl.where(axis == 1, along_y, along_x))
-            if enabled != 0:
-                here = tl.where(axis == 0, qt, tl.where(axis == 1, qy, qx))
-                last = tl.where(axis == 0, query_grid_t, tl.where(axis == 1, query_grid_h, query_grid_w)) - 1
-                stride = tl.where(axis == 0, query_grid_h * query_grid_w, tl.where(axis == 1, query_grid_w, 1))
-                # The neighbour `step` away (clamped into the grid) and its match, shifted back
-                # by the same amount: where this position's match would be if the neighbour's
-                # match is part of a shifted copy.
-                there = tl.minimum(tl.maximum(here + step * (1 - 2 * sign), 0), last)
-                shift = there - here
-                matched = tl.load(field_in + row + position + shift * stride, mask=inside, other=0)
-                mt = matched // (key_grid_h * key_grid_w) - tl.where(axis == 0, shift, 0)
-                my = (matched // key_grid_w) % key_grid_h - tl.where(axis == 1, shift, 0)
-                mx = matched % key_grid_w - tl.where(axis == 2, shift, 0)
-                if jittered != 0:
-                    draw = (position * DRAWS + axis * 2 + sign).to(tl.int64)
-                    ut, uy, ux, _spare = tl.rand4x(seed, draw)
-                    span = 2 * step + 1
-                    mt = mt + (ut * span).to(tl.int64) - step
-                    my = my + (uy * span).to(tl.int64) - step
-                    mx = mx + (ux * span).to(tl.int64) - step
-                mt = tl.minimum(tl.maximum(mt, 0), key_grid_t - 1)
-                my = tl.minimum(tl.maximum(my, 0), key_grid_h - 1)
-                mx = tl.minimum(tl.maximum(mx, 0), key_grid_w - 1)
-                proposal = (mt * key_grid_h + my) * key_grid_w + mx
-                best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best,
-                                           field, key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
-        if random_key != 0:
-            draw = (position * DRAWS + 6).to(tl.int64)  # past the position's six jitter draws
-            bits = tl.randint(seed, draw).to(tl.uint32, bitcast=True).to(tl.int64)
-            proposal = bits % key_total
+
+@triton.jit
+def _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
+                 key_height, key_width, key_grid_h, key_grid_w, HAS_VALID: tl.constexpr):
+    """The proposal replaces the current match where it is strictly nearer (and allowed)."""
+    distance = _key_distance(query, key_ptr, proposal, key_offset, both,
+                             key_height, key_width, key_grid_h, key_grid_w)
+    if HAS_VALID:
+        allowed = tl.load(valid_ptr + proposal, mask=inside, other=0)
+        distance = tl.where(allowed != 0, distance, float("inf"))
+    better = distance < best
+    return tl.where(better, distance, best), tl.where(better, proposal, field)
+
+
+@generic_kernel
+def _improve_kernel(query_ptr, key_ptr, proposal_ptr, valid_ptr, field_ptr, best_ptr,
+                    n, start, moves, batch, positions,
+                    query_plane, query_height, query_width, query_grid_h, query_grid_w,
+                    key_plane, key_height, key_width, key_grid_h, key_grid_w,
+                    CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                    DPAD: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr):
+    b = tl.program_id(1)
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = i < n
+    position = start + i
+    query_offset, in_patch = _offsets(query_plane, query_height, query_width, CHANNELS, PT, PH, PW, DPAD)
+    key_offset, _unused = _offsets(key_plane, key_height, key_width, CHANNELS, PT, PH, PW, DPAD)
+    qt = position // (query_grid_h * query_grid_w)
+    qy = (position // query_grid_w) % query_grid_h
+    qx = position % query_grid_w
+    query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
+    both = inside[:, None] & in_patch[None, :]
+    query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
+    row = b.to(tl.int64) * positions + position
+    best = tl.load(best_ptr + row, mask=inside, other=float("inf"))
+    field = tl.load(field_ptr + row, mask=inside, other=0)
+    for m in range(moves):
+        proposal = tl.load(proposal_ptr + (m * batch + b).to(tl.int64) * n + i, mask=inside, other=0)
+        best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best, field,
+                                   key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
+    tl.store(best_ptr + row, best, mask=inside)
+    tl.store(field_ptr + row, field, mask=inside)
+
+
+@generic_kernel
+def _propagate_kernel(query_ptr, key_ptr, field_in, best_in, field_out, best_out, valid_ptr, seed_ptr,
+                      positions, step, along_t, along_y, along_x, random_key, key_total,
+                      query_plane, query_height, query_width, query_grid_t, query_grid_h, query_grid_w,
+                      key_plane, key_height, key_width, key_grid_t, key_grid_h, key_grid_w,
+                      CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                      DPAD: tl.constexpr, HAS_VALID: tl.constexpr, JITTER: tl.constexpr,
+                      DRAWS: tl.constexpr, BLOCK: tl.constexpr):
+    b = tl.program_id(1)
+    position = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = position < positions
+    qt = position // (query_grid_h * query_grid_w)
+    qy = (position // query_grid_w) % query_grid_h
+    qx = position % query_grid_w
+    query_offset, in_patch = _offsets(query_plane, query_height, query_width, CHANNELS, PT, PH, PW, DPAD)
+    key_offset, _unused = _offsets(key_plane, key_height, key_width, CHANNELS, PT, PH, PW, DPAD)
+    both = inside[:, None] & in_patch[None, :]
+    query_first = b.to(tl.int64) * CHANNELS * query_plane + (qt * query_height + qy) * query_width + qx
+    query = tl.load(query_ptr + query_first[:, None] + query_offset[None, :], mask=both, other=0.0)
+    row = b.to(tl.int64) * positions
+    best = tl.load(best_in + row + position, mask=inside, other=float("inf"))
+    field = tl.load(field_in + row + position, mask=inside, other=0)
+    seed = tl.load(seed_ptr + b)
+    # A runtime loop over the moves, not an unrolled one: unrolled, the compiler keeps
+    # several key tiles in flight and spills registers (3x slower on an H100).
+    for move in range(6 * (1 + JITTER)):
+        axis = move // (2 * (1 + JITTER))
+        sign = (move // (1 + JITTER)) % 2
+        jittered = move % (1 + JITTER)
+        enabled = tl.where(axis == 0, along_t, tl.where(axis == 1, along_y, along_x))
+        if enabled != 0:
+            here = tl.where(axis == 0, qt, tl.where(axis == 1, qy, qx))
+            last = tl.where(axis == 0, query_grid_t, tl.where(axis == 1, query_grid_h, query_grid_w)) - 1
+            stride = tl.where(axis == 0, query_grid_h * query_grid_w, tl.where(axis == 1, query_grid_w, 1))
+            # The neighbour `step` away (clamped into the grid) and its match, shifted back
+            # by the same amount: where this position's match would be if the neighbour's
+            # match is part of a shifted copy.
+            there = tl.minimum(tl.maximum(here + step * (1 - 2 * sign), 0), last)
+            shift = there - here
+            matched = tl.load(field_in + row + position + shift * stride, mask=inside, other=0)
+            mt = matched // (key_grid_h * key_grid_w) - tl.where(axis == 0, shift, 0)
+            my = (matched // key_grid_w) % key_grid_h - tl.where(axis == 1, shift, 0)
+            mx = matched % key_grid_w - tl.where(axis == 2, shift, 0)
+            if jittered != 0:
+                draw = (position * DRAWS + axis * 2 + sign).to(tl.int64)
+                ut, uy, ux, _spare = tl.rand4x(seed, draw)
+                span = 2 * step + 1
+                mt = mt + (ut * span).to(tl.int64) - step
+                my = my + (uy * span).to(tl.int64) - step
+                mx = mx + (ux * span).to(tl.int64) - step
+            mt = tl.minimum(tl.maximum(mt, 0), key_grid_t - 1)
+            my = tl.minimum(tl.maximum(my, 0), key_grid_h - 1)
+            mx = tl.minimum(tl.maximum(mx, 0), key_grid_w - 1)
+            proposal = (mt * key_grid_h + my) * key_grid_w + mx
             best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best,
                                        field, key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
-        tl.store(best_out + row + position, best, mask=inside)
-        tl.store(field_out + row + position, field, mask=inside)
-
-
-def supports(queries: torch.Tensor, keys: torch.Tensor) -> bool:
-    """Whether the kernel can score these videos (float32 on CUDA, 32-bit offsets per video)."""
-    return (AVAILABLE and queries.is_cuda and queries.dtype == torch.float32 and keys.dtype == torch.float32
-            and queries[0].numel() < 2**31 and keys.numel() < 2**31)
+    if random_key != 0:
+        draw = (position * DRAWS + 6).to(tl.int64)  # past the position's six jitter draws
+        bits = tl.randint(seed, draw).to(tl.uint32, bitcast=True).to(tl.int64)
+        proposal = bits % key_total
+        best, field = _keep_nearer(query, key_ptr, valid_ptr, proposal, key_offset, both, inside, best,
+                                   field, key_height, key_width, key_grid_h, key_grid_w, HAS_VALID)
+    tl.store(best_out + row + position, best, mask=inside)
+    tl.store(field_out + row + position, field, mask=inside)
 
 
 def improve(queries: torch.Tensor, keys: torch.Tensor, patch_size, proposals: torch.Tensor, start: int,

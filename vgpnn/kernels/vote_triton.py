@@ -12,7 +12,8 @@ cover each of them, gathers their values straight into registers and reduces the
 - mean: contributions are added in float64 in the CPU kernel's order (frame, row, column
   offset) and divided by their count, so the rounding is the CPU kernel's too.
 
-Imported only for CUDA tensors; without triton, ``AVAILABLE`` is False and the torch vote runs.
+Imported by :mod:`vgpnn.kernels` only for float32 CUDA tensors once triton has imported;
+elsewhere the torch vote runs.
 """
 
 from __future__ import annotations
@@ -21,15 +22,10 @@ import contextlib
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
+import triton
+import triton.language as tl
 
-    from .triton_jit import generic_kernel
-except ImportError:  # the torch vote is used instead
-    triton = None
-
-AVAILABLE = triton is not None
+from .triton_jit import generic_kernel
 
 # Launch shapes. The median's tile, (voxels, window) floats, lives in registers, so its voxel
 # count shrinks as the window grows; the mean holds one accumulator per voxel.
@@ -38,90 +34,85 @@ MEDIAN_WARPS = 4
 MEAN_BLOCK = 128
 MEAN_WARPS = 4
 
-if AVAILABLE:
-    @generic_kernel
-    def _median_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
-                       grid_t, grid_h, grid_w, value_height, value_width, value_count,
-                       CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                       WINDOW: tl.constexpr, BLOCK: tl.constexpr):
-        voxel = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # (BLOCK,)
-        inside = voxel < voxels
-        x = (voxel % width).to(tl.int32)
-        y = ((voxel // width) % height).to(tl.int32)
-        t = ((voxel // (width * height)) % frames).to(tl.int32)
-        b = voxel // (width * height * frames)
-        # Window element j is the in-patch offset (dt, dy, dx) the voxel sits at in the patch
-        # that starts dt frames, dy rows and dx columns before it.
-        j = tl.arange(0, WINDOW)
-        dt = j // (PH * PW)
-        dy = (j // PW) % PH
-        dx = j % PW
-        gt = t[:, None] - dt[None, :]
-        gy = y[:, None] - dy[None, :]
-        gx = x[:, None] - dx[None, :]
-        covered = ((j < PT * PH * PW)[None, :] & inside[:, None]
-                   & (gt >= 0) & (gt < grid_t) & (gy >= 0) & (gy < grid_h) & (gx >= 0) & (gx < grid_w))
-        position = ((b[:, None] * grid_t + gt) * grid_h + gy) * grid_w + gx
-        start = tl.load(base_ptr + position, mask=covered, other=0)
-        source = start + ((dt * value_height + dy) * value_width + dx)[None, :]
-        count = tl.sum(covered.to(tl.int32), axis=1)
-        middle = (count - 1) // 2
-        plane = frames * height * width
-        within = voxel - b * plane
-        for c in tl.static_range(CHANNELS):
-            said = tl.load(values_ptr + c * value_count + source, mask=covered, other=float("inf"))
-            # Integer keys in the floats' order: negative floats have their magnitude bits flipped.
-            bits = said.to(tl.int32, bitcast=True)
-            key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-            # Radix select: build, from the top bit down, the largest key with at most `middle`
-            # keys below it; that is the middle key itself. The +inf padding is never counted
-            # below it. 32 counting passes over the tile instead of a sort.
-            chosen = tl.where(tl.sum((key < 0).to(tl.int32), axis=1) <= middle, 0, -2147483648)
-            for bit in tl.static_range(30, -1, -1):
-                trial = chosen | (1 << bit)
-                below = tl.sum((key < trial[:, None]).to(tl.int32), axis=1)
-                chosen = tl.where(below <= middle, trial, chosen)
-            median = (chosen ^ ((chosen >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
-            tl.store(out_ptr + (b * CHANNELS + c) * plane + within, median, mask=inside)
 
-    @generic_kernel
-    def _mean_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
-                     grid_t, grid_h, grid_w, value_height, value_width, value_count,
-                     CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                     BLOCK: tl.constexpr):
-        voxel = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inside = voxel < voxels
-        x = (voxel % width).to(tl.int32)
-        y = ((voxel // width) % height).to(tl.int32)
-        t = ((voxel // (width * height)) % frames).to(tl.int32)
-        b = voxel // (width * height * frames)
-        plane = frames * height * width
-        within = voxel - b * plane
-        for c in tl.static_range(CHANNELS):
-            total = tl.zeros((BLOCK,), dtype=tl.float64)
-            count = tl.zeros((BLOCK,), dtype=tl.int32)
-            for dt in range(PT):
-                for dy in range(PH):
-                    for dx in range(PW):
-                        gt = t - dt
-                        gy = y - dy
-                        gx = x - dx
-                        covered = (inside & (gt >= 0) & (gt < grid_t) & (gy >= 0) & (gy < grid_h)
-                                   & (gx >= 0) & (gx < grid_w))
-                        start = tl.load(base_ptr + ((b * grid_t + gt) * grid_h + gy) * grid_w + gx,
-                                        mask=covered, other=0)
-                        source = start + (dt * value_height + dy) * value_width + dx
-                        said = tl.load(values_ptr + c * value_count + source, mask=covered, other=0.0)
-                        total += said.to(tl.float64)
-                        count += covered.to(tl.int32)
-            mean = total / tl.maximum(count, 1).to(tl.float64)
-            tl.store(out_ptr + (b * CHANNELS + c) * plane + within, mean.to(tl.float32), mask=inside)
+@generic_kernel
+def _median_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
+                   grid_t, grid_h, grid_w, value_height, value_width, value_count,
+                   CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                   WINDOW: tl.constexpr, BLOCK: tl.constexpr):
+    voxel = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # (BLOCK,)
+    inside = voxel < voxels
+    x = (voxel % width).to(tl.int32)
+    y = ((voxel // width) % height).to(tl.int32)
+    t = ((voxel // (width * height)) % frames).to(tl.int32)
+    b = voxel // (width * height * frames)
+    # Window element j is the in-patch offset (dt, dy, dx) the voxel sits at in the patch
+    # that starts dt frames, dy rows and dx columns before it.
+    j = tl.arange(0, WINDOW)
+    dt = j // (PH * PW)
+    dy = (j // PW) % PH
+    dx = j % PW
+    gt = t[:, None] - dt[None, :]
+    gy = y[:, None] - dy[None, :]
+    gx = x[:, None] - dx[None, :]
+    covered = ((j < PT * PH * PW)[None, :] & inside[:, None]
+               & (gt >= 0) & (gt < grid_t) & (gy >= 0) & (gy < grid_h) & (gx >= 0) & (gx < grid_w))
+    position = ((b[:, None] * grid_t + gt) * grid_h + gy) * grid_w + gx
+    start = tl.load(base_ptr + position, mask=covered, other=0)
+    source = start + ((dt * value_height + dy) * value_width + dx)[None, :]
+    count = tl.sum(covered.to(tl.int32), axis=1)
+    middle = (count - 1) // 2
+    plane = frames * height * width
+    within = voxel - b * plane
+    for c in tl.static_range(CHANNELS):
+        said = tl.load(values_ptr + c * value_count + source, mask=covered, other=float("inf"))
+        # Integer keys in the floats' order: negative floats have their magnitude bits flipped.
+        bits = said.to(tl.int32, bitcast=True)
+        key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+        # Radix select: build, from the top bit down, the largest key with at most `middle`
+        # keys below it; that is the middle key itself. The +inf padding is never counted
+        # below it. 32 counting passes over the tile instead of a sort.
+        chosen = tl.where(tl.sum((key < 0).to(tl.int32), axis=1) <= middle, 0, -2147483648)
+        for bit in tl.static_range(30, -1, -1):
+            trial = chosen | (1 << bit)
+            below = tl.sum((key < trial[:, None]).to(tl.int32), axis=1)
+            chosen = tl.where(below <= middle, trial, chosen)
+        median = (chosen ^ ((chosen >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
+        tl.store(out_ptr + (b * CHANNELS + c) * plane + within, median, mask=inside)
 
 
-def supports(values: torch.Tensor) -> bool:
-    """Whether these kernels can vote from ``values`` (their indices are 32-bit)."""
-    return (AVAILABLE and values.is_cuda and values.dtype == torch.float32
-            and values.numel() < 2**31)
+@generic_kernel
+def _mean_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
+                 grid_t, grid_h, grid_w, value_height, value_width, value_count,
+                 CHANNELS: tl.constexpr, PT: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    voxel = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = voxel < voxels
+    x = (voxel % width).to(tl.int32)
+    y = ((voxel // width) % height).to(tl.int32)
+    t = ((voxel // (width * height)) % frames).to(tl.int32)
+    b = voxel // (width * height * frames)
+    plane = frames * height * width
+    within = voxel - b * plane
+    for c in tl.static_range(CHANNELS):
+        total = tl.zeros((BLOCK,), dtype=tl.float64)
+        count = tl.zeros((BLOCK,), dtype=tl.int32)
+        for dt in range(PT):
+            for dy in range(PH):
+                for dx in range(PW):
+                    gt = t - dt
+                    gy = y - dy
+                    gx = x - dx
+                    covered = (inside & (gt >= 0) & (gt < grid_t) & (gy >= 0) & (gy < grid_h)
+                               & (gx >= 0) & (gx < grid_w))
+                    start = tl.load(base_ptr + ((b * grid_t + gt) * grid_h + gy) * grid_w + gx,
+                                    mask=covered, other=0)
+                    source = start + (dt * value_height + dy) * value_width + dx
+                    said = tl.load(values_ptr + c * value_count + source, mask=covered, other=0.0)
+                    total += said.to(tl.float64)
+                    count += covered.to(tl.int32)
+        mean = total / tl.maximum(count, 1).to(tl.float64)
+        tl.store(out_ptr + (b * CHANNELS + c) * plane + within, mean.to(tl.float32), mask=inside)
 
 
 def run_vote(values: torch.Tensor, base: torch.Tensor, patch_size: tuple[int, int, int], reduce: str,

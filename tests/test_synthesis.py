@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
-from vgpnn.nn import faiss_available
+from vgpnn.nn import faiss_available, make_backend
 from conftest import plan_of
 
 from vgpnn.synthesis import synthesize
@@ -118,6 +118,10 @@ def test_level_records_and_progress(source):
     dict(patch_size=(3, 0, 7)),
     dict(patch_size=(3, 7)),
     dict(coarsest_frames=0),
+    dict(backend_options={"chunk": 97}),  # options for 'auto': which backend would take them?
+    dict(backend="patchmatch", backend_options={"probes": 2}),
+    dict(backend="patchmatch", backend_options={"distances": "nearest"}),
+    dict(backend="exact", backend_options=5),
 ])
 def test_config_validation(bad):
     with pytest.raises(ConfigError):
@@ -129,13 +133,18 @@ def test_config_defaults_are_valid():
     assert config.patch_size == (3, 7, 7) and config.iterations == 5 and config.vote == "median"
 
 
+def test_backend_options_reach_the_backend_and_keep_the_config_hashable():
+    config = SynthesisConfig(backend="patchmatch", backend_options={"steps": (2, 1), "chunk": 97})
+    assert config.backend_options == (("chunk", 97), ("steps", (2, 1)))
+    assert hash(config) == hash(SynthesisConfig(backend="patchmatch", backend_options={"chunk": 97, "steps": (2, 1)}))
+    backend = make_backend(config.backend, **dict(config.backend_options))
+    assert backend.chunk == 97 and backend.steps == (2, 1)
+
+
 @pytest.mark.parametrize("distances", ["descriptors", "patches"])
-def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, monkeypatch, distances):
+def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, distances):
     # Several chunks of positions: the chunking and its random draws must not depend on the batch.
-    from vgpnn.nn import patchmatch
-    monkeypatch.setattr(patchmatch.PatchMatch.__init__, "__defaults__",
-                        (4, 2, 24, (8, 4, 2, 1), 97, distances))
-    config = SynthesisConfig(iterations=2, backend="patchmatch")
+    config = SynthesisConfig(iterations=2, backend="patchmatch", backend_options={"chunk": 97, "distances": distances})
     pair = synthesize(plan_of(source, SHAPE, config, [5, 6])).videos
     alone = synthesize(plan_of(source, SHAPE, config, [6])).videos
     assert torch.equal(pair[1], alone[0])

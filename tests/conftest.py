@@ -1,4 +1,6 @@
-"""Shared pieces of the CLI tests: tiny synthetic clips and a way to run the command line."""
+"""Shared pieces of the tests: tiny synthetic clips and videos, the devices a test runs on, and a
+way to run the command line. torch is imported only inside what needs it: the I/O tests run
+without it."""
 
 from fractions import Fraction
 
@@ -24,6 +26,68 @@ def smooth_frames(frames=8, height=32, width=48, seed=0):
     top = coarse[:, r0][:, :, c0] * (1 - fc) + coarse[:, r0][:, :, c1] * fc
     bottom = coarse[:, r1][:, :, c0] * (1 - fc) + coarse[:, r1][:, :, c1] * fc
     return ((top * (1 - fr) + bottom * fr) * 255).round().astype(np.uint8)
+
+
+def textured_clip(frames=6, height=32, width=48, seed=0):
+    """Finer smooth random texture (T, H, W, 3) uint8, 4-pixel cells: the clip the retarget and
+    inpainting tests' expectations were measured on."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((frames, 3, height // 4 + 1, width // 4 + 1))
+    rows = np.interp(np.linspace(0, height // 4, height), np.arange(height // 4 + 1), np.arange(height // 4 + 1))
+    fine = np.stack([[[np.interp(np.linspace(0, width // 4, width), np.arange(width // 4 + 1), line)
+                       for line in plane[np.floor(rows).astype(int)]] for plane in frame] for frame in coarse])
+    return (fine.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+
+
+def smooth_video(shape=(3, 8, 32, 48), seed=0):
+    """Smooth random video (C, T, H, W) float32 in [0, 1]: seeded noise averaged over 3 voxels
+    along each axis (in space only for a single frame), so neighbouring voxels are alike and
+    no two patches are."""
+    import torch
+    import torch.nn.functional as F
+    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
+    kernel = (1 if shape[1] == 1 else 3, 3, 3)
+    return F.avg_pool3d(noise, kernel, stride=1, padding=(kernel[0] // 2, 1, 1), count_include_pad=False)[0]
+
+
+NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is False)"
+
+
+def _skip_without_gpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip(NO_GPU)
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """A test that takes ``device`` runs on the CPU, and again on CUDA where torch sees a GPU."""
+    if request.param == "cuda":
+        _skip_without_gpu()
+    return request.param
+
+
+@pytest.fixture()
+def cuda():
+    """'cuda', for tests that compare a CUDA result with the CPU oracle; skipped without a GPU."""
+    _skip_without_gpu()
+    return "cuda"
+
+
+@pytest.fixture()
+def triton_cuda(cuda):
+    """'cuda', for tests of the Triton kernels; skipped without a GPU or without triton."""
+    from vgpnn import kernels
+    if not kernels.available(kernels.TRITON):
+        pytest.skip("needs triton")
+    return cuda
+
+
+@pytest.fixture()
+def torch_only(monkeypatch):
+    """No compiled kernel runs (vgpnn.kernels finds none for any tensor): the torch oracles do."""
+    from vgpnn import kernels
+    monkeypatch.setattr(kernels, "compiler_for", lambda *tensors: None)
 
 
 def plan_of(source, target_shape, config, seeds, **target):

@@ -10,24 +10,15 @@ from click.testing import CliRunner
 
 from vgpnn.cli import main
 from vgpnn.video import read_clip, write_video
+from conftest import smooth_frames
 
 FAST = ["--iterations", "1", "--size", "native", "-q"]
-
-
-def textured_clip(frames=6, height=32, width=48, seed=0):
-    """Smooth random texture: natural-ish patches and no two exactly alike."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.random((frames, 3, height // 4 + 1, width // 4 + 1))
-    rows = np.interp(np.linspace(0, height // 4, height), np.arange(height // 4 + 1), np.arange(height // 4 + 1))
-    fine = np.stack([[[np.interp(np.linspace(0, width // 4, width), np.arange(width // 4 + 1), line)
-                       for line in plane[np.floor(rows).astype(int)]] for plane in frame] for frame in coarse])
-    return (fine.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture()
 def clip_path(tmp_path):
     path = tmp_path / "tiny.mp4"
-    write_video(path, textured_clip(), Fraction(30000, 1001))
+    write_video(path, smooth_frames(6, 32, 48), Fraction(30000, 1001))
     return path
 
 
@@ -85,7 +76,7 @@ def test_template_fields_gif_output_report_and_preview(tmp_path, clip_path):
 
 def test_an_image_input_gives_an_image(tmp_path):
     image = tmp_path / "still.png"
-    write_video(image, textured_clip(frames=1), None)
+    write_video(image, smooth_frames(1, 32, 48), None)
     result = run("generate", image, "--seed", 0, "-o", tmp_path, *FAST)
     assert result.exit_code == 0, result.output
     out = read_clip(tmp_path / "still_0.png")
@@ -179,7 +170,7 @@ def test_audio_is_kept_for_the_whole_clip_and_dropped_with_a_notice_otherwise(tm
     if not bunny.is_file():
         pytest.skip("../shared/clips is not beside the project")
     with_audio = tmp_path / "voiced.mp4"
-    write_video(with_audio, textured_clip(frames=8), Fraction(25), audio_from=bunny)
+    write_video(with_audio, smooth_frames(8, 32, 48), Fraction(25), audio_from=bunny)
     assert run("generate", with_audio, "--seed", 0, "-o", tmp_path / "whole.mp4", *FAST).exit_code == 0
     partial = run("generate", with_audio, "--seed", 0, "-o", tmp_path / "part.mp4", "--max-frames", 4,
                   "--iterations", 1, "--size", "native")

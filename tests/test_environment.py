@@ -14,8 +14,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 KERNEL_CALLS = textwrap.dedent("""
     import numpy as np
-    from vgpnn import best_vote_numba, vote_numba
-    assert vote_numba.AVAILABLE and best_vote_numba.AVAILABLE
+    from vgpnn import kernels
+    assert kernels.available(kernels.NUMBA)
+    from vgpnn.kernels import best_vote_numba, vote_numba
     values = np.random.default_rng(0).random((3, 4, 6, 6)).astype(np.float32)
     base = np.zeros((1, 2, 4, 4), dtype=np.int64)
     voted = vote_numba.run_vote(values, (4, 6, 6), base, (3, 3, 3), "median", (4, 6, 6))

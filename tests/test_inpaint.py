@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import torch.nn.functional as F
 import vgpnn.synthesis
-from vgpnn import best_vote_numba
+from vgpnn import kernels
 from vgpnn.apps.inpaint import InpaintOptions, hole_from_mask, inpaint
 from vgpnn.best_vote import best_patch_vote, matched_distances
 from vgpnn.cli import main
@@ -21,8 +21,8 @@ from vgpnn.metrics import region_coherence
 from vgpnn.patches import grid_shape, unfold
 from vgpnn.pyramid import build_pyramid, pyramid_geometry
 from vgpnn.video import read_clip, write_video
+from conftest import textured_clip
 
-from test_cli import textured_clip
 
 RED = (255, 0, 255)  # magenta: a colour the texture never has
 FAST_CONFIG = SynthesisConfig(noise_sigma=0, iterations=2)
@@ -139,10 +139,11 @@ def test_best_patch_vote_takes_each_voxel_from_its_best_covering_patch():
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_matched_distances_are_the_squared_differences_of_the_chosen_patches(monkeypatch, compiled):
-    if compiled and not best_vote_numba.AVAILABLE:
+def test_matched_distances_are_the_squared_differences_of_the_chosen_patches(request, compiled):
+    if compiled and not kernels.available(kernels.NUMBA):
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(best_vote_numba, "AVAILABLE", compiled)
+    if not compiled:
+        request.getfixturevalue("torch_only")
     generator = torch.Generator().manual_seed(1)
     values, queries = torch.rand(3, 6, 9, 8, generator=generator), torch.rand(2, 3, 5, 7, 9, generator=generator)
     patch_size = (3, 3, 4)

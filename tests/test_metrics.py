@@ -2,14 +2,11 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgpnn.metrics import coherence, completeness, diversity, nnf_div
+from conftest import smooth_video
 
-
-def smooth_video(shape=(3, 6, 24, 32), seed=0):
-    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
-    return F.avg_pool3d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
+SHAPE = (3, 6, 24, 32)
 
 
 def noisy(video, sigma, seed=1):
@@ -18,7 +15,7 @@ def noisy(video, sigma, seed=1):
 
 @pytest.fixture(scope="module")
 def source():
-    return smooth_video()
+    return smooth_video(SHAPE)
 
 
 def test_source_against_itself_is_zero(source):
@@ -53,7 +50,7 @@ def test_sampling_is_seeded(source):
 def test_diversity(source):
     identical = torch.stack([source, source, source])
     assert diversity(identical, source) == pytest.approx(0.0, abs=1e-6)
-    independent = torch.stack([smooth_video(seed=s) for s in (1, 2, 3)])
+    independent = torch.stack([smooth_video(SHAPE, seed=s) for s in (1, 2, 3)])
     assert diversity(independent, source) > 0.5
     slightly = torch.stack([source, noisy(source, 0.01)])
     assert 0 < diversity(slightly, source) < diversity(independent, source)
@@ -73,4 +70,4 @@ def test_nnf_div_copies_compress_better_than_recompositions(source):
     shuffle_score = nnf_div(shuffled, source)
     assert shift_score < shuffle_score
     assert copy_score < shuffle_score
-    assert shuffle_score < nnf_div(smooth_video(seed=9), source)  # unrelated content: no structure
+    assert shuffle_score < nnf_div(smooth_video(SHAPE, seed=9), source)  # unrelated content: no structure

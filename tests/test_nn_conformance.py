@@ -1,21 +1,20 @@
-"""Every nearest-neighbour backend against a brute-force oracle written here (float64)."""
+"""Every nearest-neighbour backend against a brute-force oracle written here (float64).
+
+Tests taking ``device`` run on the CPU and again on CUDA where present (faiss only on the CPU);
+on CUDA with triton, PatchMatch runs its fused kernels (compared with their torch oracle in
+test_kernels.py)."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgpnn.nn import FaissSearch, PatchMatch, SearchRequest, faiss_available, make_backend
 from vgpnn.patches import grid_shape, unfold
+from conftest import smooth_video
 
 # faiss is CPU-only and may be absent (e.g. on a GPU machine): its cases are then skipped.
 BACKENDS = ("exact", "patchmatch") + (("faiss",) if faiss_available() else ())
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
 PATCH = (3, 5, 5)
-
-
-def smooth_video(shape, seed=0):
-    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
-    return F.avg_pool3d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
 
 
 def distances(query: torch.Tensor, keys: torch.Tensor, patch_size=PATCH) -> torch.Tensor:
@@ -55,12 +54,20 @@ def request(queries, keys, seed=0, **extra):
     return SearchRequest(queries, keys, PATCH, seeds=(seed,) * queries.shape[0], **extra)
 
 
+def skip_faiss_on_cuda(name, device):
+    if name == "faiss" and device == "cuda":
+        pytest.skip("faiss searches on the CPU")
+
+
 @pytest.mark.parametrize("name", BACKENDS)
-def test_conformance(name, problem):
+def test_conformance(name, problem, device):
+    skip_faiss_on_cuda(name, device)
     queries, keys, expected, matrices = problem
     backend = make_backend(name)
     assert backend.name == name
-    field = backend.search(request(queries, keys))
+    field = backend.search(request(queries.to(device), keys.to(device)))
+    assert field.device.type == device
+    field = field.cpu()
     key_count = matrices.shape[-1]
     assert field.dtype == torch.int64
     assert tuple(field.shape) == tuple(expected.shape) == (2, 3, 12, 16)
@@ -74,7 +81,8 @@ def test_conformance(name, problem):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_valid_keys_respected(name, problem):
+def test_valid_keys_respected(name, problem, device):
+    skip_faiss_on_cuda(name, device)
     queries, keys, _, matrices = problem
     key_grid = grid_shape(keys.shape, PATCH)
     valid = torch.zeros(key_grid, dtype=torch.bool)
@@ -82,7 +90,7 @@ def test_valid_keys_respected(name, problem):
     valid[1::2] ^= True  # ...on odd frames the right half instead
     assert valid.sum() * 2 == valid.numel()
     expected, _ = oracle(queries, keys, valid_keys=valid)
-    field = make_backend(name).search(request(queries, keys, valid_keys=valid))
+    field = make_backend(name).search(request(queries.to(device), keys.to(device), valid_keys=valid.to(device))).cpu()
     assert valid.reshape(-1)[field.reshape(-1)].all(), f"{name} returned forbidden keys"
     if name == "exact":
         assert torch.equal(field, expected)
@@ -132,11 +140,24 @@ def test_batch_matches_single_queries(problem):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_deterministic_for_a_seed(name, problem):
-    queries, keys, _, _ = problem
+def test_deterministic_for_a_seed(name, problem, device):
+    skip_faiss_on_cuda(name, device)
+    queries, keys = (video.to(device) for video in problem[:2])
     first = make_backend(name).search(request(queries, keys, seed=7))
     second = make_backend(name).search(request(queries, keys, seed=7))
     assert torch.equal(first, second)
+
+
+def test_patchmatch_result_depends_on_its_own_seed_alone(device):
+    keys = smooth_video((3, 6, 24, 28), 0).to(device)
+    queries = torch.stack([smooth_video((3, 5, 20, 22), seed) for seed in (1, 2)]).to(device)
+    pair = make_backend("patchmatch").search(SearchRequest(queries, keys, PATCH, seeds=(3, 4)))
+    again = make_backend("patchmatch").search(SearchRequest(queries, keys, PATCH, seeds=(3, 4)))
+    alone = make_backend("patchmatch").search(SearchRequest(queries[1:], keys, PATCH, seeds=(4,)))
+    assert torch.equal(pair, again) and torch.equal(pair[1], alone[0])
+    one_round = PatchMatch(rounds=1, steps=(1,))  # far from converged, so the seed shows
+    other = one_round.search(SearchRequest(queries[1:], keys, PATCH, seeds=(5,)))
+    assert not torch.equal(one_round.search(SearchRequest(queries[1:], keys, PATCH, seeds=(4,))), other)
 
 
 def test_patchmatch_seed_matters(problem):

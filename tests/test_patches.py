@@ -1,17 +1,16 @@
-"""Tests for vgpnn.patches: unfold rows, frame slices, the identity vote, one-patch votes, errors."""
+"""Tests for vgpnn.patches: unfold rows, frame slices, the identity vote, one-patch votes, errors.
+
+Vote tests taking ``device`` run on the CPU and on CUDA where present, through whichever
+vote runs there (a kernel from vgpnn.kernels, or torch); the kernels themselves are compared
+with the torch vote in test_kernels.py."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgpnn.patches import grid_shape, unfold, vote
+from conftest import smooth_video
 
 PATCH = (3, 5, 5)
-
-
-def smooth_video(shape=(3, 8, 32, 48), seed=0):
-    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
-    return F.avg_pool3d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
 
 
 def identity_field(shape, patch_size, batch=1):
@@ -47,17 +46,17 @@ def test_unfold_frame_slice_matches_full():
 
 
 @pytest.mark.parametrize("patch_size", [(3, 5, 5), (1, 3, 3), (2, 1, 4)])
-def test_identity_vote_reproduces_video(patch_size):
+def test_identity_vote_reproduces_video(patch_size, device):
     video = smooth_video((3, 6, 12, 14))
     field = identity_field(video.shape, patch_size, batch=2)
-    median = vote(video, field, tuple(video.shape[1:]), patch_size, "median")
+    median = vote(video.to(device), field.to(device), tuple(video.shape[1:]), patch_size, "median").cpu()
     assert tuple(median.shape) == (2, 3, 6, 12, 14)
     assert torch.equal(median[0], video) and torch.equal(median[1], video)
-    mean = vote(video, field, tuple(video.shape[1:]), patch_size, "mean")
+    mean = vote(video.to(device), field.to(device), tuple(video.shape[1:]), patch_size, "mean").cpu()
     assert (mean - video[None]).abs().max() < 1e-6
 
 
-def test_identity_vote_in_chunks():
+def test_identity_vote_in_chunks(torch_only):
     video = smooth_video((3, 6, 12, 14))
     field = identity_field(video.shape, PATCH, batch=2)
     out = vote(video, field, tuple(video.shape[1:]), PATCH, "median", max_elements=1)
@@ -65,14 +64,14 @@ def test_identity_vote_in_chunks():
 
 
 @pytest.mark.parametrize("reduce", ["median", "mean"])
-def test_vote_with_one_key_patch(reduce):
+def test_vote_with_one_key_patch(reduce, device):
     values = smooth_video((2, 5, 10, 11))
     output_shape = (4, 9, 13)  # a different shape from the values
     key_grid = grid_shape(values.shape, PATCH)
     t, y, x = 1, 4, 3
     key = (t * key_grid[1] + y) * key_grid[2] + x
     field = torch.full((2, *grid_shape(output_shape, PATCH)), key)
-    out = vote(values, field, output_shape, PATCH, reduce)
+    out = vote(values.to(device), field.to(device), output_shape, PATCH, reduce).cpu()
     assert tuple(out.shape) == (2, 2, *output_shape)
     patch = values[:, t:t + 3, y:y + 5, x:x + 5]
     allowed = patch.reshape(-1)
@@ -89,7 +88,7 @@ def test_vote_with_one_key_patch(reduce):
     assert torch.equal(out[:, :, -1, -1, -1], patch[:, -1, -1, -1].expand(2, 2))
 
 
-def test_vote_gathers_the_right_offsets():
+def test_vote_gathers_the_right_offsets(device):
     """A field shifted by one column copies the values shifted by one column."""
     values = smooth_video((1, 5, 10, 12))
     output_shape = (5, 10, 11)
@@ -97,7 +96,7 @@ def test_vote_gathers_the_right_offsets():
     key_grid = grid_shape(values.shape, PATCH)
     t, y, x = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")
     field = ((t * key_grid[1] + y) * key_grid[2] + x + 1)[None]
-    out = vote(values, field, output_shape, PATCH)
+    out = vote(values.to(device), field.to(device), output_shape, PATCH).cpu()
     assert torch.equal(out[0], values[:, :, :, 1:])
 
 
@@ -117,3 +116,22 @@ def test_unfold_with_an_open_ended_frame_slice_matches_the_full_unfold():
     full = unfold(video, (3, 3, 3))
     per_frame = 7 * 8
     assert torch.equal(unfold(video, (3, 3, 3), slice(2, None)), full[2 * per_frame:])
+
+
+def test_vote_on_cuda_equals_the_cpu_vote(cuda):
+    values = smooth_video((3, 6, 20, 24), 3)
+    field = torch.randint(0, 4 * 16 * 20, (2, 4, 16, 20), generator=torch.Generator().manual_seed(0))
+    for reduce in ("median", "mean"):
+        on_cpu = vote(values, field, (6, 20, 24), PATCH, reduce)
+        on_gpu = vote(values.to(cuda), field.to(cuda), (6, 20, 24), PATCH, reduce)
+        assert on_gpu.is_cuda
+        assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-6)
+
+
+def test_torch_vote_on_cuda_equals_the_torch_vote_on_the_cpu(cuda, torch_only):
+    values = smooth_video((3, 6, 20, 24), 3)
+    field = torch.randint(0, 4 * 16 * 20, (2, 4, 16, 20), generator=torch.Generator().manual_seed(0))
+    on_gpu = vote(values.to(cuda), field.to(cuda), (6, 20, 24), PATCH).cpu()
+    assert torch.equal(on_gpu, vote(values, field, (6, 20, 24), PATCH))
+    on_gpu = vote(values.to(cuda), field.to(cuda), (6, 20, 24), PATCH, "mean").cpu()
+    assert torch.allclose(on_gpu, vote(values, field, (6, 20, 24), PATCH, "mean"), atol=1e-6)

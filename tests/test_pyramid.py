@@ -2,14 +2,9 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgpnn.pyramid import build_pyramid, pyramid_geometry
-
-
-def smooth_video(shape=(3, 8, 32, 48), seed=0):
-    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
-    return F.avg_pool3d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
+from conftest import smooth_video
 
 
 def test_reference_clip_geometry():

@@ -24,8 +24,7 @@ from vgpnn.resize import resize_video
 from vgpnn.synthesis import synthesize
 from vgpnn.video import read_clip, write_video
 
-from conftest import plan_of
-from test_cli import textured_clip
+from conftest import plan_of, textured_clip
 
 SOURCE = (20, 144, 256)  # frames, height, width
 BUNNY = Path(__file__).resolve().parents[2] / "shared" / "clips" / "bunny_audio.mp4"

@@ -1,39 +1,40 @@
-"""Tests for vgpnn.synthesis and SynthesisConfig: reconstruction, seeds, shapes, images, records."""
+"""Tests for vgpnn.synthesis and SynthesisConfig: reconstruction, seeds, shapes, images, records.
+
+Tests taking ``device`` run on the CPU and again on CUDA where present (faiss only on the CPU)."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
-from vgpnn.nn import faiss_available
-from conftest import plan_of
-
-from vgpnn.synthesis import synthesize
+from vgpnn.nn import faiss_available, make_backend
 from vgpnn.pyramid import pyramid_geometry
+from vgpnn.synthesis import synthesize
+from conftest import plan_of, smooth_video
 
 SHAPE = (6, 24, 32)  # frames, height, width of the tiny source: 6 pyramid levels
 
 
-def smooth_video(shape=(3, *SHAPE), seed=0):
-    noise = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed))
-    kernel = (min(3, shape[1]), 3, 3)  # an image (T = 1) is smoothed in space only
-    return F.avg_pool3d(noise, kernel, stride=1, padding=(kernel[0] // 2, 1, 1), count_include_pad=False)[0]
-
-
 @pytest.fixture(scope="module")
 def source():
-    return smooth_video()
+    return smooth_video((3, *SHAPE))
+
+
+def skip_faiss_on_cuda(backend, device):
+    if backend == "faiss" and device == "cuda":
+        pytest.skip("faiss searches on the CPU")
 
 
 @pytest.mark.parametrize("backend", ["auto", "patchmatch"] + (["faiss"] if faiss_available() else []))
-def test_noise_free_synthesis_reproduces_source(source, backend):
+def test_noise_free_synthesis_reproduces_source(source, backend, device):
+    skip_faiss_on_cuda(backend, device)
     config = SynthesisConfig(noise_sigma=0, backend=backend, iterations=2)
-    result = synthesize(plan_of(source, SHAPE, config, [0]))
+    result = synthesize(plan_of(source.to(device), SHAPE, config, [0]))
     assert tuple(result.videos.shape) == (1, 3, *SHAPE)
+    assert result.videos.device.type == device
     # Every level's queries equal its keys, so each patch finds itself: the source comes back.
     # (Measured: exactly 0 for every backend.)
-    assert (result.videos[0] - source).abs().max() < 1e-4
+    assert (result.videos[0].cpu() - source).abs().max() < 1e-4
 
 
 def test_same_seeds_same_output_different_seeds_differ(source):
@@ -52,10 +53,11 @@ def test_noise_changes_the_output(source):
 
 
 @pytest.mark.parametrize("backend", ["auto", "patchmatch"] + (["faiss"] if faiss_available() else []))
-def test_a_seed_gives_the_same_video_in_any_batch(source, backend):
+def test_a_seed_gives_the_same_video_in_any_batch(source, backend, device):
+    skip_faiss_on_cuda(backend, device)
     config = SynthesisConfig(iterations=1, backend=backend)
-    pair = synthesize(plan_of(source, SHAPE, config, [5, 6])).videos
-    alone = synthesize(plan_of(source, SHAPE, config, [6])).videos
+    pair = synthesize(plan_of(source.to(device), SHAPE, config, [5, 6])).videos
+    alone = synthesize(plan_of(source.to(device), SHAPE, config, [6])).videos
     assert tuple(pair.shape) == (2, 3, *SHAPE)
     assert torch.equal(pair[1], alone[0])
     assert not torch.equal(pair[0], pair[1])
@@ -118,6 +120,10 @@ def test_level_records_and_progress(source):
     dict(patch_size=(3, 0, 7)),
     dict(patch_size=(3, 7)),
     dict(coarsest_frames=0),
+    dict(backend_options={"chunk": 97}),  # options for 'auto': which backend would take them?
+    dict(backend="patchmatch", backend_options={"probes": 2}),
+    dict(backend="patchmatch", backend_options={"distances": "nearest"}),
+    dict(backend="exact", backend_options=5),
 ])
 def test_config_validation(bad):
     with pytest.raises(ConfigError):
@@ -129,13 +135,28 @@ def test_config_defaults_are_valid():
     assert config.patch_size == (3, 7, 7) and config.iterations == 5 and config.vote == "median"
 
 
+def test_backend_options_reach_the_backend_and_keep_the_config_hashable():
+    config = SynthesisConfig(backend="patchmatch", backend_options={"steps": (2, 1), "chunk": 97})
+    assert config.backend_options == (("chunk", 97), ("steps", (2, 1)))
+    assert hash(config) == hash(SynthesisConfig(backend="patchmatch", backend_options={"chunk": 97, "steps": (2, 1)}))
+    backend = make_backend(config.backend, **dict(config.backend_options))
+    assert backend.chunk == 97 and backend.steps == (2, 1)
+
+
 @pytest.mark.parametrize("distances", ["descriptors", "patches"])
-def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, monkeypatch, distances):
+def test_patchmatch_in_chunks_gives_the_same_video_in_any_batch(source, distances):
     # Several chunks of positions: the chunking and its random draws must not depend on the batch.
-    from vgpnn.nn import patchmatch
-    monkeypatch.setattr(patchmatch.PatchMatch.__init__, "__defaults__",
-                        (4, 2, 24, (8, 4, 2, 1), 97, distances))
-    config = SynthesisConfig(iterations=2, backend="patchmatch")
+    config = SynthesisConfig(iterations=2, backend="patchmatch", backend_options={"chunk": 97, "distances": distances})
     pair = synthesize(plan_of(source, SHAPE, config, [5, 6])).videos
     alone = synthesize(plan_of(source, SHAPE, config, [6])).videos
     assert torch.equal(pair[1], alone[0])
+
+
+def test_a_seed_gives_the_same_noise_and_nearly_the_same_video_on_cuda_and_cpu(cuda):
+    from vgpnn.synthesis import draw_noise
+    assert torch.equal(draw_noise((3, 2, 4, 4), [5], 2.5), draw_noise((3, 2, 4, 4), [5], 2.5))
+    source = smooth_video((3, 8, 32, 40), 5)
+    config = SynthesisConfig(iterations=1, backend="exact")
+    on_gpu = synthesize(plan_of(source.to(cuda), (8, 32, 40), config, [9])).videos[0].cpu()
+    on_cpu = synthesize(plan_of(source, (8, 32, 40), config, [9])).videos[0]
+    assert (on_gpu - on_cpu).abs().mean() < 0.02  # same seed, same noise: near-identical results

@@ -15,7 +15,8 @@ patches instead, which keeps their texture and their motion.
    distance; the voxel is that patch's value at the voxel's offset within it. Ties go to the
    patch at the lowest grid position (time, then row, then column).
 Both work on any device and gather from the videos directly, so no patch is materialised; on a
-CPU the distances come from a numba kernel (best_vote_numba.py) when numba is installed.
+CPU the distances come from a numba kernel (:func:`vgpnn.kernels.matched_distances`) when numba
+is installed, and the torch code here is its oracle.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import best_vote_numba
+from . import kernels
 from .patches import PatchSize, field_to_voxel_index, grid_shape
 
 
@@ -40,10 +41,9 @@ def matched_distances(queries: torch.Tensor, values: torch.Tensor, field: torch.
     grid_t, grid_h, grid_w = field.shape[1:]
     _, value_height, value_width = values.shape[1:]
     base = field_to_voxel_index(field, tuple(values.shape[1:]), patch_size)  # (B, T', H', W')
-    on_cpu = values.device.type == "cpu" and values.dtype == queries.dtype == torch.float32
-    if on_cpu and best_vote_numba.AVAILABLE:
-        return torch.from_numpy(best_vote_numba.matched_distances(queries.numpy(), values.numpy(), base.numpy(),
-                                                                  patch_size))
+    compiled = kernels.matched_distances(queries, values, base, patch_size)
+    if compiled is not None:
+        return compiled
     flat_values = values.reshape(channels, -1)
     total = queries.new_zeros(field.shape)
     for dt in range(pt):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import ConfigError
-from .nn import BACKENDS
+from .nn import BACKENDS, make_backend
 
 
 # median: per-voxel median of the covering patches; mean: their mean; best: each voxel from the
@@ -23,6 +24,7 @@ class SynthesisConfig:
     noise_sigma: float = 2.5  # std of the noise added to the coarsest guess (0..1 pixel scale)
     vote: str = "median"  # how overlapping patches are folded (VOTES); with fixed voxels, the consensus free voxels are measured against
     backend: str = "auto"  # nearest-neighbour backend: auto, exact, patchmatch, faiss
+    backend_options: Mapping[str, Any] = ()  # keyword arguments of the named backend, e.g. {'chunk': 97}
     large_level_voxels: int = 3_000_000  # levels larger than this get 1 iteration and small patches
     large_level_patch_size: tuple[int, int, int] = (3, 5, 5)  # the patch used on such levels
 
@@ -44,5 +46,22 @@ class SynthesisConfig:
             raise ConfigError(f"vote must be one of {', '.join(VOTES)}, got {self.vote!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        self._check_backend_options()
+
+    def _check_backend_options(self) -> None:
+        try:
+            options = dict(self.backend_options)
+        except (TypeError, ValueError):
+            raise ConfigError(f"backend options must map names to values, got {self.backend_options!r}") from None
+        # Pairs rather than a dict, so a config stays hashable like its other fields.
+        object.__setattr__(self, "backend_options", tuple(sorted(options.items())))
+        if not options:
+            return
+        if self.backend == "auto":
+            raise ConfigError("backend options need a named backend (exact, patchmatch or faiss), not 'auto'")
+        try:
+            make_backend(self.backend, **options)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"backend options {options} do not fit the {self.backend} backend: {error}") from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from . import vote_numba
+from . import kernels
 
 PatchSize = tuple[int, int, int]  # (frames, rows, columns)
 
@@ -67,9 +67,10 @@ def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int
     Each output voxel is covered by up to pt * ph * pw patches; its value is the median (or
     mean) of what they say. The contribution of the patch at p through in-patch offset o is
     ``values[chosen(p) + o]``, gathered straight from ``values``, so no patch is materialised.
-    On a CPU a numba kernel and on CUDA a Triton kernel (``vote_triton``) do this voxel by
-    voxel; otherwise the torch code below gathers frame chunks of at most ``max_elements``
-    values. All three return the same medians; the torch mean may differ in the last bit.
+    A compiled kernel (:func:`vgpnn.kernels.vote`: numba on a CPU, Triton on CUDA) does this
+    voxel by voxel where one applies; otherwise the torch code below, their oracle, gathers
+    frame chunks of at most ``max_elements`` values. All return the same medians; the torch
+    mean may differ in the last bit.
     """
     if reduce not in ("median", "mean"):
         raise ValueError(f"reduce must be 'median' or 'mean', got {reduce!r}")
@@ -81,14 +82,9 @@ def vote(values: torch.Tensor, field: torch.Tensor, output_shape: tuple[int, int
         raise ValueError(f"field {tuple(field.shape)} does not fit output {output_shape}")
     value_shape = tuple(values.shape[1:])
     base = field_to_voxel_index(field, value_shape, patch_size)
-    if values.device.type == "cpu" and values.dtype == torch.float32 and vote_numba.AVAILABLE:
-        folded = vote_numba.run_vote(values.numpy(), value_shape, base.numpy(), patch_size,
-                                     reduce, output_shape)
-        return torch.from_numpy(folded)
-    if values.is_cuda:
-        from . import vote_triton  # imports triton, which only a GPU run needs
-        if vote_triton.supports(values):
-            return vote_triton.run_vote(values, base, patch_size, reduce, output_shape)
+    compiled = kernels.vote(values, base, patch_size, reduce, output_shape)
+    if compiled is not None:
+        return compiled
     # Pad with -1 (no patch) so every voxel can look back by any in-patch offset.
     padded = torch.full((batch, frames + pt - 1, height + ph - 1, width + pw - 1), -1,
                         dtype=torch.int64, device=field.device)

@@ -10,7 +10,7 @@ One rule, used by the synthesis loop, by ``vgpnn info``'s time estimates and by 
 3. A level whose source has more than ``config.large_level_voxels`` voxels gets 1 iteration
    and ``config.large_level_patch_size`` patches (shrunk to fit the level, rule 1).
 4. The backend: the one asked for, or with 'auto' exhaustive search while a search costs at
-   most ``EXACT_WORK_LIMIT`` multiply-adds per output, then faiss on a CPU and PatchMatch on a GPU
+   most ``exact_work_limit`` multiply-adds per output, then faiss on a CPU and PatchMatch on a GPU
    (``vgpnn.nn.backend_for``).
 """
 

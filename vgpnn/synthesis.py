@@ -264,7 +264,8 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
             field_ = completeness_search(searched, searched_keys, level_patch, plan.completeness_alpha)
         else:
             if backend not in backends:
-                backends[backend] = make_backend(backend)
+                options = dict(config.backend_options) if backend == config.backend else {}
+                backends[backend] = make_backend(backend, **options)
             field_ = backends[backend].search(request)
         record.backends.append(backend)
         if free is None and config.vote == "best":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
+from .. import kernels
 from .base import NearestNeighbourBackend, SearchRequest
 from .exact import ExactSearch
 from .faiss_ivf import FaissSearch, faiss_available
@@ -17,26 +16,36 @@ BACKENDS = ("auto", "exact", "patchmatch", "faiss")
 # with Triton, PatchMatch compares whole patches in a fused kernel and lands within a few
 # percent of exact matches far sooner than exhaustive search beyond small levels; without
 # it, PatchMatch compares descriptors and exhaustive search is worth its cost for longer.
-EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 2e10 if importlib.util.find_spec("triton") else 5e11}
+EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 5e11}
+EXACT_WORK_LIMIT_FUSED = 2e10  # on CUDA where Triton imports
 
 
-def make_backend(name: str) -> NearestNeighbourBackend:
+def exact_work_limit(device_type: str) -> float:
+    """Multiply-adds up to which exhaustive search is chosen on ``device_type``."""
+    if device_type == "cuda" and kernels.available(kernels.TRITON):
+        return EXACT_WORK_LIMIT_FUSED
+    return EXACT_WORK_LIMIT.get(device_type, EXACT_WORK_LIMIT["cpu"])
+
+
+def make_backend(name: str, **options) -> NearestNeighbourBackend:
+    """The backend called ``name``; ``options`` are its constructor's keyword arguments (a
+    TypeError names one it does not take)."""
     if name == "exact":
-        return ExactSearch()
+        return ExactSearch(**options)
     if name == "patchmatch":
-        return PatchMatch()
+        return PatchMatch(**options)
     if name == "faiss":
-        return FaissSearch()
+        return FaissSearch(**options)
     raise ValueError(f"unknown nearest-neighbour backend {name!r}; expected one of {BACKENDS}")
 
 
 def backend_for(requested: str, work: float, device_type: str) -> str:
     """The one rule that picks a backend: ``requested`` unless it is 'auto'; then exhaustive
-    search while one output's search costs at most ``EXACT_WORK_LIMIT`` multiply-adds, beyond
+    search while one output's search costs at most :func:`exact_work_limit` multiply-adds, beyond
     that faiss on a CPU (where installed) and PatchMatch otherwise."""
     if requested != "auto":
         return requested
-    if work <= EXACT_WORK_LIMIT.get(device_type, EXACT_WORK_LIMIT["cpu"]):
+    if work <= exact_work_limit(device_type):
         return "exact"
     if device_type == "cpu" and faiss_available():
         return "faiss"
@@ -49,4 +58,4 @@ def choose_backend(requested: str, request: SearchRequest) -> str:
 
 
 __all__ = ["BACKENDS", "NearestNeighbourBackend", "SearchRequest", "ExactSearch", "FaissSearch",
-           "PatchMatch", "make_backend", "backend_for", "choose_backend", "faiss_available"]
+           "PatchMatch", "make_backend", "exact_work_limit", "backend_for", "choose_backend", "faiss_available"]

@@ -9,14 +9,15 @@ current match unless a proposal is strictly nearer.
   :mod:`.descriptors`): cheap gathers, a few percent off the true distance.
 - :class:`PatchScores` compares whole patches, the true distance, gathering each proposal's
   voxels straight from the key video. On CUDA a Triton kernel does it without materialising
-  any patch (:mod:`.patch_scores_triton`); the torch version here is its oracle and runs
-  anywhere, at the cost of M gathered patches per position.
+  any patch (:func:`vgpnn.kernels.patchmatch_improve`); the torch version here is its oracle
+  and runs anywhere, at the cost of M gathered patches per position.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .. import kernels
 from ..patches import PatchSize, grid_shape
 from .descriptors import describe, principal_axes
 
@@ -59,9 +60,8 @@ class PatchScores:
 
     def improve(self, proposals: torch.Tensor, start: int, field: torch.Tensor, best: torch.Tensor) -> None:
         if self.use_kernel:
-            from . import patch_scores_triton  # imports triton, which only a GPU run needs
-            patch_scores_triton.improve(self.queries, self.keys, self.patch_size, proposals, start,
-                                        field, best, self.valid)
+            kernels.patchmatch_improve(self.queries, self.keys, self.patch_size, proposals, start,
+                                       field, best, self.valid)
             return
         distances = _masked(self.valid, proposals, self._distance(proposals, start))
         _keep_nearest(proposals, distances, start, field, best)

@@ -8,8 +8,9 @@
 3. Every position updates from the same proposals in parallel, so a step is a handful of
    large tensor operations that run the same on CPU and CUDA (few launches on a GPU).
 How proposals are scored lives in :mod:`.patch_scores`: on CUDA with Triton, whole patches
-compared straight from the videos in one fused kernel; elsewhere short descriptors, computed
-straight from the videos, so each proposal costs a gather of ``dims`` numbers per position.
+compared straight from the videos in fused kernels that also run the rounds
+(:func:`vgpnn.kernels.patchmatch_fused`); elsewhere short descriptors, computed straight from
+the videos, so each proposal costs a gather of ``dims`` numbers per position.
 No unfolded patch is ever held. Positions are processed ``chunk`` at a time to bound memory.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import kernels
 from ..patches import grid_coordinates
 from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .patch_scores import DescriptorScores, PatchScores
@@ -44,8 +46,7 @@ class PatchMatch(NearestNeighbourBackend):
         self._prepared = None  # (key video, axes, key descriptors) of the last search
 
     def _scores(self, request: SearchRequest, valid: torch.Tensor | None):
-        from . import patch_scores_triton
-        kernel = patch_scores_triton.supports(request.queries, request.keys)
+        kernel = kernels.patchmatch_fused(request.queries, request.keys)
         if self.distances == "patches" or (self.distances == "auto" and kernel):
             return PatchScores(request.queries, request.keys, request.patch_size, valid, use_kernel=kernel)
         # The key descriptors are reused while the same key video comes back (the EM
@@ -68,10 +69,8 @@ class PatchMatch(NearestNeighbourBackend):
         state.start(request.initial_field)
         rounds = self.rounds if request.initial_field is None else self.rounds_from_previous
         if isinstance(scores, PatchScores) and scores.use_kernel:
-            from . import patch_scores_triton
-            field = patch_scores_triton.propagate_rounds(scores.queries, scores.keys, request.patch_size,
-                                                         state.field, state.best, valid, rounds,
-                                                         self.steps, generators)
+            field = kernels.patchmatch_propagate(scores.queries, scores.keys, request.patch_size,
+                                                 state.field, state.best, valid, rounds, self.steps, generators)
             return field.reshape(field.shape[0], *request.query_grid)
         for _ in range(rounds):
             for step in self.steps:

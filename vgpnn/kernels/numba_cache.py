@@ -4,17 +4,14 @@ numba looks for a cache folder when a ``cache=True`` function is defined, at imp
 source (``__pycache__``), then in the user's cache folder (``$NUMBA_CACHE_DIR``, or
 ``$XDG_CACHE_HOME``/``~/.cache``). When none is writable (a package installed read-only and a
 read-only or missing HOME: containers, CI sandboxes, service accounts) it raises, and importing
-vgpnn would fail. The cache only saves the compile time of each new process (a few seconds),
+a kernel module would fail. The cache only saves the compile time of each new process (a few seconds),
 so then the kernels are compiled without it. A shared temporary folder is not used instead:
 the cache holds pickled code, which another user of the machine could plant there.
 """
 
 from __future__ import annotations
 
-try:
-    from numba import njit
-except ImportError:
-    njit = None
+from numba import njit
 
 
 def cached_njit(**options):

@@ -1,0 +1,196 @@
+"""Tests for vgpnn.kernels: the dispatch rule, and each compiled kernel against its torch oracle.
+
+Tests taking ``device`` run on the CPU (numba kernels) and, where torch sees a GPU, on CUDA
+(Triton kernels); a kernel missing there skips them. Tests taking ``triton_cuda`` compare a
+Triton kernel with the CPU result and are skipped without a GPU or without triton.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vgpnn import kernels
+from vgpnn.best_vote import matched_distances
+from vgpnn.nn import SearchRequest, make_backend
+from vgpnn.nn.patch_scores import PatchScores
+from vgpnn.nn.patchmatch import _State
+from vgpnn.patches import field_to_voxel_index, grid_shape, unfold, vote
+from conftest import smooth_video
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PATCH = (3, 5, 5)
+COMPILER = {"cpu": kernels.NUMBA, "cuda": kernels.TRITON}
+VOTE_CASES = [
+    ((3, 5, 5), (6, 20, 24), (6, 20, 24), 2),
+    ((3, 7, 7), (5, 12, 13), (7, 15, 11), 1),  # output larger than the values
+    ((2, 3, 4), (4, 9, 9), (5, 8, 10), 2),  # even counts everywhere, and at the borders
+    ((1, 3, 3), (3, 8, 8), (2, 9, 7), 1),  # one frame per patch, as for images
+]
+
+
+def random_field(value_shape, output_shape, patch, batch, seed):
+    key_grid = grid_shape(value_shape, patch)
+    return torch.randint(0, key_grid[0] * key_grid[1] * key_grid[2], (batch, *grid_shape(output_shape, patch)),
+                         generator=torch.Generator().manual_seed(seed))
+
+
+def search_problem():
+    """Keys (3, 6, 24, 28) and two unrelated query videos (2, 3, 5, 20, 22)."""
+    keys = smooth_video((3, 6, 24, 28), 0)
+    return keys, torch.stack([smooth_video((3, 5, 20, 22), seed) for seed in (1, 2)])
+
+
+def exact_field(queries, keys):
+    key_rows = unfold(keys, PATCH).double()
+    return torch.stack([torch.cdist(unfold(q, PATCH).double(), key_rows).argmin(1) for q in queries])
+
+
+# -- the dispatch rule ----------------------------------------------------------------------------
+
+def test_the_dispatch_rule(device):
+    expected = COMPILER[device] if kernels.available(COMPILER[device]) else None
+    video = torch.zeros(3, 4, 6, 6, device=device)
+    assert kernels.compiler_for(video) == expected
+    assert kernels.compiler_for(video, video) == expected
+    assert kernels.compiler_for(video.double()) is None
+    assert kernels.compiler_for(video, video.half()) is None
+    assert kernels.compiler_for(video, torch.zeros(1, device="meta")) is None
+    assert kernels.compiler_for(torch.zeros(1, device="meta")) is None
+    assert kernels.patchmatch_fused(video[None], video) == (expected == kernels.TRITON)
+
+
+def test_importing_vgpnn_imports_no_compiler_and_compiles_nothing():
+    script = ("import sys, vgpnn, vgpnn.patches, vgpnn.best_vote, vgpnn.nn, vgpnn.synthesis, vgpnn.kernels;"
+              "print(sorted(name for name in ('numba', 'triton') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY,
+                          env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# -- the vote -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch, value_shape, output_shape, batch", VOTE_CASES)
+@pytest.mark.parametrize("reduce", ["median", "mean"])
+def test_vote_kernel_equals_the_torch_vote(device, patch, value_shape, output_shape, batch, reduce, request):
+    values = smooth_video((3, *value_shape), 6)
+    field = random_field(value_shape, output_shape, patch, batch, 1)
+    base = field_to_voxel_index(field, value_shape, patch)
+    compiled = kernels.vote(values.to(device), base.to(device), patch, reduce, output_shape)
+    if compiled is None:
+        pytest.skip(f"no vote kernel on {device} here ({COMPILER[device]} is missing)")
+    assert compiled.device.type == device
+    request.getfixturevalue("torch_only")
+    oracle = vote(values, field, output_shape, patch, reduce)
+    if reduce == "median":  # both take the lower middle value
+        assert torch.equal(compiled.cpu(), oracle)
+    else:  # float64 sums in the kernels; torch's float32 sums may differ in the last bit
+        assert torch.allclose(compiled.cpu(), oracle, atol=1e-6)
+
+
+@pytest.mark.parametrize("patch, value_shape, output_shape, batch", VOTE_CASES)
+@pytest.mark.parametrize("reduce", ["median", "mean"])
+def test_triton_vote_equals_the_cpu_vote_bit_for_bit(triton_cuda, patch, value_shape, output_shape, batch,
+                                                     reduce):
+    from vgpnn.kernels import vote_triton
+    values = smooth_video((3, *value_shape), 6)
+    field = random_field(value_shape, output_shape, patch, batch, 1)
+    on_cpu = vote(values, field, output_shape, patch, reduce)
+    base = field_to_voxel_index(field, value_shape, patch).to(triton_cuda)
+    on_gpu = vote_triton.run_vote(values.to(triton_cuda), base, patch, reduce, output_shape)
+    assert torch.equal(on_gpu.cpu(), on_cpu)
+    assert torch.equal(vote(values.to(triton_cuda), field.to(triton_cuda), output_shape, patch, reduce).cpu(), on_cpu)
+
+
+# -- the best-patch vote's distances --------------------------------------------------------------
+
+def test_matched_distances_kernel_equals_the_torch_oracle(device, request):
+    generator = torch.Generator().manual_seed(1)
+    values, queries = torch.rand(3, 6, 9, 8, generator=generator), torch.rand(2, 3, 5, 7, 9, generator=generator)
+    patch = (3, 3, 4)
+    field = random_field(tuple(values.shape[1:]), tuple(queries.shape[2:]), patch, 2, 2)
+    base = field_to_voxel_index(field, tuple(values.shape[1:]), patch)
+    compiled = kernels.matched_distances(queries.to(device), values.to(device), base.to(device), patch)
+    if device == "cuda":
+        assert compiled is None  # no CUDA kernel: torch's gathers run there
+        return
+    if compiled is None:
+        pytest.skip("numba is not installed")
+    request.getfixturevalue("torch_only")
+    assert torch.allclose(compiled, matched_distances(queries, values, field, patch), rtol=1e-5)
+
+
+# -- PatchMatch's fused kernels -------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch, with_valid", [((3, 5, 5), False), ((3, 7, 7), True), ((1, 3, 3), True)])
+def test_patch_score_kernel_equals_the_torch_oracle(triton_cuda, patch, with_valid):
+    keys, queries = search_problem()
+    key_count = grid_shape(keys.shape, patch)
+    key_count = key_count[0] * key_count[1] * key_count[2]
+    query_grid = grid_shape(queries.shape[1:], patch)
+    positions = query_grid[0] * query_grid[1] * query_grid[2]
+    generator = torch.Generator().manual_seed(0)
+    valid = (torch.rand(key_count, generator=generator) < 0.5) if with_valid else None
+    field = torch.randint(0, key_count, (2, positions), generator=generator)
+    best = torch.rand(2, positions, generator=generator) * 5
+    start, n = 7, positions - 20
+    proposals = torch.randint(0, key_count, (6, 2, n), generator=generator)
+    proposals[3] = proposals[1]  # equal proposals: the first is kept
+    results = []
+    for device, kernel in (("cpu", False), (triton_cuda, True)):
+        on = (lambda t: None if t is None else t.to(device))
+        scores = PatchScores(queries.to(device), keys.to(device), patch, on(valid), use_kernel=kernel)
+        f, b = field.clone().to(device), best.clone().to(device)
+        scores.improve(proposals.to(device), start, f, b)
+        results.append((f.cpu(), b.cpu()))
+    (cpu_field, cpu_best), (gpu_field, gpu_best) = results
+    assert torch.allclose(gpu_best, cpu_best, rtol=1e-5)
+    assert torch.equal(gpu_field, cpu_field)
+    assert not torch.equal(cpu_field, field)  # something was improved, and only in [start, start + n)
+    assert torch.equal(cpu_field[:, :start], field[:, :start]) and torch.equal(cpu_field[:, start + n:], field[:, start + n:])
+
+
+@pytest.mark.parametrize("with_valid", [False, True])
+def test_fused_propagation_equals_the_torch_patchmatch_steps(triton_cuda, with_valid):
+    keys, queries = search_problem()
+    key_grid, query_grid = grid_shape(keys.shape, PATCH), grid_shape(queries.shape[1:], PATCH)
+    key_count = key_grid[0] * key_grid[1] * key_grid[2]
+    positions = query_grid[0] * query_grid[1] * query_grid[2]
+    generator = torch.Generator().manual_seed(0)
+    valid = (torch.rand(key_count, generator=generator) < 0.5) if with_valid else None
+    start = torch.randint(0, key_count, (2, positions), generator=generator)
+    steps = (4, 2, 1)
+    fields = []
+    for device in ("cpu", triton_cuda):
+        on = (lambda t: None if t is None else t.to(device))
+        scores = PatchScores(queries.to(device), keys.to(device), PATCH, on(valid), use_kernel=device != "cpu")
+        generators = [torch.Generator(device).manual_seed(s) for s in (0, 1)]
+        state = _State(scores, on(valid), 2, query_grid, key_grid, generators, 2**18)  # one chunk: no chunk sees another's updates
+        state.start(start.reshape(2, *query_grid).to(device))
+        if device == "cpu":
+            for step in steps:
+                state.try_neighbours([(axis, sign * step, 0) for axis in range(3)
+                                      if step < query_grid[axis] or step == 1 for sign in (1, -1)])
+            fields.append(state.field)
+        else:
+            fields.append(kernels.patchmatch_propagate(
+                scores.queries, scores.keys, PATCH, state.field, state.best, on(valid), 1, steps, generators,
+                jitter=False, random_key=False).cpu())
+    assert not torch.equal(fields[0], start)
+    assert torch.equal(fields[1], fields[0])
+
+
+def test_patchmatch_with_fused_kernels_nearly_reaches_the_oracle(triton_cuda):
+    keys, queries = search_problem()
+    queries = queries[:1]
+    field = make_backend("patchmatch").search(SearchRequest(queries.to(triton_cuda), keys.to(triton_cuda), PATCH,
+                                                            seeds=(0,)))
+    key_rows, rows = unfold(keys, PATCH).double(), unfold(queries[0], PATCH).double()
+    found = (rows - key_rows[field.cpu().reshape(-1)]).square().sum(1).mean()
+    best = (rows - key_rows[exact_field(queries, keys)[0]]).square().sum(1).mean()
+    assert found <= 1.05 * best  # whole patches, not descriptors: within a few percent
+

@@ -1,0 +1,118 @@
+"""Compiled kernels, and the one rule that says when one runs instead of torch.
+
+Each kernel is a faster twin of a torch implementation that lives with its algorithm. The
+torch code is the oracle every kernel is tested against, and it runs wherever no kernel
+applies (numba or Triton missing, another dtype, another device):
+
+==========================  ==============================  ===========================================
+what                        kernel (this package)           torch oracle
+==========================  ==============================  ===========================================
+median / mean vote          ``vote_numba`` (CPU),           :func:`vgpnn.patches.vote`
+                            ``vote_triton`` (CUDA)
+best-patch vote distances   ``best_vote_numba`` (CPU)       :func:`vgpnn.best_vote.matched_distances`
+PatchMatch scoring and      ``patch_scores_triton`` (CUDA)  :class:`vgpnn.nn.patch_scores.PatchScores`,
+propagation                                                 :class:`vgpnn.nn.patchmatch.PatchMatch`
+==========================  ==============================  ===========================================
+
+``numba_cache`` and ``triton_jit`` set the two compilers up (an on-disk cache where one can be
+kept; one Triton variant per patch shape, not per video size).
+
+Algorithm code calls the functions below and never imports a kernel module itself: ``vote``
+and ``matched_distances`` return the kernel's result, or None where no kernel applies and the
+caller's torch code runs; PatchMatch asks ``patchmatch_fused`` once per search, because the
+fused kernels change how it searches, not only how fast. numba and Triton are imported on the
+first call that could use them, so importing vgpnn imports neither and compiles nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+NUMBA = "numba"
+TRITON = "triton"
+
+# The Triton kernels index a video with 32-bit integers.
+_INT32_LIMIT = 2**31
+
+_importable: dict[str, bool] = {}
+
+
+def available(compiler: str) -> bool:
+    """Whether ``compiler`` (NUMBA or TRITON) imports here; tried once per process, on first use."""
+    if compiler not in _importable:
+        try:
+            importlib.import_module(compiler)
+        except ImportError:
+            _importable[compiler] = False
+        else:
+            _importable[compiler] = True
+    return _importable[compiler]
+
+
+def compiler_for(*tensors: torch.Tensor) -> str | None:
+    """The dispatch rule: numba for float32 tensors on the CPU, Triton for float32 tensors on
+    one CUDA device, each where it imports; None for anything else, so torch runs."""
+    device = tensors[0].device
+    if any(tensor.dtype != torch.float32 or tensor.device != device for tensor in tensors):
+        return None
+    if device.type == "cpu":
+        return NUMBA if available(NUMBA) else None
+    if device.type == "cuda":
+        return TRITON if available(TRITON) else None
+    return None
+
+
+def vote(values: torch.Tensor, base: torch.Tensor, patch_size: tuple[int, int, int], reduce: str,
+         output_shape: tuple[int, int, int]) -> torch.Tensor | None:
+    """:func:`vgpnn.patches.vote` by a kernel: values (C, Tv, Hv, Wv), base (B, T', H', W') flat
+    voxel index of each chosen patch's first voxel; (B, C, T, H, W), or None without a kernel."""
+    compiler = compiler_for(values)
+    if compiler == NUMBA:
+        from . import vote_numba
+        return torch.from_numpy(vote_numba.run_vote(values.numpy(), tuple(values.shape[1:]), base.numpy(),
+                                                    patch_size, reduce, output_shape))
+    if compiler == TRITON and values.numel() < _INT32_LIMIT:
+        from . import vote_triton
+        return vote_triton.run_vote(values, base, patch_size, reduce, output_shape)
+    return None
+
+
+def matched_distances(queries: torch.Tensor, values: torch.Tensor, base: torch.Tensor,
+                      patch_size: tuple[int, int, int]) -> torch.Tensor | None:
+    """:func:`vgpnn.best_vote.matched_distances` by a kernel: queries (B, C, T, H, W), values
+    (C, Tv, Hv, Wv), base as for :func:`vote`; (B, T', H', W'), or None without a kernel.
+    There is no CUDA kernel: there torch's gathers are not what a fill waits for."""
+    if compiler_for(queries, values) == NUMBA:
+        from . import best_vote_numba
+        return torch.from_numpy(best_vote_numba.matched_distances(queries.numpy(), values.numpy(), base.numpy(),
+                                                                  patch_size))
+    return None
+
+
+def patchmatch_fused(queries: torch.Tensor, keys: torch.Tensor) -> bool:
+    """Whether PatchMatch's fused kernels can search ``queries`` (B, C, Tq, Hq, Wq) in ``keys``
+    (C, Tk, Hk, Wk): then it scores whole patches and runs its rounds inside the kernel."""
+    return (compiler_for(queries, keys) == TRITON and queries[0].numel() < _INT32_LIMIT
+            and keys.numel() < _INT32_LIMIT)
+
+
+def patchmatch_improve(queries, keys, patch_size, proposals, start, field, best, valid) -> None:
+    """:meth:`vgpnn.nn.patch_scores.PatchScores.improve` by the fused kernel, in place; only
+    where :func:`patchmatch_fused` said yes."""
+    from . import patch_scores_triton
+    patch_scores_triton.improve(queries, keys, patch_size, proposals, start, field, best, valid)
+
+
+def patchmatch_propagate(queries, keys, patch_size, field, best, valid, rounds, steps, generators,
+                         jitter: bool = True, random_key: bool = True) -> torch.Tensor:
+    """PatchMatch's rounds by the fused kernel (:func:`.patch_scores_triton.propagate_rounds`);
+    only where :func:`patchmatch_fused` said yes."""
+    from . import patch_scores_triton
+    return patch_scores_triton.propagate_rounds(queries, keys, patch_size, field, best, valid, rounds, steps,
+                                                generators, jitter=jitter, random_key=random_key)
+
+
+__all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "patchmatch_fused",
+           "patchmatch_improve", "patchmatch_propagate"]

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 RECORD = Path(__file__).resolve().parent / "data" / "regression.npz"
+# Run as a script, this checkout's vgpnn must be the one recorded, not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _smooth(frames, height, width, seed):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from conftest import smooth_frames
+    from conftest import smooth_frames  # the tests' own clip, imported as they import it
     return smooth_frames(frames, height, width, seed)
 
 
@@ -64,6 +66,8 @@ def cases() -> dict:
 
 
 def main() -> None:
+    import vgpnn
+    assert Path(vgpnn.__file__).resolve().parents[1] == Path(__file__).resolve().parents[1], vgpnn.__file__
     outputs = {name: make() for name, make in cases().items()}
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(RECORD, fingerprint=np.array(fingerprint()), **outputs)

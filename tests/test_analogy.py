@@ -18,7 +18,7 @@ from vgpnn.errors import ConfigError
 from vgpnn.flow import flow_magnitude, optical_flow
 from vgpnn.metrics import coherence
 from vgpnn.nn import ExactSearch, SearchRequest
-from vgpnn.quantize import kmeans, ranked_bins
+from vgpnn.apps.quantize import kmeans, ranked_bins
 from vgpnn.video import read_clip, write_video
 
 FAST = SynthesisConfig(noise_sigma=0, iterations=2)

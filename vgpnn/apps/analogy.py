@@ -31,7 +31,7 @@ from ..completeness import DEFAULT_ALPHA
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..guides import guide_channels
+from .guides import guide_channels
 from ..plan import Source, SynthesisPlan, Target
 from ..pyramid import Shape3
 from ..resize import resize_video

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from .flow import flow_magnitude, to_gray
+from ..flow import flow_magnitude, to_gray
 from .quantize import ranked_bins
-from .resize import resize_video
+from ..resize import resize_video
 
 MOTION_EXPONENT = 0.25
 # Flow speeds above this quantile are clipped before binning: a few wild vectors at occlusions

@@ -58,3 +58,11 @@ def test_cpu_job_that_does_not_fit_the_available_memory_is_refused(monkeypatch):
 def test_available_cpu_memory_is_read_on_linux():
     available = available_cpu_bytes()
     assert available is None or available > 0
+
+
+def test_the_library_names_its_own_arguments_and_the_command_line_its_flags():
+    from vgpnn.cli.common import cli_message
+    with pytest.raises(ResourceError) as caught:
+        check_fits(2 * GIB, GIB, "cpu")
+    assert "short_side" in str(caught.value) and "--" not in str(caught.value)
+    assert "--working-size" in cli_message(caught.value) and "short_side" not in cli_message(caught.value)

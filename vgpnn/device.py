@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from .errors import CPU_DEVICE, ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -18,6 +18,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name!r} asked for, but this torch build sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use --device cpu or auto")
+                              f"(torch {torch.__version__}); use {CPU_DEVICE}")
         return torch.device(name)
     raise ConfigError(f"unknown device {name!r}; expected one of {', '.join(DEVICES)}")

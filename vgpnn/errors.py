@@ -5,8 +5,11 @@ Messages speak the library's language: a remedy is named as the Python argument 
 exits non-zero; anything that is not a ``VgpnnError`` is a bug and keeps its traceback.
 """
 
-# How a message names the way to replace an existing output; the CLI says its flag instead.
+# How messages name a remedy, as the Python arguments that give it; the CLI says its flags instead.
 OVERWRITE = "overwrite=True"
+SMALLER_JOB = "a smaller short_side, fewer max_frames or a smaller batch_size"
+CPU_DEVICE = "device='cpu' or 'auto'"
+COARSEST_SIZE = "a larger coarsest_short_side"
 
 
 class VgpnnError(Exception):

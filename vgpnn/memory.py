@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from .config import SynthesisConfig
-from .errors import ConfigError, ResourceError
+from .errors import SMALLER_JOB, ConfigError, ResourceError
 from .schedule import level_schedule
 
 _GIB = 2**30
@@ -90,8 +90,7 @@ def check_fits(needed: int, available: int, device: str) -> None:
     """Raise :class:`ResourceError` naming both figures when ``needed`` exceeds ``available``."""
     if needed > available:
         raise ResourceError(f"this job needs about {needed / _GIB:.1f} GiB on {device} but "
-                            f"{available / _GIB:.1f} GiB is free; use a smaller --working-size, fewer "
-                            "--max-frames or a smaller --batch-size")
+                            f"{available / _GIB:.1f} GiB is free; use {SMALLER_JOB}")
 
 
 def estimate_bytes(device: torch.device, source_shape, target_shape, batch: int,

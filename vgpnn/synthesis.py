@@ -42,7 +42,7 @@ import torch
 
 from .best_vote import best_patch_vote, matched_distances
 from .completeness import completeness_search
-from .errors import ConfigError
+from .errors import COARSEST_SIZE, ConfigError
 from .masks import clean_keys, clean_share, fill_free, free_box, level_mask, start_level
 from .nn import SearchRequest, choose_backend, make_backend
 from .patches import carry_field, grid_shape, rescale_field, vote
@@ -171,7 +171,7 @@ class _Levels:
             mask = self.unusable[0][level]
             raise ConfigError(f"the mask leaves no patch untouched at pyramid level {level} ({mask.shape[2]}x"
                               f"{mask.shape[1]} pixels, {mask.shape[0]} frames); use a smaller mask, a smaller "
-                              "patch size or a larger --coarsest-size")
+                              f"patch size or {COARSEST_SIZE}")
         return valid
 
     def free(self, level: int) -> torch.Tensor | None:

@@ -12,7 +12,7 @@ import click
 import torch
 
 from ..config import SynthesisConfig
-from ..errors import OVERWRITE, ConfigError, OutputError, VgpnnError
+from ..errors import COARSEST_SIZE, CPU_DEVICE, OVERWRITE, SMALLER_JOB, ConfigError, OutputError, VgpnnError
 from ..memory import check_memory
 from ..video import probe_clip, working_shape, write_text_atomically
 
@@ -20,7 +20,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a tool that SIGPIPE st
 
 
 # The library names a remedy by its Python argument; a command-line user needs the flag.
-_FLAGS = {OVERWRITE: "-y/--overwrite"}
+_FLAGS = {OVERWRITE: "-y/--overwrite",
+          SMALLER_JOB: "a smaller --working-size, fewer --max-frames or a smaller --batch-size",
+          CPU_DEVICE: "--device cpu or auto", COARSEST_SIZE: "a larger --coarsest-size"}
 
 
 def cli_message(error: Exception) -> str:

@@ -160,3 +160,30 @@ def test_a_seed_gives_the_same_noise_and_nearly_the_same_video_on_cuda_and_cpu(c
     on_gpu = synthesize(plan_of(source.to(cuda), (8, 32, 40), config, [9])).videos[0].cpu()
     on_cpu = synthesize(plan_of(source, (8, 32, 40), config, [9])).videos[0]
     assert (on_gpu - on_cpu).abs().mean() < 0.02  # same seed, same noise: near-identical results
+
+
+def test_several_sources_are_searched_together_and_masks_and_seams_are_respected():
+    from vgpnn.plan import Source, SynthesisPlan, Target
+    shape = (3, 24, 32)  # as long as a patch: one time position per source
+    dark, bright = torch.full((3, *shape), 0.3), torch.full((3, *shape), 0.9)
+    config = SynthesisConfig(noise_sigma=0, iterations=1, coarsest_frames=3, backend="exact")
+
+    def run(sources, start_frames):
+        def start(coarsest, source, target_shape, patch_size):
+            return torch.tensor(start_frames)[None, :, None, None].expand(3, -1, *target_shape[1:]).clone()
+        return synthesize(SynthesisPlan(sources, Target(shape, start=start), (0,), config)).videos[0]
+
+    # Dark frames then a bright one is exactly the patch that would straddle the seam between the
+    # two sources; it must never be chosen, so the nearest whole-source patch (dark) is.
+    assert torch.allclose(run((Source(dark), Source(bright)), [0.3, 0.3, 0.9]), dark)
+    # With the dark source unusable, everything comes from the bright one.
+    nothing = torch.zeros(shape, dtype=torch.bool)
+    assert torch.allclose(run((Source(dark, usable=nothing), Source(bright)), [0.3, 0.3, 0.3]), bright)
+
+
+def test_sources_of_different_shapes_or_guides_are_refused(source):
+    from vgpnn.plan import Source, SynthesisPlan, Target
+    with pytest.raises(ConfigError, match="one shape"):
+        SynthesisPlan((Source(source), Source(source[:, :4])), Target((6, 24, 32)), (0,))
+    with pytest.raises(ValueError, match="guide channels"):
+        SynthesisPlan((Source(source, guides=source[:1]),), Target((6, 24, 32)), (0,))

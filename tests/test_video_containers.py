@@ -445,3 +445,14 @@ def test_a_large_photo_reads_without_a_pillow_warning_and_a_bomb_is_one_line(tmp
         read_clip(path)
     message = str(caught.value)
     assert "too big to decode safely" in message and "\n" not in message and str(path) in message
+
+
+def test_a_link_that_leads_nowhere_says_why(tmp_path):
+    (tmp_path / "a.mp4").symlink_to(tmp_path / "b.mp4")
+    (tmp_path / "b.mp4").symlink_to(tmp_path / "a.mp4")
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    for read in (read_clip, probe_clip):
+        with pytest.raises(InputError, match="too many levels of symbolic links"):
+            read(tmp_path / "a.mp4")
+        with pytest.raises(InputError, match="a symbolic link to nothing"):
+            read(tmp_path / "dangling.mp4")

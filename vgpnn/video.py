@@ -132,8 +132,7 @@ def read_clip(
     """
     path = Path(path)
     _check_read_options(short_side, start_frame, max_frames, frames_fps)
-    if not path.exists():
-        raise InputError(f"cannot read '{path}': no such file or folder")
+    _check_exists(path)
     if _needs_copy(path):
         with seekable_input(path) as copy:
             clip = read_clip(copy, short_side=short_side, start_frame=start_frame,
@@ -158,8 +157,7 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     decoded only to count them when the container does not state the count (mkv, webm).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"cannot read '{path}': no such file or folder")
+    _check_exists(path)
     if _needs_copy(path):
         with seekable_input(path) as copy:
             return probe_clip(copy, frames_fps=frames_fps) | {"path": path}
@@ -195,6 +193,19 @@ def probe_clip(path: str | os.PathLike, *, frames_fps: Fraction = DEFAULT_FRAMES
     if duration is None:
         duration = float(frame_count / fps)
     return _probe_result(path, "video", frame_count, fps, width, height, duration, has_audio)
+
+
+def _check_exists(path: Path) -> None:
+    """One line for an input that is not there; a link says why it leads nowhere."""
+    if path.exists():
+        return
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as error:  # ELOOP for a loop of links, ENOENT for a dangling one
+            reason = "a symbolic link to nothing" if isinstance(error, FileNotFoundError) else _reason(error)
+            raise InputError(f"cannot read '{path}': {reason}") from error
+    raise InputError(f"cannot read '{path}': no such file or folder")
 
 
 def working_shape(probe: dict, *, short_side: int | None = None, start_frame: int = 0,

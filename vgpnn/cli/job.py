@@ -22,7 +22,7 @@ from ..device import resolve_device
 from ..inputs import input_kind
 from ..naming import default_format, plan_outputs
 from ..preview import contact_sheet
-from ..progress import ProgressBars
+from .progress import ProgressBars
 from ..video import Clip, is_variable_frame_rate, read_clip, seekable_input, write_video
 from ..errors import OutputError
 from .batch import BatchSettings, Job, PlannedOutput, run_batch

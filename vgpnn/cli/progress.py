@@ -26,9 +26,6 @@ class ProgressBars:
     def variation_done(self) -> None:
         self.outputs.update(1)
 
-    def write(self, text: str) -> None:
-        tqdm.write(text) if self.enabled else print(text)
-
     def close(self) -> None:
         if self.levels is not None:
             self.levels.close()

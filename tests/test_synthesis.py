@@ -187,3 +187,10 @@ def test_sources_of_different_shapes_or_guides_are_refused(source):
         SynthesisPlan((Source(source), Source(source[:, :4])), Target((6, 24, 32)), (0,))
     with pytest.raises(ValueError, match="guide channels"):
         SynthesisPlan((Source(source, guides=source[:1]),), Target((6, 24, 32)), (0,))
+
+
+def test_the_best_vote_keeps_a_source_copy_and_refuses_wrapping_time(source):
+    plain = SynthesisConfig(noise_sigma=0, iterations=1, vote="best")
+    assert (synthesize(plan_of(source, SHAPE, plain, [0])).videos[0] - source).abs().max() < 1e-4
+    with pytest.raises(ConfigError, match="best"):
+        plan_of(source, SHAPE, plain, [0], wraps_time=True)

@@ -121,6 +121,10 @@ class SynthesisPlan:
         if self.target.fixed is not None and self.target.fixed.shape[0] != first.video.shape[0]:
             raise ValueError(f"fixed values have {self.target.fixed.shape[0]} channels, the sources "
                              f"{first.video.shape[0]}")
+        if self.target.wraps_time and self.config.vote == "best":
+            # The best-patch vote has no wrapped form (wrap.py folds by median or mean).
+            raise ConfigError("the 'best' vote cannot be combined with time that wraps (a loop); "
+                              "expected vote 'median' or 'mean'")
         if self.completeness_alpha is not None and self.completeness_alpha <= 0:
             raise ValueError(f"completeness alpha must be positive, got {self.completeness_alpha}")
 

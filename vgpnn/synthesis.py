@@ -269,7 +269,8 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
             field_ = backends[backend].search(request)
         record.backends.append(backend)
         if free is None and config.vote == "best":
-            queries = _best_vote(values, field_, target_shape, level_patch)
+            consensus = vote(values, field_, target_shape, level_patch, "median")
+            queries = _best_vote(values, field_, consensus, target_shape, level_patch)
         elif free is None:
             queries = vote_level(values, field_, target_shape, level_patch, config.vote)
         else:
@@ -278,11 +279,13 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
     return queries, (None if field_ is None else (field_, step)), record
 
 
-def _best_vote(values: torch.Tensor, field: torch.Tensor, shape: Shape3, patch_size) -> torch.Tensor:
-    """Each voxel from the covering patch closest to the median of all covering patches: the
-    median's agreement without its blur where the chosen patches disagree (see ``_fill_free_once``)."""
-    consensus = vote(values, field, shape, patch_size, "median")
-    return best_patch_vote(values, field, matched_distances(consensus, values, field, patch_size), shape, patch_size)
+def _best_vote(values: torch.Tensor, field: torch.Tensor, consensus: torch.Tensor, shape: Shape3,
+               patch_size) -> torch.Tensor:
+    """Each voxel from the covering patch chosen by ``field`` that is closest to ``consensus``:
+    the consensus's agreement without its blur where the chosen patches disagree (see
+    ``_fill_free_once``)."""
+    distances = matched_distances(consensus, values, field, patch_size)
+    return best_patch_vote(values, field, distances, shape, patch_size)
 
 
 def _fill_free_once(values: torch.Tensor, field: torch.Tensor, free: torch.Tensor, fixed: torch.Tensor,
@@ -306,8 +309,7 @@ def _fill_free_once(values: torch.Tensor, field: torch.Tensor, free: torch.Tenso
     filled = fixed[None].repeat(field.shape[0], 1, 1, 1, 1)
     consensus_vote = "median" if consensus_vote == "best" else consensus_vote
     consensus = torch.where(free[box], vote(values, field, box_shape, patch_size, consensus_vote), filled[region])
-    distances = matched_distances(consensus, values, field, patch_size)
-    voted = best_patch_vote(values, field, distances, box_shape, patch_size)
+    voted = _best_vote(values, field, consensus, box_shape, patch_size)
     filled[region] = torch.where(free[box], voted, filled[region])
     return filled
 

@@ -18,7 +18,8 @@ from vgpnn.errors import ConfigError
 from vgpnn.flow import flow_magnitude, optical_flow
 from vgpnn.metrics import coherence
 from vgpnn.nn import ExactSearch, SearchRequest
-from vgpnn.apps.quantize import kmeans, ranked_bins
+from vgpnn.apps.guides import texture_ranks
+from vgpnn.apps.quantize import equalized_ranks, kmeans, ranked_bins
 from vgpnn.video import read_clip, write_video
 
 FAST = SynthesisConfig(noise_sigma=0, iterations=2)
@@ -171,6 +172,36 @@ def test_a_still_appearance_can_fill_a_moving_structure():
     structure, _ = structure_clip(frames=5)
     appearance = appearance_clip(frames=1)
     assert analogy(structure, appearance, FAST)[0].shape == structure.shape
+
+
+def test_equalized_ranks_share_ties_and_line_up_quantiles():
+    ranks = equalized_ranks(torch.tensor([3.0, 1.0, 1.0, 2.0, 5.0]))
+    assert torch.allclose(ranks, torch.tensor([0.75, 0.125, 0.125, 0.5, 1.0]))
+    # Two very different ranges of one ordering rank alike.
+    values = torch.rand(1000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(equalized_ranks(values), equalized_ranks(values.exp() * 40 - 7))
+
+
+def test_texture_ranks_put_the_textured_half_above_the_flat_half():
+    gray = torch.full((2, 48, 64), 0.5)
+    gray[:, :, 32:] += torch.from_numpy(smooth_noise((2, 48, 32), 3, cell=2)) * 0.4
+    ranks = texture_ranks(gray)
+    assert ranks.shape == gray.shape
+    assert ranks[:, 4:-4, 40:].min() > ranks[:, 4:-4, :24].max()
+
+
+def test_a_smooth_structure_is_filled_with_the_appearances_texture():
+    """A structure with almost no detail still gets the appearance's texture: the fill is not
+    the appearance's flattest region (the still grass here is smoother than the fire)."""
+    appearance = appearance_clip(frames=6)
+    ramp = np.linspace(40, 200, 64)[None, None, :, None]
+    structure = np.broadcast_to(ramp, (6, 48, 64, 3)).round().astype(np.uint8).copy()
+
+    def detail(frames):
+        gray = frames.astype(float).mean(-1)
+        return np.abs(np.diff(gray, axis=1)).mean() + np.abs(np.diff(gray, axis=2)).mean()
+
+    assert detail(analogy(structure, appearance, FAST)[0]) > 0.7 * detail(appearance)
 
 
 def test_bad_options_are_config_errors():

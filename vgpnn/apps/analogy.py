@@ -3,16 +3,17 @@
 A plan for the shared loop (synthesis.py):
 
 1. Guide channels (guides.py) for each video on its own: quantised optical-flow speed (videos
-   only) and quantised tone, each a ranked bin in [0, 1]. APPEARANCE is the source, with its
-   guides; the target has STRUCTURE's working shape and STRUCTURE's guides.
+   only), quantised tone and ranked texture, each in [0, 1]. APPEARANCE is the source, with
+   its guides; the target has STRUCTURE's working shape and STRUCTURE's guides.
 2. Start at the coarsest level from STRUCTURE itself, its colours moved to APPEARANCE's mean and
    spread per channel, so the first match already sees the layout in the right palette.
 3. Guide weights: in the coarse half of the pyramid every guide channel counts at
    ``guide_weight`` against colour: where the layout is decided, patches pair by motion and
-   tone. The finer half keeps the motion guide alone (tone for images). Why not plain VGPNN
-   there: the finer levels then re-imposed APPEARANCE's own motion (a disk moving in STRUCTURE
-   came out frozen or moving APPEARANCE's way); with the tone guide kept too, texture
-   flattened into its bins' average on real clips.
+   tone. The finer half keeps the motion guide (tone for images) and the texture guide. Why
+   not plain VGPNN there: the finer levels then re-imposed APPEARANCE's own motion (a disk
+   moving in STRUCTURE came out frozen or moving APPEARANCE's way); with the tone guide kept
+   too, texture flattened into its bins' average on real clips; without the texture guide,
+   the blurred upsampled queries settled on APPEARANCE's smoothest patches.
 4. Wherever exhaustive search runs, the search uses GPNN's completeness weighting
    (completeness.py), so the output draws on all of APPEARANCE, not its single best-fitting patch.
 5. Every voxel of the output is voted from APPEARANCE's values only.
@@ -46,7 +47,12 @@ class AnalogyOptions:
     appearance_bins: int = 3  # k-means bins of APPEARANCE's motion and tone
     guide_weight: float = 3.0  # guide channels' weight against colour in coarse-level patch distances
     guided_share: float = 0.5  # share of the pyramid's levels, coarsest first, matched with the full guide weight
-    fine_guide_weight: float = 3.0  # the first guide's weight at the finer levels (0: plain VGPNN there)
+    # The motion guide's weight (the tone guide's, for images) at the finer levels (0: plain VGPNN
+    # there), and the texture guide's. Measured at 144p, 30 frames on the CPU over the five pairs of
+    # benchmarks/bench_analogy.py: with both at 3, detail ratio 0.87 on average (min 0.55) and
+    # motion r at least 0.76; with both at 6, 0.96 (min 0.60) and motion r at least 0.71.
+    fine_guide_weight: float = 6.0
+    texture_weight: float = 6.0
     alpha: float = DEFAULT_ALPHA  # completeness weighting's alpha (per-element squared distance)
     # How chosen patches are folded (config.VOTES). 'best' because the guides pull neighbouring
     # queries to different patches, whose median is a blur: at 72p, 12 frames, water_glass in
@@ -62,7 +68,7 @@ class AnalogyOptions:
         if self.structure_bins < 1 or self.appearance_bins < 1:
             raise ConfigError(f"bins must be at least 1, got {self.structure_bins} (structure) and "
                               f"{self.appearance_bins} (appearance)")
-        if min(self.guide_weight, self.fine_guide_weight) < 0 or not 0 <= self.guided_share <= 1 or self.alpha <= 0:
+        if min(self.guide_weight, self.fine_guide_weight, self.texture_weight) < 0 or not 0 <= self.guided_share <= 1 or self.alpha <= 0:
             raise ConfigError(f"guide weight must be 0 or more, guided share in [0, 1] and alpha positive; got "
                               f"{self.guide_weight}, {self.guided_share}, {self.alpha}")
         if self.variations < 1 or self.batch_size < 1 or self.seed < 0:
@@ -99,7 +105,8 @@ def analogy_plan(structure: torch.Tensor, appearance: torch.Tensor, config: Synt
         guided_from = levels - math.ceil(levels * options.guided_share)  # the finest level with every guide
         if level >= guided_from:
             return [options.guide_weight] * len(structure_guides)
-        return [options.fine_guide_weight] + [0.0] * (len(structure_guides) - 1)
+        kept = options.fine_guide_weight  # motion for videos, tone for images
+        return ([kept, 0.0] if motion else [kept]) + [options.texture_weight]
 
     return SynthesisPlan((Source(appearance, guides=appearance_guides),),
                          Target(tuple(structure.shape[1:]), guides=structure_guides, start=start),

@@ -56,6 +56,7 @@ def test_evaluate_scores_outputs_and_a_copy_scores_as_a_copy(tmp_path, make_vide
     made, _, copy, bad = summary["outputs"]
     assert copy["coherence"] < 1e-6 and copy["completeness"] < 1e-6  # every patch is in the source
     assert made["coherence"] > copy["coherence"] and made["nnf_div"] > copy["nnf_div"]
+    assert copy["dominant_offset"] > 0.99 and 0 < made["dominant_offset"] < copy["dominant_offset"]
     assert "error" in bad and summary["working_shape"] == [8, 24, 32]
     assert summary["diversity"] > 0  # three outputs of one shape
 
@@ -65,3 +66,4 @@ def test_evaluate_table_and_diversity_needs_two_outputs(tmp_path, make_video, cl
     result = cli("evaluate", source, source, "--size", "native")
     assert result.exit_code == 0, result.output
     assert "coherence" in result.stdout and "diversity: needs two or more outputs" in result.stdout
+    assert "dominant_offset" in result.stdout

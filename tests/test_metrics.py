@@ -1,9 +1,9 @@
-"""Tests for vgpnn.metrics: coherence, completeness, diversity and nnf_div on tiny videos."""
+"""Tests for vgpnn.metrics: coherence, completeness, diversity, nnf_div and the dominant-offset share on tiny videos."""
 
 import pytest
 import torch
 
-from vgpnn.metrics import coherence, completeness, diversity, nnf_div
+from vgpnn.metrics import coherence, completeness, diversity, dominant_offset_share, nearest_offsets, nnf_div
 from conftest import smooth_video
 
 SHAPE = (3, 6, 24, 32)
@@ -71,3 +71,17 @@ def test_nnf_div_copies_compress_better_than_recompositions(source):
     assert shift_score < shuffle_score
     assert copy_score < shuffle_score
     assert shuffle_score < nnf_div(smooth_video(SHAPE, seed=9), source)  # unrelated content: no structure
+
+
+def test_dominant_offset_share_catches_a_shifted_copy(source):
+    shifted = source[:, 1:, 3:, 5:]  # every patch sits at (1, 3, 5) from its original
+    offsets = nearest_offsets(shifted, source)
+    assert offsets.shape[0] == 3
+    share = dominant_offset_share(shifted, source, offsets=offsets)
+    assert share > 0.95
+    assert torch.equal(torch.mode(offsets.reshape(3, -1), dim=1).values, torch.tensor([1, 3, 5]))
+    blocks = source.unfold(2, 8, 8).unfold(3, 8, 8)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0))
+    shuffled = blocks.reshape(3, 6, 12, 8, 8)[:, :, order].reshape(3, 6, 3, 4, 8, 8)
+    shuffled = shuffled.permute(0, 1, 2, 4, 3, 5).reshape(3, 6, 24, 32)
+    assert dominant_offset_share(shuffled, source) < 0.5 * share  # re-composed from 12 places

@@ -96,13 +96,34 @@ def diversity(outputs: torch.Tensor, source: torch.Tensor) -> float:
     return float(spread / _gray(source).std(unbiased=False))
 
 
-def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7)) -> float:
-    """Higher means the output re-composes the source rather than copying or shifting it."""
+def nearest_offsets(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7)) -> torch.Tensor:
+    """(3, T', H', W') int64: for each patch position of ``output``, the (dt, dy, dx) from it to
+    its nearest patch of ``source`` (the nearest-neighbour field as offsets)."""
     patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
     request = SearchRequest(output[None], source, patch_size)
     field = make_backend(choose_backend("auto", request)).search(request)[0]
     key_grid = grid_shape(source.shape, patch_size)
     coords = torch.stack(grid_coordinates(field, key_grid))  # (3, T', H', W')
     here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
-    offsets = (coords - here).to(torch.uint8).numpy().tobytes()
-    return len(zlib.compress(offsets, 9)) / len(offsets)
+    return coords.long() - here
+
+
+def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
+            offsets: torch.Tensor | None = None) -> float:
+    """Higher means the output re-composes the source rather than copying or shifting it.
+    ``offsets``: :func:`nearest_offsets` already computed for this pair."""
+    if offsets is None:
+        offsets = nearest_offsets(output, source, patch_size)
+    data = offsets.to(torch.uint8).numpy().tobytes()
+    return len(zlib.compress(data, 9)) / len(data)
+
+
+def dominant_offset_share(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
+                          offsets: torch.Tensor | None = None) -> float:
+    """The largest share of ``output``'s patches whose nearest ``source`` patch sits at one
+    (dt, dy, dx) offset from it: near 1 for a shifted copy of the source, small for an output
+    re-composed from many places. ``offsets``: :func:`nearest_offsets` already computed."""
+    if offsets is None:
+        offsets = nearest_offsets(output, source, patch_size)
+    _, counts = torch.unique(offsets.reshape(3, -1), dim=1, return_counts=True)
+    return float(counts.max()) / offsets[0].numel()

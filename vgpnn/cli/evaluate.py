@@ -13,13 +13,13 @@ from ..clip_tensor import frames_to_tensor
 from ..errors import VgpnnError
 from ..inputs import expand_inputs
 from ..memory import available_cpu_bytes, check_fits
-from ..metrics import coherence, completeness, diversity, nnf_div
+from ..metrics import coherence, completeness, diversity, dominant_offset_share, nearest_offsets, nnf_div
 from ..video import read_clip
 from . import main
 from .common import cli_message, fail_cleanly
 from .options import parse_patch_size, working_size_options
 
-_PER_OUTPUT = ("coherence", "completeness", "nnf_div")
+_PER_OUTPUT = ("coherence", "completeness", "nnf_div", "dominant_offset")
 _FIXED = 2**29  # the search's score chunks, the interpreter and libraries
 
 
@@ -36,7 +36,9 @@ _FIXED = 2**29  # the search's score chunks, the interpreter and libraries
 def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_size, sample, as_json):
     """Quality of each OUTPUT made from SOURCE: coherence and completeness (lower is better:
     every part of the output looks like the source; the output keeps all of the source), NNFDIV
-    (higher: re-composed rather than copied) and, over two or more outputs of one shape,
+    (higher: re-composed rather than copied), the dominant-offset share (lower: the largest
+    share of the output's patches whose nearest source patch sits at one offset from them; near
+    1 for a shifted copy of the source) and, over two or more outputs of one shape,
     diversity (higher: the outputs differ from each other). SOURCE is read at the working size
     (--size, --max-frames, --start-frame); each OUTPUT with the same --size and --max-frames,
     from its first frame (--max-frames 0 reads every frame)."""
@@ -57,10 +59,12 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
             results.append({"output": str(path), "error": message})
             continue
         videos.append(video)
+        offsets = nearest_offsets(video, source, patch)
         results.append({"output": str(path), "working_shape": list(video.shape[1:]),
                         "coherence": coherence(video, source, patch, sample),
                         "completeness": completeness(video, source, patch, sample),
-                        "nnf_div": nnf_div(video, source, patch)})
+                        "nnf_div": nnf_div(video, source, patch, offsets),
+                        "dominant_offset": dominant_offset_share(video, source, patch, offsets)})
     scored = [r for r in results if "error" not in r]
     summary = {
         "source": source_path, "working_shape": list(source.shape[1:]), "patch_size": list(patch),
@@ -96,16 +100,19 @@ def _print_table(summary: dict, scored: list[dict]) -> None:
     click.echo(f"source {summary['source']} at {width}x{height}x{frames}")
     if not scored:
         return
-    rows = [("output", "coherence", "completeness", "nnf_div")]
-    rows += [(r["output"], f"{r['coherence']:.3e}", f"{r['completeness']:.3e}", f"{r['nnf_div']:.3f}") for r in scored]
-    mean = summary["mean"]
+    def cells(name: str, figures: dict) -> tuple[str, ...]:
+        return (name, f"{figures['coherence']:.3e}", f"{figures['completeness']:.3e}", f"{figures['nnf_div']:.3f}",
+                f"{figures['dominant_offset']:.3f}")
+
+    rows = [("output", "coherence", "completeness", "nnf_div", "dominant_offset")]
+    rows += [cells(r["output"], r) for r in scored]
     if len(scored) > 1:
-        rows.append(("mean", f"{mean['coherence']:.3e}", f"{mean['completeness']:.3e}", f"{mean['nnf_div']:.3f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append(cells("mean", summary["mean"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     if summary["diversity"] is not None:
         click.echo(f"diversity over {len(scored)} outputs: {summary['diversity']:.3f}")
     else:
         click.echo("diversity: needs two or more outputs of the same shape")
-    click.echo("lower coherence and completeness are better; higher nnf_div and diversity")
+    click.echo("lower coherence, completeness and dominant_offset are better; higher nnf_div and diversity")

@@ -1,0 +1,253 @@
+"""Keyframe propagation: carry an edit painted on one or a few frames through the whole clip.
+
+The method follows EbSynth (Jamriska et al., "Stylizing Video by Example", SIGGRAPH 2019) on
+our shared loop (synthesis.py), one frame at a time:
+
+1. Flow. OpenCV DIS flow (flow.py) between each pair of neighbouring frames, in the direction a
+   pass walks (from each frame back towards the keyframe it is carried from).
+2. Passes. From each keyframe k, a pass walks away from k, frame by frame, in each direction
+   that has frames to cover (up to the next keyframe, or the clip's end). Frame k itself is
+   the edited keyframe, exactly as painted.
+3. Each frame t of a pass is one synthesis plan:
+   - the source is the keyframe: its values are the edited keyframe A' *and* the original A
+     (6 channels), so every output also carries a reconstruction of the frame it was made for;
+     its guides are A's colour, A's edges, A's pixel coordinates, and A' (temporal);
+   - the target, frame B = t, has as guides B's colour, B's edges, the positional guide (A's
+     coordinates carried to t along the chained flow: where each pixel of t was on the
+     keyframe) and the previous output of the pass warped to t along the flow (temporal
+     coherence: what t should look like if nothing new appeared);
+   - the coarsest level starts from the warped previous output and B, and the search is
+     the usual coarse-to-fine patch matching. Patches of A' go where (A, guides) look like
+     (B, guides): the edit follows the content, and what comes into view is made of the
+     keyframe's patches that look like it.
+4. Error. |reconstruction - B| per pixel, smoothed: how well the copied patches explain the
+   frame, the per-pixel confidence of that pass.
+5. Blending. Between two keyframes each frame has one result from each side. They are mixed
+   per pixel with weights (distance share) / (error + eps): at a keyframe its own pass has all
+   the weight, so the output moves smoothly from one key's result to the other's with no jump,
+   and where one side explains the frame better (something hidden from the other key), it wins.
+6. Mask. With a mask only the masked pixels are synthesised (the rest are the plan's fixed
+   voxels, so the fill agrees with its border) and, at the end, every pixel outside the mask is
+   copied from the input: outside it the output equals the input exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..clip_tensor import frames_to_tensor, tensor_to_frames
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..flow import DIS_PRESETS, dis_flow, to_gray, warp
+from ..patches import vote
+from .guided_search import window_search
+
+# (frames done, frames in all): progress of the frame-by-frame passes
+FrameProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PropagateOptions:
+    colour_weight: float = 1.0  # the frame's colour against the keyframe's
+    edge_weight: float = 1.0  # the frame's edges (gradient magnitude) against the keyframe's
+    # Positional guide: a pixel this many working pixels away from where the flow says it came
+    # from costs as much as a full-range difference of one colour channel.
+    position_scale: float = 24.0
+    position_weight: float = 1.0
+    temporal_weight: float = 0.5  # the previous output, warped, against the edited keyframe
+    patch_size: int = 7  # rows and columns of a patch (odd)
+    radius: int = 1  # the search looks this many pixels around the flow's prediction ...
+    coarse_radius: int = 2  # ... after this many half-resolution pixels (so +-4 pixels here)
+    flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
+    # Error smoothing: the per-pixel blend weights vary over about this many pixels, so where two
+    # keys' results meet there is a gradual mix, not a seam.
+    error_blur: int = 9
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        weights = (self.colour_weight, self.edge_weight, self.position_weight, self.temporal_weight)
+        if min(weights) < 0 or not all(np.isfinite(weights)):
+            raise ConfigError(f"guide weights must be finite and 0 or more, got {weights}")
+        if not self.position_scale > 0:
+            raise ConfigError(f"position scale must be positive, got {self.position_scale}")
+        if self.flow_preset not in DIS_PRESETS:
+            raise ConfigError(f"flow preset must be one of {', '.join(DIS_PRESETS)}, got {self.flow_preset!r}")
+        if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.coarse_radius) < 0:
+            raise ConfigError(f"patch size must be a positive odd number and the radii 0 or more, got "
+                              f"{self.patch_size}, {self.radius} and {self.coarse_radius}")
+        if self.error_blur < 1:
+            raise ConfigError(f"error blur must be at least 1, got {self.error_blur}")
+
+
+def propagate(frames: np.ndarray, keys: Mapping[int, np.ndarray], mask: np.ndarray | None = None,
+              options: PropagateOptions = PropagateOptions(),
+              progress: FrameProgress | None = None) -> np.ndarray:
+    """The clip ``frames`` (T, H, W, 3) uint8 with the edits of ``keys`` carried through it.
+
+    ``keys``: frame index (0-based, into ``frames``) -> the edited frame (H, W, 3) uint8.
+    ``mask``: None, or (H, W) or (T, H, W) bool, True where the output may differ from the input.
+    Returns (T, H, W, 3) uint8; at each key's frame, the key itself (inside the mask).
+    """
+    check_inputs(frames, keys, mask)
+    device = resolve_device(options.device)
+    video = frames_to_tensor(frames, device)  # (3, T, H, W)
+    edited = {int(k): frames_to_tensor(np.asarray(image)[None], device)[:, 0] for k, image in keys.items()}
+    editable = None if mask is None else _mask_tensor(mask, frames.shape[:3], device)
+    propagation = _Propagation(video, edited, editable, options, progress)
+    result = tensor_to_frames(propagation.run())
+    if mask is not None:
+        # Bit for bit the input outside the mask, whatever the float round trip did.
+        outside = ~np.broadcast_to(mask, frames.shape[:3])
+        result[outside] = frames[outside]
+    return result
+
+
+def check_inputs(frames: np.ndarray, keys: Mapping[int, np.ndarray], mask: np.ndarray | None) -> None:
+    """Raise ConfigError naming what was expected when the inputs do not fit together."""
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ConfigError(f"expected frames (T, H, W, 3) uint8, got {getattr(frames, 'shape', None)} "
+                          f"{getattr(frames, 'dtype', type(frames).__name__)}")
+    count, height, width = frames.shape[:3]
+    if not keys:
+        raise ConfigError("at least one keyframe is needed")
+    for index, image in keys.items():
+        if not 0 <= int(index) < count:
+            raise ConfigError(f"keyframe {index} is out of range: the clip has {count} frames (0..{count - 1})")
+        image = np.asarray(image)
+        if image.shape != (height, width, 3) or image.dtype != np.uint8:
+            raise ConfigError(f"keyframe {index} is {image.shape} {image.dtype}; expected the clip's frame size "
+                              f"({height}, {width}, 3) uint8")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape not in ((height, width), (count, height, width)):
+            raise ConfigError(f"the mask must be bool ({height}, {width}) or ({count}, {height}, {width}), got "
+                              f"{mask.dtype} {mask.shape}")
+        if not mask.any():
+            raise ConfigError("the mask is empty: nothing may be edited")
+
+
+def _mask_tensor(mask: np.ndarray, shape, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(mask, shape))).to(device)
+
+
+class _Propagation:
+    """The passes from every keyframe and their blend (module notes, steps 1-5)."""
+
+    def __init__(self, video: torch.Tensor, edited: dict[int, torch.Tensor], editable: torch.Tensor | None,
+                 options: PropagateOptions, progress: FrameProgress | None):
+        self.video, self.edited, self.editable = video, edited, editable
+        self.options, self.progress = options, progress
+        self.frames = video.shape[1]
+        self.gray = to_gray(video)  # (T, H, W)
+        self.edges = _edges(self.gray)  # (T, H, W)
+        height, width = video.shape[2:]
+        ys, xs = torch.meshgrid(torch.arange(height, device=video.device, dtype=video.dtype),
+                                torch.arange(width, device=video.device, dtype=video.dtype), indexing="ij")
+        self.coordinates = torch.stack([xs, ys])  # (2, H, W) each pixel's own (x, y)
+        self.done = 0
+        self.total = sum(len(frames) for _, frames in self._passes())
+
+    def _passes(self) -> list[tuple[int, list[int]]]:
+        """(keyframe, the frames its pass visits in order, not the key itself)."""
+        keys = sorted(self.edited)
+        passes = []
+        for position, key in enumerate(keys):
+            before = keys[position - 1] if position > 0 else -1
+            after = keys[position + 1] if position + 1 < len(keys) else self.frames
+            passes.append((key, list(range(key - 1, before, -1))))
+            passes.append((key, list(range(key + 1, after))))
+        return [(key, frames) for key, frames in passes if frames]
+
+    def run(self) -> torch.Tensor:
+        """(3, T, H, W) in [0, 1]."""
+        results: dict[int, list[tuple[float, torch.Tensor, torch.Tensor]]] = {}  # t -> [(share, edit, error)]
+        keys = sorted(self.edited)
+        for key, visits in self._passes():
+            ahead = visits[0] > key
+            others = [k for k in keys if (k > key if ahead else k < key)]
+            # The distance share runs from 0 at this key to 1 at the next key on this side.
+            span = abs((min(others) if ahead else max(others)) - key) if others else self.frames
+            for t, edit, error in self._walk(key, visits):
+                results.setdefault(t, []).append((abs(t - key) / span, edit, error))
+        output = torch.empty_like(self.video)
+        for key in keys:
+            output[:, key] = self.edited[key]
+        for t, parts in results.items():
+            output[:, t] = _blend(parts)
+        if self.editable is not None:
+            output = torch.where(self.editable[None], output, self.video)
+        return output
+
+    def _features(self, t: int, temporal: torch.Tensor) -> torch.Tensor:
+        """(7, H, W) weighted per-pixel features of frame t: colour, edges, temporal."""
+        options = self.options
+        return torch.cat([self.video[:, t] * options.colour_weight, self.edges[t][None] * options.edge_weight,
+                          temporal * options.temporal_weight])
+
+    def _walk(self, key: int, visits: list[int]):
+        """Yield (t, edited frame (3, H, W), error (H, W)) for each frame of one pass."""
+        options = self.options
+        key_features = self._features(key, self.edited[key])
+        pad = options.patch_size // 2
+        # Padded so that every key pixel is the centre of a whole patch (edges repeated).
+        values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
+        height, width = self.video.shape[2:]
+        previous, positions, previous_output = key, self.coordinates, self.edited[key]
+        for t in visits:
+            flow = self._flow(t, previous)[None]  # (1, 2, H, W): where each pixel of t was at `previous`
+            moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
+            positions, carried = moved[0, :2], moved[0, 2:]
+            matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
+                                              options.coarse_radius, options.patch_size,
+                                              options.position_weight / options.position_scale)
+            # One patch per target pixel, centred on it: its top-left in the padded key is the match.
+            field = (matches[1] * width + matches[0])[None, None]  # (1, 1, H, W)
+            size = options.patch_size
+            made = vote(values, field, (1, height + 2 * pad, width + 2 * pad), (1, size, size), "mean")
+            made = made[0, :, 0, pad:pad + height, pad:pad + width]
+            error = _smoothed(distance / size**2, options.error_blur)
+            previous, previous_output = t, made
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+            yield t, made, error
+
+    def _flow(self, t: int, previous: int) -> torch.Tensor:
+        """DIS flow from frame t to its neighbour ``previous`` (2, H, W)."""
+        return dis_flow(self.gray[t], self.gray[previous], self.options.flow_preset)
+
+
+def _blend(parts: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Mix one frame's results from each side: weight (1 - distance share) / (error + eps)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    total = weighted = None
+    for share, edit, error in parts:
+        weight = (1 - share) / (error + _ERROR_FLOOR)  # (H, W)
+        total = weight if total is None else total + weight
+        weighted = edit * weight if weighted is None else weighted + edit * weight
+    return weighted / total
+
+
+_ERROR_FLOOR = 0.01  # errors below about 2.5 grey levels count as equally good
+
+
+def _edges(gray: torch.Tensor) -> torch.Tensor:
+    """(T, H, W) Sobel gradient magnitude of ``gray`` (T, H, W), about [0, 1]."""
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=gray.dtype,
+                         device=gray.device) / 8
+    kernels = torch.stack([sobel, sobel.T])[:, None]  # (2, 1, 3, 3)
+    gradients = F.conv2d(F.pad(gray[:, None], (1, 1, 1, 1), mode="replicate"), kernels)
+    return gradients.norm(dim=1).mul(2).clamp(0, 1)
+
+
+def _smoothed(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(H, W) box-blurred over ``size`` pixels (edges replicated)."""
+    pad = size // 2
+    padded = F.pad(image[None, None], (pad, pad, pad, pad), mode="replicate")
+    return F.avg_pool2d(padded, size, stride=1)[0, 0]

@@ -34,7 +34,8 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     target: (C, H, W) features of the frame; key: (C, Hk, Wk) features of the keyframe (same
     weights applied); prediction: (2, H, W) float key coordinates (x, y) per target pixel, in key
     pixels. ``radius``: the window at full resolution; ``coarse_radius``: at half resolution
-    first (0: no coarse pass). Returns (matches (2, H, W) int64 key (x, y), distance (H, W): the
+    first (0: no coarse pass). Returns (matches (2, H, W) float key (x, y): the prediction moved
+    by the best whole-pixel offset, inside the key; distance (H, W): the
     box-summed feature distance, positional cost included, per patch pixel).
     """
     if target.dim() != 3 or key.dim() != 3 or target.shape[0] != key.shape[0]:
@@ -50,7 +51,7 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
         small_prediction = F.avg_pool2d(prediction[None], 2, ceil_mode=True)[0] / 2
         small_patch = max(3, (patch // 2) | 1)
         coarse, _ = _search(small_target, small_key, small_prediction, coarse_radius, small_patch, position_weight * 2)
-        shift = (coarse - _clamped_base(small_prediction, small_key.shape[1:])).to(prediction.dtype) * 2
+        shift = (coarse - small_prediction).round() * 2
         shift = F.interpolate(shift[None], size=(height, width), mode="nearest")[0]
         prediction = prediction + shift
     return _search(target, key, prediction, radius, patch, position_weight)
@@ -90,6 +91,8 @@ def _search(target, key, prediction, radius, patch, position_weight):
         best = torch.where(better, summed, best)
         chosen.masked_fill_(better, number)
     steps = torch.tensor(offsets, device=target.device)[chosen]  # (H, W, 2) as (dy, dx)
-    matches = torch.stack([(base[0] + steps[..., 1]).clamp(0, key_width - 1),
-                           (base[1] + steps[..., 0]).clamp(0, key_height - 1)])
+    # The prediction moved by the chosen offset keeps its sub-pixel part: where the offset is 0
+    # the match is exactly where the flow says, not rounded to a whole pixel.
+    moved = prediction + steps.permute(2, 0, 1).flip(0).to(prediction.dtype)
+    matches = torch.stack([moved[0].clamp(0, key_width - 1), moved[1].clamp(0, key_height - 1)])
     return matches, best

@@ -61,6 +61,10 @@ class PropagateOptions:
     position_weight: float = 1.0
     temporal_weight: float = 0.5  # the previous output, warped, against the edited keyframe
     patch_size: int = 7  # rows and columns of a patch (odd)
+    # How each pixel takes its value: 'sample', the edited key at the pixel's match (bilinear, so
+    # a match the flow got right is as sharp as the flow); 'mean', the mean of the matched
+    # patches that cover it (smoother where matches disagree, softer thin strokes).
+    vote: str = "mean"
     radius: int = 1  # the search looks this many pixels around the flow's prediction ...
     coarse_radius: int = 2  # ... after this many half-resolution pixels (so +-4 pixels here)
     flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
@@ -80,6 +84,8 @@ class PropagateOptions:
         if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.coarse_radius) < 0:
             raise ConfigError(f"patch size must be a positive odd number and the radii 0 or more, got "
                               f"{self.patch_size}, {self.radius} and {self.coarse_radius}")
+        if self.vote not in ("sample", "mean"):
+            raise ConfigError(f"vote must be 'sample' or 'mean', got {self.vote!r}")
         if self.error_blur < 1:
             raise ConfigError(f"error blur must be at least 1, got {self.error_blur}")
 
@@ -132,7 +138,7 @@ def check_inputs(frames: np.ndarray, keys: Mapping[int, np.ndarray], mask: np.nd
 
 
 def _mask_tensor(mask: np.ndarray, shape, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(mask, shape))).to(device)
+    return torch.from_numpy(np.broadcast_to(mask, shape).copy()).to(device)
 
 
 class _Propagation:
@@ -205,11 +211,15 @@ class _Propagation:
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
                                               options.coarse_radius, options.patch_size,
                                               options.position_weight / options.position_scale)
-            # One patch per target pixel, centred on it: its top-left in the padded key is the match.
-            field = (matches[1] * width + matches[0])[None, None]  # (1, 1, H, W)
             size = options.patch_size
-            made = vote(values, field, (1, height + 2 * pad, width + 2 * pad), (1, size, size), "mean")
-            made = made[0, :, 0, pad:pad + height, pad:pad + width]
+            if options.vote == "mean":
+                # One patch per target pixel, centred on it: its top-left in the padded key is the match.
+                whole = matches.round().long()
+                field = (whole[1] * width + whole[0])[None, None]  # (1, 1, H, W)
+                made = vote(values, field, (1, height + 2 * pad, width + 2 * pad), (1, size, size), "mean")
+                made = made[0, :, 0, pad:pad + height, pad:pad + width]
+            else:
+                made = warp(self.edited[key][None], (matches - self.coordinates)[None])[0][0]
             error = _smoothed(distance / size**2, options.error_blur)
             previous, previous_output = t, made
             self.done += 1

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
-from vgpnn.apps.guided_search import window_search
+from vgpnn.apps.guided_search import appearance_candidates, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
 from vgpnn.video import read_clip, write_video
@@ -44,12 +44,28 @@ def test_window_search_finds_a_shift_the_prediction_missed():
     target = torch.roll(key, shifts=(2, -3), dims=(1, 2))  # target pixel p shows key pixel p - (2, -3)
     ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
     prediction = torch.stack([xs, ys])  # "no motion": wrong by (+3, -2)
-    matches, distance = window_search(target, key, prediction, radius=3, coarse_radius=0, patch=7,
-                                      position_weight=0.01)
+    matches, distance = window_search(target, key, prediction, radius=3, patch=7, position_weight=0.01)
     inner = (slice(8, -8), slice(8, -8))
     assert torch.equal(matches[0][inner], xs[inner] + 3) and torch.equal(matches[1][inner], ys[inner] - 2)
     # Colours match exactly: what is left is the positional cost, 3^2 + 2^2 pixels at weight 0.01.
     assert torch.allclose(distance[inner], torch.full_like(distance[inner], 0.01**2 * 13), atol=1e-6)
+
+
+def test_appearance_candidates_have_the_target_pixels_colour_bin():
+    key = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(0))
+    target = key[:, torch.randperm(20, generator=torch.Generator().manual_seed(1))]  # the key's rows shuffled
+    fields = appearance_candidates(key, target, bins=4, count=3)
+    assert len(fields) == 3
+    for field in fields:
+        picked = key[:, field[1], field[0]]  # (3, H, W) key colour at each candidate
+        assert torch.equal((picked * 4).long(), (target * 4).long())  # every bin is filled: same bin
+
+
+def test_appearance_candidates_fill_empty_bins_from_a_neighbour():
+    key = torch.full((3, 4, 4), 0.1)  # one colour only: bin (0, 0, 0) of 4
+    target = torch.full((3, 2, 2), 0.9)  # a colour the key never shows
+    (field,) = appearance_candidates(key, target, bins=4, count=1)
+    assert field.shape == (2, 2, 2) and int(field.max()) <= 3 and int(field.min()) >= 0
 
 
 # -- the library -----------------------------------------------------------------------------

@@ -1,34 +1,34 @@
 """Keyframe propagation: carry an edit painted on one or a few frames through the whole clip.
 
-The method follows EbSynth (Jamriska et al., "Stylizing Video by Example", SIGGRAPH 2019) on
-our shared loop (synthesis.py), one frame at a time:
+The method follows EbSynth (Jamriska et al., "Stylizing Video by Example", SIGGRAPH 2019): the
+keyframe pair (original A, edited A') is the source, each frame B of the clip a target with
+guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame by frame:
 
-1. Flow. OpenCV DIS flow (flow.py) between each pair of neighbouring frames, in the direction a
-   pass walks (from each frame back towards the keyframe it is carried from).
-2. Passes. From each keyframe k, a pass walks away from k, frame by frame, in each direction
-   that has frames to cover (up to the next keyframe, or the clip's end). Frame k itself is
-   the edited keyframe, exactly as painted.
-3. Each frame t of a pass is one synthesis plan:
-   - the source is the keyframe: its values are the edited keyframe A' *and* the original A
-     (6 channels), so every output also carries a reconstruction of the frame it was made for;
-     its guides are A's colour, A's edges, A's pixel coordinates, and A' (temporal);
-   - the target, frame B = t, has as guides B's colour, B's edges, the positional guide (A's
-     coordinates carried to t along the chained flow: where each pixel of t was on the
-     keyframe) and the previous output of the pass warped to t along the flow (temporal
-     coherence: what t should look like if nothing new appeared);
-   - the coarsest level starts from the warped previous output and B, and the search is
-     the usual coarse-to-fine patch matching. Patches of A' go where (A, guides) look like
-     (B, guides): the edit follows the content, and what comes into view is made of the
-     keyframe's patches that look like it.
-4. Error. |reconstruction - B| per pixel, smoothed: how well the copied patches explain the
-   frame, the per-pixel confidence of that pass.
-5. Blending. Between two keyframes each frame has one result from each side. They are mixed
-   per pixel with weights (distance share) / (error + eps): at a keyframe its own pass has all
-   the weight, so the output moves smoothly from one key's result to the other's with no jump,
-   and where one side explains the frame better (something hidden from the other key), it wins.
-6. Mask. With a mask only the masked pixels are synthesised (the rest are the plan's fixed
-   voxels, so the fill agrees with its border) and, at the end, every pixel outside the mask is
-   copied from the input: outside it the output equals the input exactly.
+1. Flow. OpenCV DIS flow (flow.py) from each frame to its neighbour on the way back to the
+   keyframe a pass comes from.
+2. Passes. From each keyframe k a pass walks away from k, frame by frame, in each direction
+   that has frames to cover (up to the next keyframe, or the clip's end). Frame k itself is the
+   edited keyframe, exactly as painted.
+3. Guides of frame t: its colour, its edges (Sobel magnitude), the positional guide (A's pixel
+   coordinates carried to t along the chained flow: where each pixel of t was on the keyframe)
+   and the previous output of the pass warped to t (temporal coherence: what t should look like
+   if nothing new appeared). The keyframe's guides: A's colour, A's edges, A's coordinates, A'.
+4. Search (guided_search.py): each pixel's best key patch within a few pixels of where the
+   positional guide says it came from, or among key pixels of the same colour from anywhere (for
+   what came into view). Why not the shared coarse-to-fine loop (synthesis.py) with these guides:
+   its whole-key searches cost 13-58 s per 320x240 frame on the 2-core development machine, and
+   the positional guide already says where to look.
+5. Vote: the mean of the chosen A' patches covering each pixel (patches.vote), or with
+   ``vote='sample'`` A' read at each pixel's match alone.
+6. Error: the box-summed guide distance of each pixel's match, smoothed: how well the pass
+   explains the frame there.
+7. Blending. Between two keyframes each frame has one result from each side. They are mixed per
+   pixel with weights (1 - distance share) / (error + floor), the distance share running from 0
+   at a pass's key to 1 at the other key: at a keyframe its own pass has all the weight, so the
+   output moves from one key's result to the other's with no jump, and where one side explains
+   the frame better (something the other key never saw), that side counts more.
+8. Mask. Every pixel outside the mask is copied from the input at the end: there the output
+   equals the input exactly.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from ..flow import DIS_PRESETS, dis_flow, to_gray, warp
 from ..patches import vote
-from .guided_search import window_search
+from .guided_search import appearance_candidates, window_search
 
 # (frames done, frames in all): progress of the frame-by-frame passes
 FrameProgress = Callable[[int, int], None]
@@ -65,8 +65,10 @@ class PropagateOptions:
     # a match the flow got right is as sharp as the flow); 'mean', the mean of the matched
     # patches that cover it (smoother where matches disagree, softer thin strokes).
     vote: str = "mean"
-    radius: int = 1  # the search looks this many pixels around the flow's prediction ...
-    coarse_radius: int = 2  # ... after this many half-resolution pixels (so +-4 pixels here)
+    radius: int = 2  # the search looks this many pixels around the flow's prediction
+    # Key pixels of the same colour (16 bins per channel) tried for each pixel besides the window:
+    # what the flow cannot bring from the key (it came into view) is made of patches like it.
+    appearance_candidates: int = 4
     flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
     # Error smoothing: the per-pixel blend weights vary over about this many pixels, so where two
     # keys' results meet there is a gradual mix, not a seam.
@@ -81,9 +83,9 @@ class PropagateOptions:
             raise ConfigError(f"position scale must be positive, got {self.position_scale}")
         if self.flow_preset not in DIS_PRESETS:
             raise ConfigError(f"flow preset must be one of {', '.join(DIS_PRESETS)}, got {self.flow_preset!r}")
-        if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.coarse_radius) < 0:
-            raise ConfigError(f"patch size must be a positive odd number and the radii 0 or more, got "
-                              f"{self.patch_size}, {self.radius} and {self.coarse_radius}")
+        if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.appearance_candidates) < 0:
+            raise ConfigError(f"patch size must be a positive odd number, the radius and candidates 0 or more, "
+                              f"got {self.patch_size}, {self.radius} and {self.appearance_candidates}")
         if self.vote not in ("sample", "mean"):
             raise ConfigError(f"vote must be 'sample' or 'mean', got {self.vote!r}")
         if self.error_blur < 1:
@@ -208,9 +210,11 @@ class _Propagation:
             flow = self._flow(t, previous)[None]  # (1, 2, H, W): where each pixel of t was at `previous`
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
+            candidates = (appearance_candidates(self.video[:, key], self.video[:, t], count=options.appearance_candidates)
+                          if options.appearance_candidates else ())
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
-                                              options.coarse_radius, options.patch_size,
-                                              options.position_weight / options.position_scale)
+                                              options.patch_size, options.position_weight / options.position_scale,
+                                              candidates)
             size = options.patch_size
             if options.vote == "mean":
                 # One patch per target pixel, centred on it: its top-left in the padded key is the match.

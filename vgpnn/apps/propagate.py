@@ -33,6 +33,9 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -204,10 +207,18 @@ class _Propagation:
         pad = options.patch_size // 2
         # Padded so that every key pixel is the centre of a whole patch (edges repeated).
         values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
+        positions, previous_output = self.coordinates, self.edited[key]
+        step = 1 if visits[0] > key else -1
+        with _FlowPrefetch(self.gray, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
+            yield from self._visit(key, visits, flows, key_features, values, positions, previous_output)
+
+    def _visit(self, key, visits, flows, key_features, values, positions, previous_output):
+        """The frames of one pass, each from the one before it (see ``_walk``)."""
+        options = self.options
+        pad = options.patch_size // 2
         height, width = self.video.shape[2:]
-        previous, positions, previous_output = key, self.coordinates, self.edited[key]
         for t in visits:
-            flow = self._flow(t, previous)[None]  # (1, 2, H, W): where each pixel of t was at `previous`
+            flow = flows.next()[None]  # (1, 2, H, W): where each pixel of t was on the frame before it
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
             candidates = (appearance_candidates(self.video[:, key], self.video[:, t], count=options.appearance_candidates)
@@ -225,15 +236,45 @@ class _Propagation:
             else:
                 made = warp(self.edited[key][None], (matches - self.coordinates)[None])[0][0]
             error = _smoothed(distance / size**2, options.error_blur)
-            previous, previous_output = t, made
+            previous_output = made
             self.done += 1
             if self.progress is not None:
                 self.progress(self.done, self.total)
             yield t, made, error
 
-    def _flow(self, t: int, previous: int) -> torch.Tensor:
-        """DIS flow from frame t to its neighbour ``previous`` (2, H, W)."""
-        return dis_flow(self.gray[t], self.gray[previous], self.options.flow_preset)
+
+
+class _FlowPrefetch:
+    """DIS flows of a pass's frame pairs, in order, computed ahead in threads: OpenCV releases
+    the interpreter lock, so flows run on the other cores while the search runs (on a GPU the
+    flow would otherwise be most of the time). At most ``ahead`` flows wait in memory."""
+
+    def __init__(self, gray: torch.Tensor, pairs: list[tuple[int, int]], preset: str):
+        self.gray, self.pairs, self.preset = gray, pairs, preset
+        workers = max(1, min(8, os.cpu_count() or 1))
+        self.ahead = 2 * workers
+        self.pool = ThreadPoolExecutor(workers)
+        self.pending: deque = deque()
+        self.submitted = 0
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.submitted < len(self.pairs) and len(self.pending) < self.ahead:
+            t, previous = self.pairs[self.submitted]
+            self.pending.append(self.pool.submit(dis_flow, self.gray[t], self.gray[previous], self.preset))
+            self.submitted += 1
+
+    def next(self) -> torch.Tensor:
+        flow = self.pending.popleft().result()
+        self._fill()
+        return flow
+
+    def __enter__(self) -> "_FlowPrefetch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Interrupted or done: flows not started are dropped, none is waited for.
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _blend(parts: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:

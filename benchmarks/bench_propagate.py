@@ -81,20 +81,30 @@ def flicker(output: np.ndarray, truth: np.ndarray) -> float:
 
 def lut(frames: np.ndarray, keys: dict[int, np.ndarray], bins: int = 16) -> np.ndarray:
     """A 3-D colour table from the key pairs: each bin of original colours -> the mean edited colour;
-    empty bins take the nearest filled bin's."""
-    from scipy.spatial import cKDTree
+    empty bins take a filled neighbouring bin's, nearest first."""
     index = lambda image: (image.astype(np.int64) * bins // 256)  # noqa: E731
     total, count = np.zeros((bins**3, 3)), np.zeros(bins**3)
     for frame, edited in keys.items():
         cell = index(frames[frame]).reshape(-1, 3) @ np.array([bins * bins, bins, 1])
         np.add.at(total, cell, edited.reshape(-1, 3))
         np.add.at(count, cell, 1)
-    filled = np.nonzero(count)[0]
-    centres = np.stack(np.unravel_index(np.arange(bins**3), (bins,) * 3), 1)
-    nearest = filled[cKDTree(centres[filled]).query(centres)[1]]
-    table = total[nearest] / count[nearest, None]
-    cells = index(frames).reshape(-1, 3) @ np.array([bins * bins, bins, 1])
-    return table[cells].reshape(frames.shape).round().astype(np.uint8)
+    table = (total / np.maximum(count, 1)[:, None]).reshape(bins, bins, bins, 3)
+    filled = (count > 0).reshape(bins, bins, bins)
+    while not filled.all():
+        grown = filled.copy()
+        for axis in range(3):
+            for shift in (1, -1):
+                source = [slice(None)] * 3
+                target = [slice(None)] * 3
+                source[axis] = slice(0, -1) if shift == 1 else slice(1, None)
+                target[axis] = slice(1, None) if shift == 1 else slice(0, -1)
+                source, target = tuple(source), tuple(target)
+                take = ~grown[target] & filled[source]
+                table[target][take] = table[source][take]
+                grown[target] |= take
+        filled = grown
+    cells = index(frames).reshape(-1, 3)
+    return table[cells[:, 0], cells[:, 1], cells[:, 2]].reshape(frames.shape).round().astype(np.uint8)
 
 
 def nearest_key(t: int, keys: dict[int, np.ndarray]) -> int:

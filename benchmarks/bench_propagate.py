@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from vgpnn.apps.propagate import PropagateOptions, propagate  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
-from vgpnn.flow import dis_flow, to_gray, warp  # noqa: E402
+from vgpnn.flow import dis_flow, optical_flow, to_gray, warp  # noqa: E402
 from vgpnn.video import read_clip  # noqa: E402
 
 CLIPS = ROOT.parent / "shared" / "clips"
@@ -157,11 +157,18 @@ def main() -> None:
     parser.add_argument("--clips", nargs="*", default=None, help="clip names (default: every shared .mp4)")
     parser.add_argument("--repeat", type=int, default=1, help="time propagation this many times, keep the best")
     parser.add_argument("--no-baselines", action="store_true", help="propagation only (for timing)")
+    parser.add_argument("--flow", choices=["dis", "horn-schunck"], default="dis",
+                        help="horn-schunck: propagation (not the warp baseline) with our Horn-Schunck flow "
+                             "in place of OpenCV DIS, to compare the two for this use")
     parser.add_argument("--options", default="{}", help="PropagateOptions fields as a Python dict, e.g. \"{'vote': 'mean'}\"")
     args = parser.parse_args()
+    if args.flow == "horn-schunck":
+        import vgpnn.apps.propagate as module
+        module.dis_flow = lambda first, second, preset: optical_flow(torch.stack([first, second]))[0]
     clips = [CLIPS / f"{name}.mp4" for name in args.clips] if args.clips else sorted(CLIPS.glob("*.mp4"))
     device = torch.device(args.device)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.size}p, up to {args.frames} frames")
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.size}p, up to {args.frames} frames, "
+          f"flow {args.flow}, options {args.options}")
     print("| clip | size | keys | method | psnr | ssim | flicker | s/frame |")
     print("|---|---|---|---|---|---|---|---|")
     for path in clips:

@@ -25,9 +25,10 @@ def fit_keyframe(image: np.ndarray, displayed: tuple[int, int], working: tuple[i
 
 
 def fit_mask(mask_frames: np.ndarray, displayed: tuple[int, int], working_shape: tuple[int, int, int],
-             original_frames: int, start_frame: int, name: str) -> np.ndarray:
+             original_frames: int, start_frame: int, name: str, lossy: bool = False) -> np.ndarray:
     """The (T, H, W) bool editable region at the working shape, from ``mask_frames`` (Tm, h, w, 3)
-    uint8: one image (for every frame) or one frame per frame of the input (before trimming)."""
+    uint8: one image (for every frame) or one frame per frame of the input (before trimming).
+    ``lossy``: a compressed video mask, whose black is noisy: only pixels above half count."""
     count = len(mask_frames)
     frames = working_shape[0]
     if count not in (1, original_frames):
@@ -35,7 +36,7 @@ def fit_mask(mask_frames: np.ndarray, displayed: tuple[int, int], working_shape:
                          "(used for every frame) or one mask frame per input frame")
     if count > 1:
         mask_frames = mask_frames[start_frame:start_frame + frames]
-    on = (mask_frames.max(axis=-1) > 0).astype(np.uint8) * 255  # (Tm, h, w)
+    on = (mask_frames.max(axis=-1) > (127 if lossy else 0)).astype(np.uint8) * 255  # (Tm, h, w)
     # A box-filtered resize: any coverage of a working pixel shows as a non-zero value.
     fitted = np.stack([_fit(np.repeat(plane[..., None], 3, -1), displayed, working_shape[1:], name,
                             Image.Resampling.BOX)[..., 0] > 0 for plane in on])

@@ -9,15 +9,15 @@ import click
 
 from ..apps.keyframes import fit_keyframe, fit_mask
 from ..apps.propagate import PropagateOptions, propagate as propagate_clip
+from ..device import DEVICES
 from ..errors import InputError
 from ..synthesis import LevelRecord
-from ..video import read_clip
+from ..video import GIF_EXTENSION, read_clip
 from . import main
 from .batch import skip_existing_option
 from .common import fail_cleanly
 from .job import JobSettings, Plan, run_command
 from .options import SharedOptions, output_options, working_size_options
-from ..device import DEVICES
 
 SEARCH_NAME = "guided-window"  # the search backend named in reports
 
@@ -47,9 +47,9 @@ def parse_keys(ctx, param, values):
               help="A keyframe: frame FRAME (counted from 0 after --start-frame) edited as IMAGE, at the "
                    "input's size or the working size. Repeat for several keyframes.")
 @click.option("--mask", "mask_path", type=click.Path(path_type=Path), default=None, metavar="MASK",
-              help="Edit only where MASK is white (non-zero): an image of the input's (or the working) size "
-                   "for every frame, or a video or frame folder with one frame per input frame. Outside it "
-                   "the output is the input, pixel for pixel.")
+              help="Edit only where MASK is white (non-zero; for a lossy video mask, brighter than half): an "
+                   "image of the input's (or the working) size for every frame, or a video or frame folder with "
+                   "one frame per input frame. Outside it the output is the input, pixel for pixel.")
 @click.option("--patch-size", type=click.IntRange(min=1), default=PropagateOptions.patch_size, show_default=True,
               help="Rows and columns of a patch (odd).")
 @click.option("--temporal-weight", type=click.FloatRange(min=0), default=PropagateOptions.temporal_weight,
@@ -104,8 +104,9 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
         fitted["mask"] = None
         notes = [f"{len(images)} keyframe{'s' * (len(images) > 1)}: {', '.join(map(str, sorted(images)))}"]
         if mask_clip is not None:
+            lossy = mask_clip.kind == "video" and mask_path.suffix.lower() != GIF_EXTENSION
             fitted["mask"] = fit_mask(mask_clip.frames, clip.original_size, (count, height, width),
-                                      clip.original_frame_count, start_frame, f"mask '{mask_path}'")
+                                      clip.original_frame_count, start_frame, f"mask '{mask_path}'", lossy)
             notes.append(f"editing {fitted['mask'].mean():.1%} of the clip (the mask)")
         return Plan(target_shape=(count, height, width), keep_audio=True, notes=notes)
 

@@ -150,7 +150,7 @@ def _mask_tensor(mask: np.ndarray, shape, device) -> torch.Tensor:
 
 
 class _Propagation:
-    """The passes from every keyframe and their blend (module notes, steps 1-5)."""
+    """The passes from every keyframe and their blend (module notes, steps 1-8)."""
 
     def __init__(self, video: torch.Tensor, edited: dict[int, torch.Tensor], editable: torch.Tensor | None,
                  options: PropagateOptions, progress: FrameProgress | None):
@@ -179,20 +179,26 @@ class _Propagation:
 
     def run(self) -> torch.Tensor:
         """(3, T, H, W) in [0, 1]."""
-        results: dict[int, list[tuple[float, torch.Tensor, torch.Tensor]]] = {}  # t -> [(share, edit, error)]
         keys = sorted(self.edited)
+        output = torch.empty_like(self.video)
+        for key in keys:
+            output[:, key] = self.edited[key]
+        # A frame between two keys waits for its second result; others are written at once.
+        waiting: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}  # t -> (share, edit, error)
         for key, visits in self._passes():
             ahead = visits[0] > key
             others = [k for k in keys if (k > key if ahead else k < key)]
             # The distance share runs from 0 at this key to 1 at the next key on this side.
             span = abs((min(others) if ahead else max(others)) - key) if others else self.frames
             for t, edit, error in self._walk(key, visits):
-                results.setdefault(t, []).append((abs(t - key) / span, edit, error))
-        output = torch.empty_like(self.video)
-        for key in keys:
-            output[:, key] = self.edited[key]
-        for t, parts in results.items():
-            output[:, t] = _blend(parts)
+                part = (abs(t - key) / span, edit, error)
+                if not others:
+                    output[:, t] = edit
+                elif t in waiting:
+                    output[:, t] = _blend([waiting.pop(t), part])
+                else:
+                    waiting[t] = part
+        assert not waiting, f"frames {sorted(waiting)} got one result, not two"
         if self.editable is not None:
             output = torch.where(self.editable[None], output, self.video)
         return output
@@ -314,9 +320,7 @@ _FLAT = 4 / 255
 
 
 def _blend(parts: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Mix one frame's results from each side: weight (1 - distance share) / (error + eps)."""
-    if len(parts) == 1:
-        return parts[0][1]
+    """Mix one frame's results from each side: weight (1 - distance share) / (error + floor)."""
     total = weighted = None
     for share, edit, error in parts:
         weight = (1 - share) / (error + _ERROR_FLOOR)  # (H, W)

@@ -39,6 +39,7 @@ class JobSettings:
     shared: SharedOptions  # the options every synthesising command shares
     parameters: dict = field(default_factory=dict)  # the command's own options, for the report
     other_inputs: tuple[Path, ...] = ()  # inputs besides INPUT... (analogy's APPEARANCE): never overwritten
+    engine_memory: bool = True  # check the synthesis engine's memory model before reading (False: the command does not run the engine)
 
 
 @dataclass
@@ -93,8 +94,9 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
 
     def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
-        refuse_if_too_big(source, options.short_side, options.start_frame, options.max_frames,
-                          torch_device, min(options.batch_size, len(job.todo)), config)
+        if settings.engine_memory:
+            refuse_if_too_big(source, options.short_side, options.start_frame, options.max_frames,
+                              torch_device, min(options.batch_size, len(job.todo)), config)
         clip = read_clip(source, short_side=options.short_side, start_frame=options.start_frame,
                          max_frames=options.max_frames or None)
         read_seconds = time.perf_counter() - started

@@ -80,16 +80,18 @@ def parse_size(ctx, param, value):
     return size
 
 
-def working_size_options(command=None, *, size_alias: bool = True):
+def working_size_options(command=None, *, size_alias: bool = True, short_side: str = str(DEFAULT_SHORT_SIDE),
+                         max_frames: int = DEFAULT_MAX_FRAMES):
     """How much of the input the engine sees: resolution and frame range. ``size_alias``: also
-    accept --size for --working-size (commands whose --size means the output's size say False)."""
+    accept --size for --working-size (commands whose --size means the output's size say False).
+    ``short_side`` and ``max_frames``: the command's defaults (e.g. 'native' and 0: all)."""
     names = ("--working-size", "--size") if size_alias else ("--working-size",)
     options = [
-        click.option(*names, "short_side", default=str(DEFAULT_SHORT_SIDE), show_default=True,
+        click.option(*names, "short_side", default=short_side, show_default=True,
                      callback=parse_size, metavar="PIXELS|native",
                      help="Working size: the input is downscaled so its shorter side is this many "
                           "pixels (never upscaled); 'native' keeps the input's resolution."),
-        click.option("--max-frames", type=click.IntRange(min=0), default=DEFAULT_MAX_FRAMES,
+        click.option("--max-frames", type=click.IntRange(min=0), default=max_frames,
                      show_default=True, help="Use at most this many frames of the input (0: all)."),
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
                      help="First input frame to use."),

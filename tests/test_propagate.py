@@ -1,0 +1,229 @@
+"""Keyframe propagation: the guided window search, the library (keys, blend, mask, motion,
+determinism) and `vgpnn propagate` end to end with its one-line errors."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import error_lines, smooth_frames
+from vgpnn.apps.guided_search import appearance_candidates, window_search
+from vgpnn.apps.propagate import PropagateOptions, propagate
+from vgpnn.errors import ConfigError
+from vgpnn.video import read_clip, write_video
+
+CPU = PropagateOptions(device="cpu")
+
+
+def moving_square(frames=8, height=40, width=56, step=2, side=12):
+    """A bright textured square moving right by ``step`` pixels a frame over a darker still
+    texture; returns the clip and the square's top-left column per frame."""
+    background = smooth_frames(1, height, width, seed=1)[0] // 3
+    square = 128 + smooth_frames(1, side, side, seed=2)[0] // 2
+    clip, lefts = [], []
+    for t in range(frames):
+        frame = background.copy()
+        left = 4 + step * t
+        frame[14:14 + side, left:left + side] = square
+        clip.append(frame)
+        lefts.append(left)
+    return np.stack(clip), lefts
+
+
+def red(frames):
+    """(T, H, W) bool: where a clip is painted pure red."""
+    return (frames[..., 0] > 200) & (frames[..., 1] < 60) & (frames[..., 2] < 60)
+
+
+# -- the search ------------------------------------------------------------------------------
+
+def test_window_search_finds_a_shift_the_prediction_missed():
+    key = torch.from_numpy(smooth_frames(1, 48, 64, seed=3)[0]).permute(2, 0, 1).float() / 255
+    target = torch.roll(key, shifts=(2, -3), dims=(1, 2))  # target pixel p shows key pixel p - (2, -3)
+    ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+    prediction = torch.stack([xs, ys])  # "no motion": wrong by (+3, -2)
+    matches, distance = window_search(target, key, prediction, radius=3, patch=7, position_weight=0.01)
+    inner = (slice(8, -8), slice(8, -8))
+    assert torch.equal(matches[0][inner], xs[inner] + 3) and torch.equal(matches[1][inner], ys[inner] - 2)
+    # Colours match exactly: what is left is the positional cost, 3^2 + 2^2 pixels at weight 0.01.
+    assert torch.allclose(distance[inner], torch.full_like(distance[inner], 0.01**2 * 13), atol=1e-6)
+
+
+def test_appearance_candidates_have_the_target_pixels_colour_bin():
+    key = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(0))
+    target = key[:, torch.randperm(20, generator=torch.Generator().manual_seed(1))]  # the key's rows shuffled
+    fields = appearance_candidates(key, target, bins=4, count=3)
+    assert len(fields) == 3
+    for field in fields:
+        picked = key[:, field[1], field[0]]  # (3, H, W) key colour at each candidate
+        assert torch.equal((picked * 4).long(), (target * 4).long())  # every bin is filled: same bin
+
+
+def test_appearance_candidates_fill_empty_bins_from_a_neighbour():
+    key = torch.full((3, 4, 4), 0.1)  # one colour only: bin (0, 0, 0) of 4
+    target = torch.full((3, 2, 2), 0.9)  # a colour the key never shows
+    (field,) = appearance_candidates(key, target, bins=4, count=1)
+    assert field.shape == (2, 2, 2) and int(field.max()) <= 3 and int(field.min()) >= 0
+
+
+# -- the library -----------------------------------------------------------------------------
+
+def test_output_has_the_clip_shape_and_each_key_at_its_frame():
+    frames = smooth_frames(6, 32, 40)
+    key = frames[2].copy()
+    key[10:20, 10:20] = (255, 0, 0)
+    out = propagate(frames, {2: key}, options=CPU)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.array_equal(out[2], key)
+
+
+def test_a_painted_dot_follows_a_moving_square():
+    frames, lefts = moving_square()
+    key = frames[0].copy()
+    key[18:24, lefts[0] + 3:lefts[0] + 9] = (255, 0, 0)  # on the square, 3 px in from its left edge
+    out = propagate(frames, {0: key}, options=CPU)
+    for t in range(1, len(frames)):
+        rows, columns = np.nonzero(red(out[t]))
+        assert len(columns) > 20, t  # the dot is still there...
+        assert abs(columns.mean() - (lefts[t] + 5.5)) < 1.0, t  # ...and moved with the square
+        assert rows.min() >= 17 and rows.max() <= 24, t
+
+
+def test_a_key_in_the_middle_reaches_back_and_forward():
+    frames, lefts = moving_square()
+    key = frames[4].copy()
+    key[18:24, lefts[4] + 3:lefts[4] + 9] = (255, 0, 0)
+    out = propagate(frames, {4: key}, options=CPU)
+    for t in (0, 7):
+        assert abs(np.nonzero(red(out[t]))[1].mean() - (lefts[t] + 5.5)) < 1.0
+
+
+def test_two_keys_blend_without_a_jump():
+    frames = np.repeat(smooth_frames(1, 32, 40)[:1], 9, axis=0)  # a still clip
+    warm, cool = frames[0].copy(), frames[0].copy()
+    warm[..., 0] = 255
+    cool[..., 2] = 255
+    out = propagate(frames, {0: warm, 8: cool}, options=CPU)
+    assert np.array_equal(out[0], warm) and np.array_equal(out[8], cool)
+    redness = out[..., 0].astype(float).mean((1, 2)) - out[..., 2].astype(float).mean((1, 2))
+    steps = np.diff(redness)
+    assert (steps < 0).all()  # from one key's look to the other's, frame by frame
+    assert steps.min() > 3 * steps.mean()  # no step more than 3x the average: no jump
+
+
+def test_outside_the_mask_the_output_is_the_input_bit_for_bit():
+    frames, lefts = moving_square()
+    key = frames[0].copy()
+    key[...] = 255 - key  # edit everywhere...
+    mask = np.zeros(frames.shape[1:3], bool)
+    mask[:, :28] = True  # ...but only the left half may change
+    out = propagate(frames, {0: key}, mask, options=CPU)
+    assert np.array_equal(out[:, ~mask], frames[:, ~mask])
+    assert np.abs(out[:, mask].astype(int) - frames[:, mask]).mean() > 50  # the edit is there inside
+
+
+def test_the_same_inputs_give_the_same_output():
+    frames, lefts = moving_square(frames=5)
+    key = frames[0].copy()
+    key[18:24, 7:13] = (255, 0, 0)
+    first = propagate(frames, {0: key}, options=CPU)
+    assert np.array_equal(first, propagate(frames, {0: key}, options=CPU))
+
+
+@pytest.mark.parametrize("keys, mask, message", [
+    ({}, None, "at least one keyframe"),
+    ({5: np.zeros((24, 32, 3), np.uint8)}, None, "out of range"),
+    ({0: np.zeros((20, 32, 3), np.uint8)}, None, "frame size"),
+    ({0: np.zeros((24, 32, 3), np.uint8)}, np.zeros((24, 32), bool), "mask is empty"),
+    ({0: np.zeros((24, 32, 3), np.uint8)}, np.ones((24, 30), bool), "the mask must be"),
+])
+def test_library_errors_name_what_was_expected(keys, mask, message):
+    with pytest.raises(ConfigError, match=message):
+        propagate(smooth_frames(3, 24, 32), keys, mask, options=CPU)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+@pytest.fixture()
+def clip_and_key(tmp_path):
+    """A 6-frame, 40x56 clip at 12.5 fps, as a folder of PNG frames (lossless), and a key for frame 0."""
+    frames, lefts = moving_square(frames=6)
+    folder = tmp_path / "clip"
+    write_video(folder, frames, Fraction(25, 2))
+    key = frames[0].copy()
+    key[18:24, lefts[0] + 3:lefts[0] + 9] = (255, 0, 0)
+    Image.fromarray(key).save(tmp_path / "key.png")
+    return folder, tmp_path / "key.png", frames
+
+
+def test_cli_writes_every_frame_at_the_clip_rate(cli, tmp_path):
+    frames, _ = moving_square(frames=6)
+    clip = write_video(tmp_path / "clip.mp4", frames, Fraction(25, 2))
+    key = read_clip(clip).frames[0].copy()
+    key[18:24, 7:13] = (255, 0, 0)
+    Image.fromarray(key).save(tmp_path / "key.png")
+    result = cli("propagate", clip, "--key", f"0={tmp_path / 'key.png'}", "-o", tmp_path / "out.mp4",
+                 "--report", tmp_path / "report.json", "--preview", tmp_path / "sheet.png", "-q")
+    assert result.exit_code == 0, result.output
+    out = read_clip(tmp_path / "out.mp4")
+    assert out.frames.shape == frames.shape and out.fps == Fraction(25, 2)
+    assert red(out.frames).sum(axis=(1, 2)).min() > 15  # the dot is in every frame
+    assert (tmp_path / "sheet.png").is_file() and '"status": "written"' in (tmp_path / "report.json").read_text()
+
+
+def test_cli_mask_keeps_the_outside_bit_for_bit(cli, tmp_path, clip_and_key):
+    folder, _, frames = clip_and_key
+    key = 255 - frames[0]
+    Image.fromarray(key).save(tmp_path / "inverted.png")
+    mask = np.zeros(frames.shape[1:3], np.uint8)
+    mask[10:30, 5:30] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    result = cli("propagate", folder, "--key", f"0={tmp_path / 'inverted.png'}", "--mask", tmp_path / "mask.png",
+                 "-o", tmp_path / "out/", "--format", "frames", "-q")  # lossless PNG frames
+    assert result.exit_code == 0, result.output
+    out = read_clip(tmp_path / "out" / "clip_propagated").frames
+    outside = mask == 0
+    assert np.array_equal(out[:, outside], frames[:, outside])
+    assert not np.array_equal(out[:, ~outside], frames[:, ~outside])
+
+
+def test_cli_accepts_a_full_size_key_at_a_smaller_working_size(cli, tmp_path, clip_and_key):
+    folder, key, frames = clip_and_key
+    result = cli("propagate", folder, "--key", f"0={key}", "--working-size", 20, "-o", tmp_path / "small.mp4", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_clip(tmp_path / "small.mp4").frames.shape[1:3] == (20, 28)
+
+
+def test_cli_output_does_not_depend_on_the_seed(cli, tmp_path, clip_and_key):
+    folder, key, _ = clip_and_key
+    for seed in (0, 7):
+        assert cli("propagate", folder, "--key", f"0={key}", "--seed", seed, "-o", tmp_path / f"s{seed}/",
+                   "--format", "frames", "-q").exit_code == 0
+    assert np.array_equal(read_clip(tmp_path / "s0" / "clip_propagated").frames,
+                          read_clip(tmp_path / "s7" / "clip_propagated").frames)
+
+
+def test_cli_errors_are_one_line(cli, tmp_path, clip_and_key):
+    folder, key, frames = clip_and_key
+    Image.fromarray(frames[0][:30]).save(tmp_path / "short.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small_mask.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = ["-o", tmp_path / "out.mp4", "-q"]
+    cases = [
+        (["--key", f"9={key}"], 1, "keyframe 9 is out of range"),
+        (["--key", f"0={tmp_path / 'short.png'}"], 1, "expected 56x40"),
+        (["--key", f"0={key}", "--key", f"0={key}"], 2, "frame 0 is given twice"),
+        (["--key", f"0={tmp_path / 'broken.png'}"], 1, "broken.png"),
+        (["--key", f"0={tmp_path / 'missing.png'}"], 1, "missing.png"),
+        (["--key", f"0={key}", "--mask", tmp_path / "small_mask.png"], 1, "mask"),
+        (["--key", "zero=key.png"], 2, "FRAME=IMAGE"),
+    ]
+    for arguments, code, message in cases:
+        result = cli("propagate", folder, *arguments, *out)
+        lines = error_lines(result)
+        assert result.exit_code == code, (arguments, result.output)
+        assert len(lines) == 1 or code == 2, lines  # click's usage errors add a usage line
+        assert message in result.stderr and "Traceback" not in result.stderr, (arguments, result.stderr)
+        assert not (tmp_path / "out.mp4").exists()

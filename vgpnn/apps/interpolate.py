@@ -123,13 +123,14 @@ def resampled_times(frame_count: int, fps: Fraction, rate: Fraction) -> list[Fra
 
 
 def interpolate(frames: np.ndarray, factor: int | None = 2, *, times: Sequence[Fraction] | None = None,
-                config: SynthesisConfig = SynthesisConfig(noise_sigma=0),
+                cuts: Sequence[int] | None = None, config: SynthesisConfig = SynthesisConfig(noise_sigma=0),
                 options: InterpolateOptions = InterpolateOptions(),
                 progress: ProgressCallback | None = None) -> Interpolation:
     """``frames`` (T, H, W, 3) uint8 with ``factor - 1`` new frames between each pair, or frames at
     the given ``times`` (in input frames, non-decreasing, within 0..T-1; e.g. from
-    :func:`resampled_times`). ``config``: the repair's patch size, iterations and backend.
-    ``progress(pairs done, pairs)``."""
+    :func:`resampled_times`). ``cuts``: the pairs (i, i + 1) not to morph; None: found by
+    :func:`detect_scene_cuts` (unless ``options.detect_cuts`` is False). ``config``: the repair's
+    patch size, iterations and backend. ``progress(pairs done, pairs)``."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected frames (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     count = len(frames)
@@ -144,7 +145,9 @@ def interpolate(frames: np.ndarray, factor: int | None = 2, *, times: Sequence[F
         raise ConfigError(f"frame times must be non-decreasing and within 0..{count - 1}")
     device = resolve_device(options.device)
 
-    cuts = _scene_cuts(frames, device) if options.detect_cuts else []
+    if cuts is None:
+        cuts = detect_scene_cuts(frames, options.device) if options.detect_cuts else []
+    cuts = sorted({int(cut) for cut in cuts})
     # New frames per pair: pair i holds the times strictly between i and i + 1.
     wanted: dict[int, list[Fraction]] = {}
     for time in times:
@@ -173,7 +176,9 @@ def interpolate(frames: np.ndarray, factor: int | None = 2, *, times: Sequence[F
     return Interpolation(output, tuple(times), tuple(cuts), share, records)
 
 
-def _scene_cuts(frames: np.ndarray, device: torch.device) -> list[int]:
+def detect_scene_cuts(frames: np.ndarray, device: str = "auto") -> list[int]:
+    """Indices i of the pairs (i, i + 1) of ``frames`` (T, H, W, 3) uint8 that are scene cuts."""
+    device = resolve_device(device)
     changes = []
     for i in range(len(frames) - 1):
         pair = frames_to_tensor(frames[i:i + 2], device)  # (3, 2, H, W)

@@ -16,14 +16,15 @@ Step by step:
 4. **Warped estimate** (``tween.py``): the motion at the new frame's time by forward splatting,
    both neighbours sampled along it and blended by where each sees the point, with a map of the
    pixels it can trust.
-5. **Patch repair**: what warping breaks (both frames disagree on the motion or the colour) is
-   re-made of the clip's own patches by the VGPNN loop on the shared engine: per pair, the
-   target is the window [first frame, new frames, second frame] with the input frames and the
+5. **Patch repair** (optional): what warping breaks (the two frames disagree on the motion or
+   the colour) is re-made of the clip's own patches by the VGPNN loop on the shared engine: per
+   pair, the source is the pair's two input frames and the target its new frames, with the
    trusted pixels as fixed voxels; the free voxels start from the warped estimate (not from a
-   smooth fill) and only the finest pyramid levels run (the window shrinks to ``REPAIR_SCALE``
-   of its size at most; time does not shrink). Patches are copied only from trusted voxels of
-   the same window, so they move at the output's pace (space-time patches of the input clip
-   itself would move N times too fast). A window with too much to repair keeps its estimate.
+   smooth fill) and only the finest pyramid levels run (down to ``REPAIR_SCALE`` of the size;
+   time does not shrink). Patches are one frame deep: the two input frames are N output frames
+   apart, so a space-time patch of the input would move N times too fast. (Copying from the
+   trusted voxels of the new frames instead lost every small moving object: all its patches
+   touch the untrusted ring around it.) A window with too much to repair keeps its estimate.
 
 Each pair is handled on its own, so memory does not grow with the clip's length (except the
 output frames themselves) and time grows linearly with it.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -45,8 +47,8 @@ from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError, InputError
 from ..flow import DIS_PRESETS, dis_flow, to_gray
-from ..masks import clean_keys
 from ..plan import Source, SynthesisPlan, Target
+from ..resize import resize_video
 from ..synthesis import LevelRecord, ProgressCallback, synthesize
 from .scene_cuts import find_cuts, pair_change
 from .tween import pair_flows, tween
@@ -59,11 +61,9 @@ REPAIR_SCALE = 0.7
 # Untrusted pixels grow by this many pixels before repair: a warp's errors spread past the
 # pixels the checks catch (a ghost's soft edge).
 REPAIR_MARGIN = 2
-# A window is repaired only while at most this share of its new frames' pixels is untrusted and
-# at least MIN_CLEAN_KEYS of its patches lie wholly in trusted voxels (patches to copy from):
+# A window is repaired only while at most this share of its new frames' pixels is untrusted:
 # beyond that the warp failed broadly and patches would invent rather than repair.
 MAX_REPAIR_SHARE = 0.5
-MIN_CLEAN_KEYS = 0.2
 # Rates within this relative distance of a whole multiple count as that multiple (59.94 asked
 # of a 29.97 fps clip is 2x, although 2 * 30000/1001 is 59.9401).
 RATE_TOLERANCE = 1e-3
@@ -208,19 +208,24 @@ def _repair(window: torch.Tensor, trusted: torch.Tensor, config: SynthesisConfig
     (N, H, W) False) re-made by the patch loop; also how many pixels, and the level records."""
     untrusted = F.max_pool2d((~trusted)[:, None].float(), 2 * REPAIR_MARGIN + 1, 1, REPAIR_MARGIN)[:, 0] > 0
     count = int(untrusted.sum())
-    if count == 0 or count > MAX_REPAIR_SHARE * untrusted.numel():
+    frames, height, width = untrusted.shape
+    patch = (1, *config.patch_size[1:])  # one frame deep: the two input frames are a step of N output frames apart
+    if count == 0 or count > MAX_REPAIR_SHARE * untrusted.numel() or min(height, width) < max(patch[1:]):
         return window, 0, []
-    edges = torch.zeros_like(untrusted[:1])
-    free = torch.cat([edges, untrusted, edges])  # (N + 2, H, W): the input frames are never free
-    frames, height, width = free.shape
-    patch = (min(config.patch_size[0], frames), *config.patch_size[1:])
-    if min(height, width) < max(patch[1:]) or float(clean_keys(free, patch).float().mean()) < MIN_CLEAN_KEYS:
-        return window, 0, []
-    repair_config = replace(config, noise_sigma=0.0, coarsest_frames=frames,
+    estimates = window[:, 1:-1]
+    repair_config = replace(config, noise_sigma=0.0, patch_size=patch, large_level_patch_size=patch,
+                            coarsest_frames=max(2, frames),
                             coarsest_short_side=max(config.coarsest_short_side,
                                                     math.ceil(REPAIR_SCALE * min(height, width))))
-    plan = SynthesisPlan((Source(window, usable=~free),),
-                         Target((frames, height, width), fixed=window, fixed_mask=~free, guess_free=True),
+    plan = SynthesisPlan((Source(window[:, ::window.shape[1] - 1]),),  # the pair's two input frames
+                         Target((frames, height, width), fixed=estimates, fixed_mask=~untrusted, guess_free=True,
+                                start=partial(_estimate_at, estimates)),
                          (seed,), repair_config)
     result = synthesize(plan)
-    return result.videos[0], count, result.levels
+    repaired = torch.cat([window[:, :1], result.videos[0], window[:, -1:]], dim=1)
+    return repaired, count, result.levels
+
+
+def _estimate_at(estimates: torch.Tensor, coarsest_source, source, shape, patch_size) -> torch.Tensor:
+    """The repair's start: the warped estimates (3, N, H, W) at the coarsest level's ``shape``."""
+    return resize_video(estimates, shape)

@@ -93,23 +93,21 @@ def motion_at(pair: PairFlows, t: float) -> torch.Tensor:
     """(2, H, W): the motion from I0 to I1 of the point seen at each pixel at time ``t``."""
     height, width = pair.forward.shape[1:]
     # I0's pixels go t of their flow; I1's go 1 - t of theirs, and their motion I0 -> I1 is -flow.
-    landings = [_landings(pair.forward, t, pair.forward, pair.forward_priority),
-                _landings(pair.backward, 1 - t, -pair.backward, pair.backward_priority)]
-    where = torch.cat([l[0] for l in landings])  # (N,) flat pixel index
-    priority = torch.cat([l[1] for l in landings])  # (N,)
-    motion = torch.cat([l[2] for l in landings], dim=1)  # (2, N)
+    first, second = (_landings(pair.forward, t, pair.forward_priority),
+                     _landings(pair.backward, 1 - t, pair.backward_priority))
+    where = torch.cat([first[0], second[0]])  # (N,) flat pixel index
+    priority = torch.cat([first[1], second[1]])  # (N,); inf: landed outside the frame
+    motion = torch.cat([pair.forward.reshape(2, -1).repeat(1, 4), -pair.backward.reshape(2, -1).repeat(1, 4)], 1)
     pixels = height * width
     best = torch.full((pixels,), float("inf"), dtype=priority.dtype, device=priority.device)
     best = best.scatter_reduce(0, where, priority, "amin")
     # Among equal priorities the last candidate wins: min and max are exact, so the result is the
     # same on every device and in every order of evaluation.
     candidates = torch.arange(where.numel(), device=where.device)
-    winners = priority == best[where]
-    chosen = torch.full((pixels,), -1, dtype=torch.long, device=where.device)
-    chosen = chosen.scatter_reduce(0, where[winners], candidates[winners], "amax")
-    reached = chosen >= 0
-    result = torch.zeros(2, pixels, dtype=motion.dtype, device=motion.device)
-    result[:, reached] = motion[:, chosen[reached]]
+    winners = torch.where(priority == best[where], candidates, -1)
+    chosen = torch.full((pixels,), -1, dtype=torch.long, device=where.device).scatter_reduce(0, where, winners, "amax")
+    reached = torch.isfinite(best)
+    result = motion[:, chosen.clamp_min(0)] * reached
     result = result.reshape(2, height, width)
     holes = ~reached.reshape(height, width)
     if bool(holes.any()) and bool(reached.any()):
@@ -117,25 +115,22 @@ def motion_at(pair: PairFlows, t: float) -> torch.Tensor:
     return result
 
 
-def _landings(flow: torch.Tensor, step: float, motion: torch.Tensor, priority: torch.Tensor):
-    """Where each pixel of a frame lands after ``step`` of its ``flow`` (2, H, W): the flat indices
-    of the 2x2 pixels around that point inside the frame, their priorities and the ``motion``
-    (2, H, W) each carries."""
+def _landings(flow: torch.Tensor, step: float, priority: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each pixel of a frame lands after ``step`` of its ``flow`` (2, H, W): (4 H W,) flat
+    indices of the 2x2 pixels around that point, corner by corner, and their priorities (inf for
+    a corner outside the frame, whose index is then clamped to any pixel)."""
     height, width = flow.shape[1:]
     ys, xs = torch.meshgrid(torch.arange(height, device=flow.device, dtype=flow.dtype),
                             torch.arange(width, device=flow.device, dtype=flow.dtype), indexing="ij")
     x, y = xs + step * flow[0], ys + step * flow[1]
     left, top = torch.floor(x), torch.floor(y)
-    where, priorities, motions = [], [], []
-    for dy in (0, 1):
-        for dx in (0, 1):
-            column, row = left + dx, top + dy
-            inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
-            distance = (x - column).abs() + (y - row).abs()
-            where.append((row * width + column)[inside].long())
-            priorities.append((priority + _DISTANCE_PRIORITY * distance)[inside])
-            motions.append(motion[:, inside])
-    return torch.cat(where), torch.cat(priorities), torch.cat(motions, dim=1)
+    corner_x = torch.stack([left, left + 1, left, left + 1])  # (4, H, W)
+    corner_y = torch.stack([top, top, top + 1, top + 1])
+    inside = (corner_x >= 0) & (corner_x < width) & (corner_y >= 0) & (corner_y < height)
+    distance = (x - corner_x).abs() + (y - corner_y).abs()
+    priorities = torch.where(inside, priority + _DISTANCE_PRIORITY * distance, float("inf"))
+    where = (corner_y.clamp(0, height - 1) * width + corner_x.clamp(0, width - 1)).long()
+    return where.reshape(-1), priorities.reshape(-1)
 
 
 def tween(pair: PairFlows, t: float) -> tuple[torch.Tensor, torch.Tensor]:

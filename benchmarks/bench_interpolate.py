@@ -3,6 +3,7 @@
     python benchmarks/bench_interpolate.py                          # every shared clip, 144p, CPU, 2x and 4x
     python benchmarks/bench_interpolate.py --device cuda --size 360
     python benchmarks/bench_interpolate.py --clips hand_cup --factors 2 --repair
+    python benchmarks/bench_interpolate.py --sheet docs/interpolate_contact_sheet.png
 
 For factor N, every N-th frame of the clip is kept (the first (T - 1) // N * N + 1 frames, so the
 last one is kept too) and the N - 1 frames between each kept pair are made again, by:
@@ -120,6 +121,26 @@ def score(made: np.ndarray, truth: np.ndarray, new: list[int]) -> tuple[float, f
             float(np.mean([ssim(made[i], truth[i]) for i in new])))
 
 
+def write_sheet(path: Path, size: int, device: str, factor: int = 4) -> None:
+    """A contact sheet of one pair of airballoons.mp4 made again at ``factor``: columns are the
+    kept frame, the new ones, the next kept frame; rows the original, vgpnn, minterpolate and the
+    blend; cropped to a corner with several balloons so that the sheet stays small."""
+    from vgpnn.preview import contact_sheet
+    from vgpnn.video import write_video
+
+    clip = read_clip(CLIPS / "airballoons.mp4", short_side=size, max_frames=None).frames
+    count = (len(clip) - 1) // factor * factor + 1
+    truth, kept = clip[:count], clip[:count:factor]
+    middle = (len(kept) // 2) * factor  # the frames from one kept frame to the next, mid-clip
+    window = slice(middle, middle + factor + 1)
+    height, width = clip.shape[1:3]
+    crop = (slice(0, height * 7 // 12), slice(width // 32, width // 32 + height * 7 // 9))  # 84x112 at 144p
+    rows = [made[window][(slice(None), *crop)] for made in (
+        truth, interpolate(kept, factor, options=InterpolateOptions(device=device)).frames,
+        minterpolate(kept, factor), blend(kept, factor))]
+    write_video(path, contact_sheet(rows, frames_per_row=factor + 1), None, overwrite=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=144, help="short side of the frames (the working size)")
@@ -128,7 +149,12 @@ def main() -> None:
     parser.add_argument("--clips", nargs="+", default=None, help="clip names (default: every shared clip)")
     parser.add_argument("--max-frames", type=int, default=0, help="frames of each clip (0: all)")
     parser.add_argument("--repair", action="store_true", help="run vgpnn with the patch repair")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="write only a contact sheet (PNG) of one pair of airballoons at 4x")
     args = parser.parse_args()
+    if args.sheet is not None:
+        write_sheet(args.sheet, args.size, args.device)
+        return
     paths = sorted(CLIPS.glob("*.mp4"))
     if args.clips:
         paths = [CLIPS / f"{name}.mp4" for name in args.clips]

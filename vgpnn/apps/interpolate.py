@@ -154,7 +154,7 @@ def interpolate(frames: np.ndarray, factor: int | None = 2, *, times: Sequence[F
         if time.denominator != 1:
             wanted.setdefault(math.floor(time), []).append(time)
     made: dict[Fraction, np.ndarray] = {}
-    repaired = untrusted_total = 0
+    repaired = new_pixels = 0
     records: list[LevelRecord] = []
     pairs = sorted(wanted)
     for done, pair in enumerate(pairs, start=1):
@@ -168,11 +168,11 @@ def interpolate(frames: np.ndarray, factor: int | None = 2, *, times: Sequence[F
             records.extend(levels)
             for time, frame in zip(wanted[pair], window):
                 made[time] = frame
-        untrusted_total += len(steps) * frames.shape[1] * frames.shape[2]
+        new_pixels += len(steps) * frames.shape[1] * frames.shape[2]
         if progress is not None:
             progress(done, len(pairs))
     output = np.stack([frames[time.numerator] if time.denominator == 1 else made[time] for time in times])
-    share = repaired / untrusted_total if untrusted_total else 0.0
+    share = repaired / new_pixels if new_pixels else 0.0
     return Interpolation(output, tuple(times), tuple(cuts), share, records)
 
 

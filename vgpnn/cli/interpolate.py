@@ -33,8 +33,8 @@ from .options import FiniteFloat, synthesis_command_options
               help="Optical flow setting (OpenCV DIS): fine works at full resolution; the others are faster.")
 @click.option("--repair/--no-repair", default=False, show_default=True,
               help="Re-make the pixels the warp cannot be sure of (the two frames disagree) from the clip's "
-                   "own patches. Slower; it looks more like the clip where warping ghosts, but measured "
-                   "against real frames it scores lower than the warp (see the README).")
+                   "own patches. Much slower, and not shown to score better than the warp against real "
+                   "frames (see the README).")
 @click.option("--cuts/--no-cuts", "find_cuts", default=True, show_default=True,
               help="Find scene cuts and hold frames across them instead of morphing one shot into the next.")
 @synthesis_command_options(variation_noise=0.0, default_short_side=None, default_max_frames=0,

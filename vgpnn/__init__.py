@@ -11,6 +11,7 @@ Python API::
     looped = retarget(clip.frames, shape, options=RetargetOptions(loop=True))[0]
 
     painted = propagate(clip.frames, {0: edited_first_frame})  # (T, H, W, 3) uint8, the edit carried through
+    smooth = interpolate(clip.frames, factor=2)  # .frames: 2 * T - 1 frames, for 2 * clip.fps
 
 The names are imported when first used, so ``import vgpnn`` and the video I/O layer
 (``vgpnn.video``: read_clip, write_video, probe_clip) work without torch, numba or faiss;
@@ -29,6 +30,7 @@ _EXPORTS = {
     "retarget": "apps.retarget", "RetargetOptions": "apps.retarget", "TargetRequest": "apps.retarget",
     "plan_target_shape": "apps.retarget",
     "propagate": "apps.propagate", "PropagateOptions": "apps.propagate",
+    "interpolate": "apps.interpolate", "InterpolateOptions": "apps.interpolate", "Interpolation": "apps.interpolate",
     "SynthesisConfig": "config", "synthesize": "synthesis",
     "read_clip": "video", "write_video": "video", "probe_clip": "video", "Clip": "video",
     "VgpnnError": "errors", "InputError": "errors", "OutputError": "errors", "ConfigError": "errors",

@@ -68,6 +68,7 @@ class Target:
     wraps_time: bool = False  # a seamless loop: the last frame leads into the first
     carry_layout: bool = False  # each finer level starts from the coarser one's arrangement of source patches
     start: StartGuess | None = None  # the coarsest level's guess; None: the source resized to the target's shape
+    guess_free: bool = False  # free voxels start from the guess (a repair's estimate), not a smooth fill from the fixed ones
 
     def __post_init__(self) -> None:
         shape = tuple(int(side) for side in self.shape)

@@ -14,6 +14,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +52,7 @@ class Plan:
     audio_notice: str = "audio not copied"  # said when keep_audio is False and the input has audio
     notes: list[str] = field(default_factory=list)  # said before synthesis starts
     sheet_rows: list = field(default_factory=list)  # extra clips for the preview, after the input's row
+    fps: Fraction | None = None  # the outputs' frame rate; None: the input's
 
 
 # (clip, plan, seeds, on_variation(index into seeds, frames, levels), progress)
@@ -114,14 +116,16 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         sheet_rows = [clip.frames, *clip_plan.sheet_rows]
         bars = ProgressBars(enabled=not options.quiet and sys.stderr.isatty(), total=len(job.todo))
 
+        fps = clip_plan.fps or clip.fps
+
         def write_one(index, frames, levels):
             write_started = time.perf_counter()
-            write_video(job.outputs[index].path, frames, clip.fps, overwrite=job.overwrite,
+            write_video(job.outputs[index].path, frames, fps, overwrite=job.overwrite,
                         audio_from=clip.path if keep_audio else None)
             job.written(index, {
                 "device": str(torch_device), "backends": sorted({b for level in levels for b in level.backends}),
                 "working_shape": list(clip.frames.shape[:3]), "output_shape": list(frames.shape[:3]),
-                "fps": str(clip.fps), "audio": keep_audio,
+                "fps": str(fps), "audio": keep_audio,
                 "seconds": {"read": round(read_seconds, 3),
                             "synthesis": round(sum(level.seconds for level in levels), 3),
                             "write": round(time.perf_counter() - write_started, 3)}})

@@ -80,18 +80,19 @@ def parse_size(ctx, param, value):
     return size
 
 
-def working_size_options(command=None, *, size_alias: bool = True, short_side: str = str(DEFAULT_SHORT_SIDE),
-                         max_frames: int = DEFAULT_MAX_FRAMES):
+def working_size_options(command=None, *, size_alias: bool = True, default_short_side: int | None = DEFAULT_SHORT_SIDE,
+                         default_max_frames: int = DEFAULT_MAX_FRAMES):
     """How much of the input the engine sees: resolution and frame range. ``size_alias``: also
     accept --size for --working-size (commands whose --size means the output's size say False).
-    ``short_side`` and ``max_frames``: the command's defaults (e.g. 'native' and 0: all)."""
+    ``default_short_side`` (None: native) and ``default_max_frames`` (0: all): the command's defaults."""
     names = ("--working-size", "--size") if size_alias else ("--working-size",)
     options = [
-        click.option(*names, "short_side", default=short_side, show_default=True,
+        click.option(*names, "short_side", default="native" if default_short_side is None else str(default_short_side),
+                     show_default=True,
                      callback=parse_size, metavar="PIXELS|native",
                      help="Working size: the input is downscaled so its shorter side is this many "
                           "pixels (never upscaled); 'native' keeps the input's resolution."),
-        click.option("--max-frames", type=click.IntRange(min=0), default=max_frames,
+        click.option("--max-frames", type=click.IntRange(min=0), default=default_max_frames,
                      show_default=True, help="Use at most this many frames of the input (0: all)."),
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
                      help="First input frame to use."),
@@ -258,14 +259,16 @@ _SHARED_FIELDS = tuple(name for name in SharedOptions.__dataclass_fields__ if na
 
 
 def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
-                              variation_noise: float | None = None):
+                              variation_noise: float | None = None, default_short_side: int | None = DEFAULT_SHORT_SIDE,
+                              default_max_frames: int = DEFAULT_MAX_FRAMES):
     """Everything a synthesising command shares, in one decorator: variations and seeds, working
     size, method knobs, outputs, --skip-existing, and one-line errors with exit codes. The
     command receives them as one ``shared`` argument, a :class:`SharedOptions`.
     ``default_name``: the command's output names in a folder, for the help. ``variation_noise``:
     None for a command that always adds the default noise (a random seed when none is given);
     a number for one that makes one faithful output, without noise, unless --seed or -n above 1
-    asks for variations, which get this noise."""
+    asks for variations, which get this noise. ``default_short_side`` (None: native) and
+    ``default_max_frames`` (0: all): the command's working-size defaults."""
     from .batch import skip_existing_option
     from .common import fail_cleanly
 
@@ -279,7 +282,8 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
         decorated = fail_cleanly(with_shared)
         for option in (skip_existing_option, output_options(default_name=default_name),
                        method_options(variation_noise=variation_noise),
-                       working_size_options(size_alias=size_alias),
+                       working_size_options(size_alias=size_alias, default_short_side=default_short_side,
+                                            default_max_frames=default_max_frames),
                        variation_options(faithful=variation_noise is not None)):
             decorated = option(decorated)
         return decorated

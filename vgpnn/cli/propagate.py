@@ -59,7 +59,7 @@ def parse_keys(ctx, param, values):
               help="Where to compute: auto uses a CUDA GPU when there is one.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Recorded in the report; propagation has no randomness, so the output does not depend on it.")
-@working_size_options(short_side="native", max_frames=0)
+@working_size_options(default_short_side=None, default_max_frames=0)
 @output_options(default_name="{name}_propagated.{ext}, e.g. clip_propagated.mp4")
 @skip_existing_option
 @fail_cleanly

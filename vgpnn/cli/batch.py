@@ -103,6 +103,7 @@ class Execution:
     ray_address: str | None = None  # the cluster; None: Ray's own rule (RAY_ADDRESS, else a new local instance)
     gpus_per_task: float = 0.0  # GPUs each task reserves (fractions share one)
     cpus_per_task: float = 1.0  # CPUs each task reserves
+    outputs_per_task: int = 1  # outputs of one input a task makes (the command's --batch-size)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class _Batch:
         self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
         self.stdout_open = True  # False once the reader of stdout has gone
         self.said_once: set[str] = set()
+        self.cluster = None  # the RayExecutor with --executor ray
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -219,10 +221,10 @@ class _Batch:
         for item in inputs:
             item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
             self.records.extend(item.records)
-        cluster = None
         if self.settings.execution.executor == "ray":
             from .ray_executor import RayExecutor  # imports ray: only when asked for
-            cluster = RayExecutor(self, self.settings.execution)  # connects, or fails in one line
+            self.cluster = RayExecutor(self, self.settings.execution)  # connects, or fails in one line
+        cluster = self.cluster
         self._write_report()  # so that even a run killed outright leaves its plan behind
         previous_term = _catch_sigterm()
         try:
@@ -460,6 +462,7 @@ class _Batch:
             "argv": sys.argv[1:], "cwd": os.getcwd(), "inputs": list(self.settings.specs),
             "started": self.started, "finished": _now(), "status": self.status,
             "summary": dict(self.counts), "parameters": self.settings.parameters,
+            **({"execution": self.cluster.report_fields()} if self.cluster is not None else {}),
             "records": self.records}, overwrite=True)
 
 

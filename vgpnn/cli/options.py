@@ -290,21 +290,24 @@ class SharedOptions:
     @property
     def execution(self) -> "Execution":
         from .batch import Execution
-        return Execution(self.executor, self.ray_address, self.gpus_per_task, self.cpus_per_task)
+        return Execution(self.executor, self.ray_address, self.gpus_per_task, self.cpus_per_task, self.batch_size)
 
 
 _SHARED_FIELDS = tuple(name for name in SharedOptions.__dataclass_fields__ if name != "variation_noise")
 
 
-def _refuse_ray_options_when_local(executor: str) -> None:
-    """A Ray option given without --executor ray would be ignored without a word: refuse it."""
-    if executor == "ray":
-        return
+def _check_executor_options(options: dict) -> None:
+    """Ray options without --executor ray would be ignored without a word; --device cuda on Ray
+    needs a GPU per task, since Ray hides the GPUs from a task that reserves none."""
     context = click.get_current_context()
-    for name in ("ray_address", "gpus_per_task", "cpus_per_task"):
-        if context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
-            raise click.UsageError(f"--{name.replace('_', '-')} applies to --executor ray only; add --executor ray "
-                                   "or leave it out")
+    if options["executor"] != "ray":
+        for name in ("ray_address", "gpus_per_task", "cpus_per_task"):
+            if context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name.replace('_', '-')} applies to --executor ray only; add "
+                                       "--executor ray or leave it out")
+    elif options["device"] == "cuda" and options["gpus_per_task"] == 0:
+        raise click.UsageError("--device cuda with --executor ray needs --gpus-per-task (e.g. 1, or 0.25 for four "
+                               "tasks per GPU): Ray shows no GPU to a task that reserves none")
 
 
 def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
@@ -322,7 +325,7 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
     def decorate(command):
         @functools.wraps(command)
         def with_shared(**kwargs):
-            _refuse_ray_options_when_local(kwargs["executor"])
+            _check_executor_options(kwargs)
             shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_FIELDS},
                                    variation_noise=variation_noise)
             return command(shared=shared, **kwargs)

@@ -55,6 +55,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -244,7 +245,10 @@ class _Batch:
                     record["status"] = "interrupted"
             tqdm.write(f"interrupted; no partial output was left behind ({self.counts['written']} outputs "
                        "written; rerun with --skip-existing to go on)", file=sys.stderr)
-            code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+            # Ray's blocking calls turn an exception raised by a signal handler into a plain
+            # KeyboardInterrupt, so what was received is also kept aside.
+            terminated = isinstance(interrupt, Terminated) or _SIGTERM_RECEIVED.is_set()
+            code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         finally:
             _restore_sigterm(previous_term)
             if cluster is not None:
@@ -531,9 +535,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+_SIGTERM_RECEIVED = threading.Event()
+
+
 def _catch_sigterm():
     """Make SIGTERM raise :class:`Terminated` (only possible in the main thread)."""
+    _SIGTERM_RECEIVED.clear()
+
     def handler(signum, frame):
+        _SIGTERM_RECEIVED.set()
         raise Terminated()
     try:
         return signal.signal(signal.SIGTERM, handler)

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import ray
 from tqdm import tqdm
 
-from ..cluster import connect, numeric_settings, use_numeric_settings, worker_environment
+from ..cluster import connect, import_ray, numeric_settings, use_numeric_settings, worker_environment
 from ..video import remove_partials
 from .batch import Execution, InputFailure, Job, PlannedOutput, describe_failure
+
+ray = import_ray()  # without Ray, one line saying how to install it
 
 MAX_RETRIES = 3  # how often Ray runs a task again after its worker died
 CANCEL_GRACE_SECONDS = 10.0  # how long cancelled tasks get to clean up after Ctrl-C
@@ -66,7 +67,10 @@ def make_outputs(make: Callable[[Job], None], task: TaskJob, numeric: dict[str, 
     use_numeric_settings(numeric)
     started = time.perf_counter()
     result = TaskResult()
-    node = socket.gethostname()
+    import torch
+    # Which node made an output, and with which settings: for auditing a run on many machines.
+    node = {"id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+            "threads": torch.get_num_threads()}
     # The driver saw none of these outputs before submitting (or -y replaces them): one that
     # exists now was finished by an earlier attempt of this task, whose worker died.
     retried = not task.overwrite and any(task.outputs[i].path.exists() for i in task.todo)
@@ -102,7 +106,7 @@ class RayExecutor:
 
     def __init__(self, batch, execution: Execution):
         self.batch, self.execution = batch, execution
-        self.ray, self.connected = connect(execution.ray_address)
+        self.ray, self.connected = connect(execution.ray_address, quiet_stdout=True)
         self.numeric = numeric_settings()
         self.pending: dict[ray.ObjectRef, tuple[_Progress, TaskJob]] = {}
         self.finished_inputs = 0

@@ -27,7 +27,11 @@ What this code relies on about Ray (2.x; checked against 2.60):
    clean-up (removing a half-written output) runs.
 5. ``ray.init(address="HOST:PORT")`` where nothing listens retries for over a minute while
    logging warnings, so :func:`connect` first checks that something answers there.
-6. ``Dataset.map_batches(CallableClass, compute=ray.data.ActorPoolStrategy(size=n),
+6. A driver prints the raylet's messages (a worker died, its task will be retried) on its
+   stdout, even with ``log_to_driver=False``; a command line whose stdout lists the written
+   outputs turns that off with the switch Ray's own debugger uses
+   (``ray._private.worker._worker_logs_enabled``; see :func:`connect`).
+7. ``Dataset.map_batches(CallableClass, compute=ray.data.ActorPoolStrategy(size=n),
    num_gpus=g, batch_size=b)`` constructs the class once per actor (model state and device
    live there) and calls it on batches of rows; ``ray.data.read_binary_files(paths,
    include_paths=True)`` gives one row per file with columns ``bytes`` and ``path``.
@@ -58,11 +62,16 @@ def import_ray():
     return ray
 
 
-def connect(address: str | None):
+def connect(address: str | None, quiet_stdout: bool = False):
     """Connect this process to the Ray cluster at ``address`` (None: Ray's own rule, which is
     RAY_ADDRESS, else a new Ray instance on this machine) unless it is connected already.
+    ``quiet_stdout``: keep Ray's messages off this process's stdout (fact 6).
     Returns the ray module and whether this call connected (so the caller disconnects)."""
     ray = import_ray()
+    if quiet_stdout:
+        from ray._private import worker
+        if hasattr(worker, "_worker_logs_enabled"):  # a private switch: where it is gone, Ray just talks
+            worker._worker_logs_enabled = False
     if ray.is_initialized():
         return ray, False
     _probe(address if address is not None else os.environ.get("RAY_ADDRESS"))

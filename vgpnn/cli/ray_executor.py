@@ -17,15 +17,23 @@ writes the report and prints paths, notices and error lines. The workers only ru
   its outputs, which a killed worker could not (see :func:`vgpnn.video.remove_partials`).
 - A task's notices and written outputs come back in its result; the driver applies them as
   tasks finish, and says an input's notices (with its ``[k/N]`` line) when its last task ends.
-- Ctrl-C or SIGTERM cancels every task (KeyboardInterrupt inside them, so their half-written
-  files go), waits briefly for them, removes what is left and lets the runner finish as it
-  does locally (report, exit 130 or 143).
+- Ctrl-C or SIGTERM stops every task: the driver raises a flag (a small actor, :class:`StopFlag`)
+  that each running task polls; a task that sees it raises KeyboardInterrupt in itself, as
+  Ctrl-C would, so :func:`vgpnn.video.write_video` removes its half-written file, and a task
+  not started yet does nothing. The driver waits briefly for them, removes what is left and
+  lets the runner finish as it does locally (report, exit 130 or 143). Not ``ray.cancel``: in
+  Ray 2.60 cancelling a task at the moment it completes can abort the driver ("Check failed:
+  ... Tried to complete task that was not pending"; ray-project/ray#54846 is the same race),
+  which a Ctrl-C during a batch of thousands of short tasks would hit.
 """
 
 from __future__ import annotations
 
+import _thread
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +48,75 @@ from .batch import Execution, InputFailure, Job, PlannedOutput, describe_failure
 ray = import_ray()  # without Ray, one line saying how to install it
 
 MAX_RETRIES = 3  # how often Ray runs a task again after its worker died
-CANCEL_GRACE_SECONDS = 10.0  # how long cancelled tasks get to clean up after Ctrl-C
+CANCEL_GRACE_SECONDS = 10.0  # how long stopped tasks get to clean up after Ctrl-C
+STOP_POLL_SECONDS = 1.0  # how often a running task asks whether the driver was interrupted
+
+
+class StopFlag:
+    """Raised by the driver on Ctrl-C or SIGTERM; polled by the tasks (run as a Ray actor, whose
+    methods run one at a time, so ``begin`` and ``stop`` cannot interleave)."""
+
+    def __init__(self):
+        self.stopped = False
+        self.running: set[int] = set()  # tasks that have begun
+
+    def begin(self, task: int) -> bool:
+        """Whether task number ``task`` may start (it is then counted as running)."""
+        if not self.stopped:
+            self.running.add(task)
+        return not self.stopped
+
+    def stop(self) -> list[int]:
+        """Raise the flag; the tasks that have begun, which the driver waits for. Tasks queued
+        behind them will not begin, so no one has to wait for their workers to start."""
+        self.stopped = True
+        return sorted(self.running)
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+
+class _StopWatch:
+    """Polls the driver's :class:`StopFlag` while ``make`` runs in this worker's main thread, and
+    interrupts it, like Ctrl-C, once the flag is up or the driver (with its actor) is gone."""
+
+    def __init__(self, flag):
+        self.lock = threading.Lock()
+        self.active = True  # make is still running: an interrupt lands in it
+        self.interrupted = False  # the watcher sent its one SIGINT
+        self.delivered = False  # and it has been raised
+        self.closed = threading.Event()
+        # Ray's workers ignore SIGINT; while this task runs, SIGINT raises KeyboardInterrupt.
+        self.previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.thread = threading.Thread(target=self._watch, args=(flag,), daemon=True)
+        self.thread.start()
+
+    def _watch(self, flag) -> None:
+        while not self.closed.wait(STOP_POLL_SECONDS):
+            try:
+                stop = ray.get(flag.is_set.remote())
+            except ray.exceptions.RayActorError:
+                stop = True  # the driver is gone
+            except ray.exceptions.RayError:
+                continue
+            if stop:
+                with self.lock:
+                    if self.active:
+                        self.interrupted = True
+                        # As if SIGINT had come (a real one does not reach a Ray worker's main
+                        # thread): KeyboardInterrupt at the next Python step of the work.
+                        _thread.interrupt_main()
+                return
+
+    def close(self) -> None:
+        with self.lock:
+            self.active = False
+        self.closed.set()
+        try:
+            if self.interrupted and not self.delivered:
+                time.sleep(5)  # the interrupt is on its way: let it arrive here, in the caller's try
+        finally:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 @dataclass(frozen=True)
@@ -57,16 +133,21 @@ class TaskJob:
 @dataclass
 class TaskResult:
     written: list[tuple[int, dict, float]] = field(default_factory=list)  # (index, record, seconds since start)
+    stopped: bool = False  # the driver was interrupted: the task stopped (or never started)
     notices: list[tuple[str, bool]] = field(default_factory=list)  # (text, said once per run)
     error: str | None = None  # the input's one-line failure, if it failed
     details: str | None = None  # the traceback, for a bug
 
 
-def make_outputs(make: Callable[[Job], None], task: TaskJob, numeric: dict[str, int]) -> TaskResult:
-    """Run ``make`` for ``task`` in a Ray worker and say how it went."""
+def make_outputs(make: Callable[[Job], None], task: TaskJob, numeric: dict[str, int], stop_flag,
+                 number: int) -> TaskResult:
+    """Run ``make`` for ``task`` (the driver's task ``number``) in a Ray worker and say how it went."""
+    result = TaskResult()
+    if not ray.get(stop_flag.begin.remote(number)):
+        result.stopped = True  # queued when the driver was interrupted: nothing to do
+        return result
     use_numeric_settings(numeric)
     started = time.perf_counter()
-    result = TaskResult()
     import torch
     # Which node made an output, and with which settings: for auditing a run on many machines.
     node = {"id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
@@ -82,9 +163,16 @@ def make_outputs(make: Callable[[Job], None], task: TaskJob, numeric: dict[str, 
               say=lambda text: result.notices.append((text, False)), written=written,
               say_once=lambda text: result.notices.append((text, True)))
     try:
-        make(job)
+        watch = _StopWatch(stop_flag)
+        try:
+            make(job)
+        except KeyboardInterrupt:
+            watch.delivered = True
+            raise
+        finally:
+            watch.close()
     except KeyboardInterrupt:
-        raise  # cancelled: Ray records it as such
+        result.stopped = True  # write_video has removed the file it was writing
     except Exception as error:
         failure = describe_failure(error)
         result.error, result.details = failure.message, failure.details
@@ -110,6 +198,9 @@ class RayExecutor:
         self.numeric = numeric_settings()
         self.pending: dict[ray.ObjectRef, tuple[_Progress, TaskJob]] = {}
         self.finished_inputs = 0
+        self.numbers: list[ray.ObjectRef] = []  # task number -> its result
+        # No CPU reserved: it answers a call now and then, and must not wait for a free CPU.
+        self.stop_flag = self.ray.remote(num_cpus=0)(StopFlag).remote()
 
     def close(self) -> None:
         if self.connected:
@@ -136,7 +227,9 @@ class RayExecutor:
             progress = _Progress(item, tasks=len(chunks))
             for todo in chunks:
                 task = TaskJob(job.source, job.outputs, todo, job.preview, job.overwrite)
-                self.pending[remote.remote(make, task, self.numeric)] = (progress, task)
+                ref = remote.remote(make, task, self.numeric, self.stop_flag, len(self.numbers))
+                self.numbers.append(ref)
+                self.pending[ref] = (progress, task)
         batch._write_report()
         outputs = sum(len(task.todo) for _, task in self.pending.values())
         bar = tqdm(total=outputs, unit="clip", desc="variations", leave=True,
@@ -194,15 +287,16 @@ class RayExecutor:
             batch.finish(item)
 
     def _cancel(self) -> None:
-        """Cancel every task, let them remove their temporaries, then remove what is left."""
-        refs = list(self.pending)
-        for ref in refs:
-            try:
-                self.ray.cancel(ref)
-            except Exception:  # already finished, or the cluster is going away with us
-                pass
+        """Stop every task, let them remove their temporaries, then remove what is left."""
         try:
-            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS)
+            running = self.ray.get(self.stop_flag.stop.remote(), timeout=CANCEL_GRACE_SECONDS)
+        except Exception:  # the cluster is going away with us: its tasks go with it
+            running = []
+        # The tasks that have begun, and any that had ended unseen: what may have written outputs.
+        refs = {self.numbers[number] for number in running} & set(self.pending)
+        try:
+            refs |= set(self.ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)[0])
+            ready = self.ray.wait(list(refs), num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS)[0] if refs else []
         except Exception:
             ready = []
         for ref in ready:  # outputs finished before the cancel reached them are in the report

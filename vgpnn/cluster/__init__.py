@@ -23,8 +23,11 @@ What this code relies on about Ray (2.x; checked against 2.60):
 3. A task whose worker process dies (killed, out of memory) is run again, up to
    ``max_retries`` times; an exception the task raises is not retried (``retry_exceptions``
    is off by default), which is what we want: our errors are the input's, not the worker's.
-4. ``ray.cancel(ref)`` raises KeyboardInterrupt inside a running task, so the task's own
-   clean-up (removing a half-written output) runs.
+4. A worker process ignores SIGINT, and a signal sent to it does not reach the task's Python
+   code; ``_thread.interrupt_main()`` from another thread of the task does raise
+   KeyboardInterrupt in the task, at its next Python step. (``ray.cancel`` is avoided: in
+   2.60, cancelling a task just as it completes can abort the driver with "Check failed:
+   ... Tried to complete task that was not pending".)
 5. ``ray.init(address="HOST:PORT")`` where nothing listens retries for over a minute while
    logging warnings, so :func:`connect` first checks that something answers there.
 6. A driver prints the raylet's messages (a worker died, its task will be retried) on its

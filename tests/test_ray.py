@@ -41,7 +41,9 @@ def _session_processes(session_ids: set[int]) -> list[int]:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) in session_ids:  # fields after the name: state, ppid, pgrp, session
+        # Fields after the name: state, ppid, pgrp, session. A zombie is dead already (only
+        # not yet reaped, where the container's first process does not reap orphans).
+        if int(fields[3]) in session_ids and fields[0] != "Z":
             found.append(int(entry))
     return found
 
@@ -86,9 +88,10 @@ class Cluster:
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
+        deadline = time.monotonic() + 15
         for process in self.processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
         for pid in _session_processes(sessions):  # anything left behind: killed, ours only

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
 from tqdm import tqdm
 
 from ..cluster import connect, import_ray, numeric_settings, use_numeric_settings, worker_environment
@@ -148,7 +149,6 @@ def make_outputs(make: Callable[[Job], None], task: TaskJob, numeric: dict[str, 
         return result
     use_numeric_settings(numeric)
     started = time.perf_counter()
-    import torch
     # Which node made an output, and with which settings: for auditing a run on many machines.
     node = {"id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
             "threads": torch.get_num_threads()}

@@ -85,7 +85,7 @@ def run_generate(args, output: Path, env: dict, variations: int, extra: list[str
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[:3000]}")
     return seconds, json.loads(report.read_text())
 
 

@@ -37,7 +37,11 @@ What this code relies on about Ray (2.x; checked against 2.60):
 7. ``Dataset.map_batches(CallableClass, compute=ray.data.ActorPoolStrategy(size=n),
    num_gpus=g, batch_size=b)`` constructs the class once per actor (model state and device
    live there) and calls it on batches of rows; ``ray.data.read_binary_files(paths,
-   include_paths=True)`` gives one row per file with columns ``bytes`` and ``path``.
+   include_paths=True)`` gives one row per file with columns ``bytes`` and ``path``. The
+   read tasks need CPUs of their own: actors holding every CPU of the cluster stall it.
+8. ``ray.init`` installs a SIGTERM handler in the driver, and an exception raised by a signal
+   handler during ``ray.wait`` comes out as a plain KeyboardInterrupt; the batch runner installs
+   its own handler after connecting and also notes the signal it received (``batch.py``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class LocalCluster:
                   "--node-ip-address", "127.0.0.1", "--object-store-memory", "200000000"]
         for number in range(nodes):
             role = (["--head", "--port", self.address.rsplit(":", 1)[1], "--include-dashboard=false",
-                     "--temp-dir", str(folder / "ray")] if number == 0 else ["--address", self.address])
+                     "--temp-dir", str(folder / "ray-temp")] if number == 0 else ["--address", self.address])
             log = folder / f"node{number}.log"
             self.processes.append(subprocess.Popen(["ray", "start", "--block", *role, *limits], env=env,
                                                    stdout=open(log, "w"), stderr=subprocess.STDOUT,
@@ -111,8 +111,8 @@ def main() -> None:
     rows = []
     try:
         if not args.no_local:
-            run_generate(args, folder / "warm", env, 1, [])
-            seconds, _ = run_generate(args, folder / "local", env, args.variations, [])
+            run_generate(args, folder / "out-warm", env, 1, [])
+            seconds, _ = run_generate(args, folder / "out-local", env, args.variations, [])
             rows.append(("here, no Ray (one process)", seconds))
         if args.device == "cpu":
             configurations = [(f"Ray, {n} node{'s' * (n > 1)} x {args.cpus_per_node:g} CPU", n, args.cpus_per_node, 0,
@@ -125,14 +125,16 @@ def main() -> None:
             cluster = LocalCluster(nodes, cpus, gpus, env, folder)
             try:
                 options = ["--executor", "ray", "--ray-address", cluster.address, *extra]
-                run_generate(args, folder / "warm", env, max(2, nodes), options)
-                seconds, report = run_generate(args, folder / "ray", env, args.variations, options)
+                run_generate(args, folder / "out-warm", env, max(2, nodes), options)
+                seconds, report = run_generate(args, folder / "out-ray", env, args.variations, options)
             finally:
                 cluster.stop()
             used = len({record["node"]["id"] for record in report["records"]})
             rows.append((f"{label} ({used} used)", seconds))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        print(f"logs kept in {folder}", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
 
     import torch
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{os.cpu_count()} CPU cores"

@@ -99,6 +99,9 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + 10
+        while _session_processes(sessions) and time.monotonic() < deadline:
+            time.sleep(0.1)  # SIGKILL takes effect soon, not at once
 
 
 @pytest.fixture(scope="session")

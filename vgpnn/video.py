@@ -1107,9 +1107,16 @@ def _partial_name(target: Path, suffix: str) -> Path:
     return target.with_name(f"{_partial_prefix(target)}.partial-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
 
-def _remove_stale_partials(target: Path) -> None:
+def remove_partials(target: str | os.PathLike) -> None:
+    """Delete every temporary of ``target``, whether its writer runs or not. Only for a caller
+    that knows nothing writes ``target`` any more: a cluster's driver once the task that wrote
+    it has ended, where a process id from another machine says nothing about this one's."""
+    _remove_stale_partials(Path(target), any_writer=True)
+
+
+def _remove_stale_partials(target: Path, any_writer: bool = False) -> None:
     """Delete temporaries of ``target`` left by writers that no longer run (see module notes)."""
-    if os.name != "posix":
+    if os.name != "posix" and not any_writer:
         return
     pattern = re.compile(rf"{re.escape(_partial_prefix(target))}\.partial-(\d+)-[0-9a-f]{{8}}")
     try:
@@ -1118,7 +1125,7 @@ def _remove_stale_partials(target: Path) -> None:
         return
     for entry in entries:
         match = pattern.match(entry.name)
-        if match is None or _process_exists(int(match.group(1))):
+        if match is None or (not any_writer and _process_exists(int(match.group(1)))):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

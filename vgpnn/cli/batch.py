@@ -35,10 +35,15 @@ What the runner guarantees, so no command has to:
    it holds one record per output (see README).
 6. With several inputs a summary line ends the run; the exit status is 1 if any input failed.
    Each written output's path goes to stdout; a reader that closes it ends that list only.
+7. With ``--executor ray`` the checks of 1-3 still run here, in the same order, and ``make``
+   runs in Ray tasks instead (see :mod:`vgpnn.cli.ray_executor`); what the user sees (outputs,
+   report, error lines, summary, exit status) is the same, in the order tasks finish.
 
 ``make`` must raise rather than print for failures, write each output with
 ``overwrite=job.overwrite`` (the runner has already decided about existing files) and the
-preview, if asked for, at ``job.preview`` with ``overwrite=True``.
+preview, if asked for, at ``job.preview`` with ``overwrite=True``. It must be picklable
+(cloudpickle: closures are fine) and touch nothing of the driver but ``job``, since with
+``--executor ray`` it runs in another process, possibly on another machine.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -91,6 +97,17 @@ class PlannedOutput:
 
 
 @dataclass(frozen=True)
+class Execution:
+    """Where ``make`` runs (``--executor`` and the Ray options)."""
+
+    executor: str = "local"  # local: here, one input after another; ray: Ray tasks
+    ray_address: str | None = None  # the cluster; None: Ray's own rule (RAY_ADDRESS, else a new local instance)
+    gpus_per_task: float = 0.0  # GPUs each task reserves (fractions share one)
+    cpus_per_task: float = 1.0  # CPUs each task reserves
+    outputs_per_task: int = 1  # outputs of one input a task makes (the command's --batch-size)
+
+
+@dataclass(frozen=True)
 class BatchSettings:
     """What the shared options asked for."""
 
@@ -102,6 +119,7 @@ class BatchSettings:
     report: Path | None = None  # --report FILE.json
     preview: str | None = None  # --preview FILE.png (fields {name}, {file}, {parent})
     parameters: dict = field(default_factory=dict)  # every parameter that shapes an output
+    execution: Execution = Execution()  # where ``make`` runs
 
 
 @dataclass
@@ -115,6 +133,15 @@ class Job:
     overwrite: bool  # pass to write_video for the outputs
     say: Callable[[str], None]  # a notice on stderr (silent with -q)
     written: Callable[[int, dict], None]  # call right after outputs[i] is complete, with its record
+    say_once: Callable[[str], None] | None = None  # a notice said once per run, not once per input
+
+
+class InputFailure(Exception):
+    """How one input failed: the line the user sees and, for a bug, the traceback."""
+
+    def __init__(self, message: str, details: str | None = None):
+        super().__init__(message)
+        self.message, self.details = message, details
 
 
 class Terminated(KeyboardInterrupt):
@@ -146,12 +173,19 @@ class _Batch:
         self.writable: set[Path] = set()  # folders already found writable
         self.inputs_by_path: dict[str, Path] = {}  # absolute path -> the input as given
         self.stdout_open = True  # False once the reader of stdout has gone
+        self.said_once: set[str] = set()
+        self.cluster = None  # the RayExecutor with --executor ray
 
     # -- output ---------------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
         if not self.settings.quiet:
             tqdm.write(text, file=sys.stderr)
+
+    def say_once(self, text: str) -> None:
+        if text not in self.said_once:
+            self.said_once.add(text)
+            self.say(text)
 
     def print_path(self, path: Path) -> None:
         """Each written output on stdout, at once, for scripts that read them as they come. A
@@ -188,10 +222,16 @@ class _Batch:
         for item in inputs:
             item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
             self.records.extend(item.records)
+        if self.settings.execution.executor == "ray":
+            from .ray_executor import RayExecutor  # imports ray: only when asked for
+            self.cluster = RayExecutor(self, self.settings.execution)  # connects, or fails in one line
+        cluster = self.cluster
         self._write_report()  # so that even a run killed outright leaves its plan behind
         previous_term = _catch_sigterm()
         try:
-            for number, item in enumerate(inputs, start=1):
+            if cluster is not None:
+                cluster.run(inputs)
+            for number, item in enumerate(inputs if cluster is None else [], start=1):
                 if len(inputs) > 1:
                     self.say(f"[{number}/{len(inputs)}] {item.source}")
                 self._process(item)
@@ -205,9 +245,14 @@ class _Batch:
                     record["status"] = "interrupted"
             tqdm.write(f"interrupted; no partial output was left behind ({self.counts['written']} outputs "
                        "written; rerun with --skip-existing to go on)", file=sys.stderr)
-            code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+            # Ray's blocking calls turn an exception raised by a signal handler into a plain
+            # KeyboardInterrupt, so what was received is also kept aside.
+            terminated = isinstance(interrupt, Terminated) or _SIGTERM_RECEIVED.is_set()
+            code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         finally:
             _restore_sigterm(previous_term)
+            if cluster is not None:
+                cluster.close()
         self._write_report()
         if len(inputs) > 1 and (self.counts["failed"] or not self.settings.quiet) and self.status != "interrupted":
             tqdm.write(self._summary(len(inputs)), file=sys.stderr)
@@ -258,6 +303,21 @@ class _Batch:
         self.inputs_by_path = {os.path.abspath(item.source): item.source for item in inputs}
 
     def _process(self, item: _Input) -> None:
+        job = self.start(item)
+        if job is None:
+            return
+        try:
+            self.make(job)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # MemoryError and CUDA's out-of-memory error are Exceptions too
+            self.fail(item, describe_failure(error))
+            return
+        self.finish(item)
+
+    def start(self, item: _Input) -> Job | None:
+        """Run the checks of rule 3 and mark the records; the job to make, or None when the input
+        is skipped or has failed (said and counted)."""
         records = item.records
         try:
             if item.error is not None:
@@ -271,55 +331,56 @@ class _Batch:
                     record["status"] = "skipped"
                 self.counts["skipped"] += 1
                 self.say(f"skipped: every output of '{item.source}' exists (--skip-existing)")
-                return
+                return None
             self._check_writable(item, todo)
-            for index in todo:
-                records[index]["status"] = "running"
-            for index, record in enumerate(records):
-                if index not in todo:
-                    record["status"] = "skipped"
-            started = time.perf_counter()
-
-            def written(index: int, fields: dict) -> None:
-                records[index].update(fields)
-                records[index]["status"] = "written"
-                records[index]["seconds_since_input_start"] = round(time.perf_counter() - started, 3)
-                self.counts["written"] += 1
-                self.print_path(item.outputs[index].path)
-
-            self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite,
-                          self.say, written))
-            unfinished = [r for r in records if r["status"] == "running"]
-            if unfinished:
-                raise AssertionError(f"{len(unfinished)} planned outputs were not reported as written")
-            self.counts["done"] += 1
         except KeyboardInterrupt:
             raise
-        except (VgpnnError, _InputFailed) as error:
-            self._fail(item, records, cli_message(error))
-        except (MemoryError, torch.cuda.OutOfMemoryError):
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            self._fail(item, records, "out of memory; use a smaller --size, fewer --max-frames or a "
-                                      "smaller --batch-size")
-        except Exception as error:  # a bug: one input must not sink a batch of a thousand
-            details = traceback.format_exc()
-            if os.environ.get("VGPNN_DEBUG"):
-                tqdm.write(details, file=sys.stderr)
-            self._fail(item, records, f"internal error ({type(error).__name__}: {error}); this is a bug "
-                                      "in vgpnn, please report it (VGPNN_DEBUG=1 prints the traceback)",
-                       details)
+        except Exception as error:
+            self.fail(item, describe_failure(error))
+            return None
+        for index in todo:
+            records[index]["status"] = "running"
+        for index, record in enumerate(records):
+            if index not in todo:
+                record["status"] = "skipped"
+        started = time.perf_counter()
 
-    def _fail(self, item: _Input, records: list[dict], message: str, details: str | None = None) -> None:
-        for record in records:
+        def written(index: int, fields: dict) -> None:
+            self.written(item, index, fields, time.perf_counter() - started)
+
+        return Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite, self.say, written,
+                   self.say_once)
+
+    def written(self, item: _Input, index: int, fields: dict, seconds: float) -> None:
+        """outputs[index] of ``item`` is complete, ``seconds`` after its work started."""
+        record = item.records[index]
+        record.update(fields)
+        record["status"] = "written"
+        record["seconds_since_input_start"] = round(seconds, 3)
+        self.counts["written"] += 1
+        self.print_path(item.outputs[index].path)
+
+    def finish(self, item: _Input) -> None:
+        """Every output ``make`` was asked for is written."""
+        unfinished = [r for r in item.records if r["status"] == "running"]
+        if unfinished:
+            self.fail(item, describe_failure(AssertionError(
+                f"{len(unfinished)} planned outputs were not reported as written")))
+            return
+        self.counts["done"] += 1
+
+    def fail(self, item: _Input, failure: InputFailure) -> None:
+        """``item`` failed: its unfinished records say why, and so does one line on stderr."""
+        if failure.details and os.environ.get("VGPNN_DEBUG"):
+            tqdm.write(failure.details, file=sys.stderr)
+        for record in item.records:
             if record["status"] in ("running", "not run"):
                 record["status"] = "failed"
-                record["error"] = message
-                if details:
-                    record["traceback"] = details
+                record["error"] = failure.message
+                if failure.details:
+                    record["traceback"] = failure.details
         self.counts["failed"] += 1
-        self.fail_line(item.source, message)
+        self.fail_line(item.source, failure.message)
 
     def _check_not_inputs(self, item: _Input) -> None:
         own = os.path.abspath(item.source)
@@ -405,11 +466,30 @@ class _Batch:
             "argv": sys.argv[1:], "cwd": os.getcwd(), "inputs": list(self.settings.specs),
             "started": self.started, "finished": _now(), "status": self.status,
             "summary": dict(self.counts), "parameters": self.settings.parameters,
+            **({"execution": self.cluster.report_fields()} if self.cluster is not None else {}),
             "records": self.records}, overwrite=True)
 
 
 class _InputFailed(Exception):
     """A check of the runner failed for one input."""
+
+
+def describe_failure(error: Exception) -> InputFailure:
+    """The one line (and, for a bug, the traceback) that an exception out of one input's work
+    becomes; the same here and in a Ray worker."""
+    if isinstance(error, InputFailure):
+        return error
+    if isinstance(error, (VgpnnError, _InputFailed)):
+        return InputFailure(cli_message(error))
+    if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return InputFailure("out of memory; use a smaller --size, fewer --max-frames or a smaller --batch-size")
+    # A bug: one input must not sink a batch of a thousand.
+    return InputFailure(f"internal error ({type(error).__name__}: {error}); this is a bug in vgpnn, please "
+                        "report it (VGPNN_DEBUG=1 prints the traceback)",
+                        "".join(traceback.format_exception(error)))
 
 
 def _preview_path(template: str, source: Path, several: bool) -> Path:
@@ -455,9 +535,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+_SIGTERM_RECEIVED = threading.Event()
+
+
 def _catch_sigterm():
     """Make SIGTERM raise :class:`Terminated` (only possible in the main thread)."""
+    _SIGTERM_RECEIVED.clear()
+
     def handler(signum, frame):
+        _SIGTERM_RECEIVED.set()
         raise Terminated()
     try:
         return signal.signal(signal.SIGTERM, handler)

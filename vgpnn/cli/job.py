@@ -63,12 +63,11 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
                 plan_clip: Callable[[Clip], Plan], synthesise: Synthesise) -> None:
     """Run the command over every input and exit with the batch's status."""
     options = settings.shared
-    torch_device = resolve_device(options.device)
+    # Resolved here, so a device this machine lacks is a usage error before any work; on Ray, in
+    # each task: the device is the worker's, and the driver may have no GPU at all.
+    local_device = resolve_device(options.device) if options.executor == "local" else None
     seed = options.first_seed if options.first_seed is not None else secrets.randbelow(2**31 - options.variations)
     seeds = [seed + i for i in range(options.variations)]
-    # Said once, when the first input has been read: an input that fails says only its error.
-    announce = [f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
-                + f"; device {torch_device}"]
     parameters = config_record(config) | settings.parameters | {
         "variations": options.variations, "seed": seed, "batch_size": options.batch_size,
         "size": options.short_side or "native", "max_frames": options.max_frames,
@@ -96,14 +95,16 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
 
     def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
+        torch_device = local_device or resolve_device(options.device)
         if settings.engine_memory:
             refuse_if_too_big(source, options.short_side, options.start_frame, options.max_frames,
                               torch_device, min(options.batch_size, len(job.todo)), config)
         clip = read_clip(source, short_side=options.short_side, start_frame=options.start_frame,
                          max_frames=options.max_frames or None)
         read_seconds = time.perf_counter() - started
-        while announce:
-            job.say(announce.pop())
+        # Said once, when the first input has been read: an input that fails says only its error.
+        job.say_once(f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
+                     + f"; device {torch_device}")
         _notices(job.say, clip, settings, job.source)
         clip_plan = plan_clip(clip)
         for note in clip_plan.notes:
@@ -144,7 +145,7 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
 
     batch = BatchSettings(settings.command, settings.inputs, options.overwrite, options.skip_existing,
                           options.quiet, options.report, None if options.preview is None else str(options.preview),
-                          parameters)
+                          parameters, options.execution)
     sys.exit(run_batch(batch, plan, make))
 
 

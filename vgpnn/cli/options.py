@@ -203,6 +203,38 @@ def variation_options(command=None, *, faithful: bool = False):
     return decorate if command is None else decorate(command)
 
 
+EXECUTORS = ("local", "ray")
+
+
+def parse_ray_address(ctx, param, value):
+    if value is not None and not value.strip():
+        raise click.BadParameter("expected a Ray address such as 'auto', 'HOST:PORT' or 'ray://HOST:10001', got ''")
+    return value
+
+
+def executor_options(command=None):
+    """Where the batch runs: here, one input after another, or as tasks on a Ray cluster."""
+    options = [
+        click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+                     help="local: run here, one input after another. ray: run each input's outputs as Ray "
+                          "tasks on a cluster (pip install \"vgpnn[ray]\"); outputs, report and exit status "
+                          "are the same as a local run's."),
+        click.option("--ray-address", default=None, callback=parse_ray_address, metavar="ADDRESS",
+                     help="The Ray cluster for --executor ray: 'auto', HOST:PORT or ray://HOST:PORT "
+                          "[default: Ray's own rule: RAY_ADDRESS, else a new Ray instance on this machine]."),
+        click.option("--gpus-per-task", type=FiniteFloat(min=0), default=0.0, show_default=True,
+                     help="GPUs each Ray task reserves; a fraction lets tasks share one (0.25: four per GPU)."),
+        click.option("--cpus-per-task", type=FiniteFloat(min=0), default=1.0, show_default=True,
+                     help="CPUs each Ray task reserves."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
+
+
 @dataclass(frozen=True)
 class SharedOptions:
     """What the options every synthesising command shares asked for, one field per option (the
@@ -230,6 +262,10 @@ class SharedOptions:
     report: Path | None  # --report
     preview: Path | None  # --preview
     skip_existing: bool  # --skip-existing
+    executor: str  # --executor: local or ray
+    ray_address: str | None  # --ray-address; None: Ray's own rule
+    gpus_per_task: float  # --gpus-per-task
+    cpus_per_task: float  # --cpus-per-task
     variation_noise: float | None = None  # the command's rule: see synthesis_command_options
 
     @property
@@ -254,15 +290,34 @@ class SharedOptions:
                       else default_noise if self.varied else 0.0)
         return SynthesisConfig(**(fields | overrides))
 
+    @property
+    def execution(self) -> "Execution":
+        from .batch import Execution
+        return Execution(self.executor, self.ray_address, self.gpus_per_task, self.cpus_per_task, self.batch_size)
+
 
 _SHARED_FIELDS = tuple(name for name in SharedOptions.__dataclass_fields__ if name != "variation_noise")
+
+
+def _check_executor_options(options: dict) -> None:
+    """Ray options without --executor ray would be ignored without a word; --device cuda on Ray
+    needs a GPU per task, since Ray hides the GPUs from a task that reserves none."""
+    context = click.get_current_context()
+    if options["executor"] != "ray":
+        for name in ("ray_address", "gpus_per_task", "cpus_per_task"):
+            if context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name.replace('_', '-')} applies to --executor ray only; add "
+                                       "--executor ray or leave it out")
+    elif options["device"] == "cuda" and options["gpus_per_task"] == 0:
+        raise click.UsageError("--device cuda with --executor ray needs --gpus-per-task (e.g. 1, or 0.25 for four "
+                               "tasks per GPU): Ray shows no GPU to a task that reserves none")
 
 
 def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
                               variation_noise: float | None = None, default_short_side: int | None = DEFAULT_SHORT_SIDE,
                               default_max_frames: int = DEFAULT_MAX_FRAMES):
     """Everything a synthesising command shares, in one decorator: variations and seeds, working
-    size, method knobs, outputs, --skip-existing, and one-line errors with exit codes. The
+    size, method knobs, outputs, --skip-existing, the executor, and one-line errors with exit codes. The
     command receives them as one ``shared`` argument, a :class:`SharedOptions`.
     ``default_name``: the command's output names in a folder, for the help. ``variation_noise``:
     None for a command that always adds the default noise (a random seed when none is given);
@@ -275,12 +330,13 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
     def decorate(command):
         @functools.wraps(command)
         def with_shared(**kwargs):
+            _check_executor_options(kwargs)
             shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_FIELDS},
                                    variation_noise=variation_noise)
             return command(shared=shared, **kwargs)
 
         decorated = fail_cleanly(with_shared)
-        for option in (skip_existing_option, output_options(default_name=default_name),
+        for option in (executor_options, skip_existing_option, output_options(default_name=default_name),
                        method_options(variation_noise=variation_noise),
                        working_size_options(size_alias=size_alias, default_short_side=default_short_side,
                                             default_max_frames=default_max_frames),

@@ -10,6 +10,8 @@ Python API::
     shape = plan_target_shape(clip.frames.shape[:3], clip.fps, TargetRequest(aspect=(9, 16), time_scale=2))
     looped = retarget(clip.frames, shape, options=RetargetOptions(loop=True))[0]
 
+    longer = extend(clip.frames, 3 * len(clip.frames))[0]  # the clip, then twice as much more
+
 The names are imported when first used, so ``import vgpnn`` and the video I/O layer
 (``vgpnn.video``: read_clip, write_video, probe_clip) work without torch, numba or faiss;
 only synthesis needs them.
@@ -26,6 +28,7 @@ _EXPORTS = {
     "generate": "apps.generate", "GenerateOptions": "apps.generate",
     "retarget": "apps.retarget", "RetargetOptions": "apps.retarget", "TargetRequest": "apps.retarget",
     "plan_target_shape": "apps.retarget",
+    "extend": "apps.extend", "ExtendOptions": "apps.extend",
     "SynthesisConfig": "config", "synthesize": "synthesis",
     "read_clip": "video", "write_video": "video", "probe_clip": "video", "Clip": "video",
     "VgpnnError": "errors", "InputError": "errors", "OutputError": "errors", "ConfigError": "errors",

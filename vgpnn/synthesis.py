@@ -11,7 +11,8 @@ knows no application. Step by step:
    since coarser levels leave little but the frame's edges to copy from.
 3. Start: the plan's coarsest guess (by default the first source resized to the target's
    coarsest shape); free voxels, where some are fixed, start from a smooth fill grown from the
-   fixed ones around them; plus seeded Gaussian noise (only on free voxels).
+   fixed ones around them, or from the guess itself when the target asks for it
+   (``Target.free_start``); plus seeded Gaussian noise (only on free voxels).
 4. At each level, from coarse to fine:
    queries Q = the previous level's output upscaled to this level's target shape,
    keys K    = the previous source level upscaled to this level's source shape (as blurry as Q),
@@ -96,7 +97,9 @@ def synthesize(plan: SynthesisPlan, progress: ProgressCallback | None = None) ->
     output = levels.start_guess(first)[None].repeat(len(seeds), 1, 1, 1, 1)
     free = levels.free(first.level)
     if free is not None:
-        output = fill_free(torch.where(free, output, levels.fixed(first.level)), free)
+        output = torch.where(free, output, levels.fixed(first.level))
+        if target.free_start == "fill":
+            output = fill_free(output, free)
     if config.noise_sigma > 0:
         noise = draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
         output = output + (noise if free is None else noise * free)

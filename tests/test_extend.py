@@ -1,8 +1,10 @@
 """Extension: the input's frames unchanged, the new frames after (or before) them, windows of bounded
-size, no jump at the junction, seeds, and `vgpnn extend` end to end (length, fps, errors)."""
+size, no jump at the junction, seeds, and `vgpnn extend` end to end (length, fps, audio, errors)."""
 
 from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -176,3 +178,22 @@ def test_cli_refuses_a_still_image(tmp_path, cli):
     assert result.exit_code == 1
     assert error_lines(result) == [f"error: {image}: cannot extend a still image: there is no motion to go on "
                                    "with; expected a video of at least 3 frames"]
+
+
+BUNNY = Path(__file__).resolve().parents[2] / "shared" / "clips" / "bunny_audio.mp4"
+
+
+@pytest.mark.skipif(not BUNNY.exists(), reason="needs the shared clip with audio")
+def test_audio_stays_under_the_input_frames_forward_and_is_dropped_backward(tmp_path, cli):
+    voiced = write_video(tmp_path / "voiced.mp4", panning_clip(), Fraction(10), audio_from=BUNNY)
+    forward = cli("extend", voiced, "--frames", 20, "-o", tmp_path / "forward.mp4", *FAST)
+    backward = cli("extend", voiced, "--frames", 20, "--backward", "-o", tmp_path / "backward.mp4", *FAST)
+    assert forward.exit_code == 0 and backward.exit_code == 0
+    with av.open(str(tmp_path / "forward.mp4")) as container:
+        audio = container.streams.audio[0]
+        packets = [p for p in container.demux(audio) if p.pts is not None]
+        # The input's 1 s of sound, cut where the input's frames end; silence under the new ones.
+        assert 0.9 <= float(max(p.pts + p.duration for p in packets) * audio.time_base) <= 1.1
+    with av.open(str(tmp_path / "backward.mp4")) as container:
+        assert len(container.streams.audio) == 0
+    assert "audio not copied: with --backward" in backward.stderr

@@ -140,7 +140,8 @@ def window_seed(seed: int, window: int) -> int:
 
 
 def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torch.Tensor, windows: WindowPlan,
-                length: int, config: SynthesisConfig, seed: int, progress: ProgressCallback | None) -> tuple[np.ndarray, list[LevelRecord]]:
+                length: int, config: SynthesisConfig, seed: int,
+                progress: ProgressCallback | None) -> tuple[np.ndarray, list[LevelRecord]]:
     """One output, window by window: (length, H, W, 3) uint8 in ``ordered``'s time order."""
     count, context = ordered.shape[0], windows.context
     result = np.empty((length, *ordered.shape[1:]), dtype=np.uint8)

@@ -69,6 +69,12 @@ def measure(clip: np.ndarray, out: np.ndarray, plain_coherence: float) -> dict:
             "coherence": coherence(as_tensor(out[count - 2:]), as_tensor(clip)) / plain_coherence}
 
 
+def _row(row) -> str:
+    name, job, size, windows, f, seconds = row
+    return (f"| {name} | {job} | {size} | {windows} | {f['kept']} | {f['junction']:.2f} | {f['worst']:.2f} "
+            f"| {f['motion']:.2f} | {f['coherence']:.2f} | {seconds:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clips", nargs="+", type=Path)
@@ -101,6 +107,7 @@ def main() -> None:
             figures = measure(clip.frames, out, plain_coherence)
             rows.append((path.name, f"{factor:g}x", f"{width}x{height}x{frames}->{length}",
                          window_plan(frames, length, config).windows, figures, seconds))
+            print(_row(rows[-1]), file=sys.stderr, flush=True)  # as it comes: a long run can be read early
             sheet.append(out[frames:])
         if args.sheet is not None and number == 0:
             write_video(args.sheet, contact_sheet(sheet), None, overwrite=True)
@@ -109,9 +116,8 @@ def main() -> None:
     print(f"\n| clip | extension | WxHxT | windows | kept | junction | worst | motion | coherence vs variation "
           f"| seconds ({device.type}) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, job, size, windows, f, seconds in rows:
-        print(f"| {name} | {job} | {size} | {windows} | {f['kept']} | {f['junction']:.2f} | {f['worst']:.2f} "
-              f"| {f['motion']:.2f} | {f['coherence']:.2f} | {seconds:.1f} |")
+    for row in rows:
+        print(_row(row))
 
     if args.long is not None:
         clip = read_clip(args.long, short_side=args.size, max_frames=None)

@@ -197,3 +197,24 @@ def test_audio_stays_under_the_input_frames_forward_and_is_dropped_backward(tmp_
     with av.open(str(tmp_path / "backward.mp4")) as container:
         assert len(container.streams.audio) == 0
     assert "audio not copied: with --backward" in backward.stderr
+
+
+def test_free_voxels_can_start_from_the_guess_rather_than_a_fill():
+    from vgpnn.plan import Source, SynthesisPlan, Target
+    from vgpnn.synthesis import synthesize
+    source = torch.from_numpy(panning_clip(frames=8)).permute(3, 0, 1, 2).float() / 255
+    fixed_mask = torch.zeros(8, 24, 32, dtype=torch.bool)
+    fixed_mask[:2] = True
+    config = SynthesisConfig(noise_sigma=0, iterations=1, coarsest_frames=8)
+
+    def run(free_start):
+        target = Target((8, 24, 32), fixed=source, fixed_mask=fixed_mask, free_start=free_start,
+                        start=lambda coarsest, full, shape, patch: coarsest)  # the source itself
+        return synthesize(SynthesisPlan((Source(source),), target, (0,), config)).videos[0]
+
+    # Started from the source's own frames, the free frames are the source's again; grown from
+    # the 2 fixed frames they start still, and the pan does not come back.
+    assert (run("guess") - source).abs().max() < 1e-5
+    assert (run("fill") - source).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="free_start"):
+        Target((8, 24, 32), free_start="noise")

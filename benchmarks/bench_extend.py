@@ -14,8 +14,11 @@ frames) and extended forward without noise (one faithful continuation). Columns:
   timeline planned, or one pushed a few frames past the junction, shows here);
 - motion: the new frames' mean frame-to-frame change over the input's;
 - coherence: of the new frames (with the last 2 input frames, so patches across the junction
-  count) against the input (vgpnn/metrics.py; lower is better), over that of a plain variation
-  of the clip (`generate`, seed 0);
+  count) against the input (vgpnn/metrics.py; lower is better), and in brackets over that of a
+  plain variation of the clip (`generate`, seed 0);
+- replay's coherence: the same for the input played again from its first frame after its last
+  (a hard cut at every end), the naive continuation; patches across a cut are far from any
+  source patch, so this metric punishes every jump, and a plain variation has none;
 - seconds: the extension alone (no decoding or encoding).
 ``--long CLIP`` also extends all of that clip's frames by ``--long-seconds`` and reports the
 time and, on a GPU, the peak memory (which the windows keep at about one clip's worth).
@@ -66,13 +69,21 @@ def measure(clip: np.ndarray, out: np.ndarray, plain_coherence: float) -> dict:
             "junction": float(out_steps[count - 1]) / typical,
             "worst": float(out_steps[count - 1:].max()) / typical,
             "motion": float(out_steps[count:].mean()) / float(steps(clip).mean()),
-            "coherence": coherence(as_tensor(out[count - 2:]), as_tensor(clip)) / plain_coherence}
+            "coherence": coherence(as_tensor(out[count - 2:]), as_tensor(clip)),
+            "replay": coherence(as_tensor(replay(clip, len(out))[count - 2:]), as_tensor(clip)),
+            "plain": plain_coherence}
+
+
+def replay(clip: np.ndarray, length: int) -> np.ndarray:
+    """The reference a continuation must beat: the clip played again and again, cut at each end."""
+    return np.concatenate([clip] * -(-length // len(clip)))[:length]
 
 
 def _row(row) -> str:
     name, job, size, windows, f, seconds = row
     return (f"| {name} | {job} | {size} | {windows} | {f['kept']} | {f['junction']:.2f} | {f['worst']:.2f} "
-            f"| {f['motion']:.2f} | {f['coherence']:.2f} | {seconds:.1f} |")
+            f"| {f['motion']:.2f} | {f['coherence']:.2e} ({f['coherence'] / f['plain']:.2f}) "
+            f"| {f['replay']:.2e} ({f['replay'] / f['plain']:.2f}) | {seconds:.1f} |")
 
 
 def main() -> None:
@@ -113,9 +124,9 @@ def main() -> None:
             write_video(args.sheet, contact_sheet(sheet), None, overwrite=True)
         print(f"done {path.name}", file=sys.stderr, flush=True)
 
-    print(f"\n| clip | extension | WxHxT | windows | kept | junction | worst | motion | coherence vs variation "
-          f"| seconds ({device.type}) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\n| clip | extension | WxHxT | windows | kept | junction | worst | motion | coherence (vs variation) "
+          f"| replay's coherence (vs variation) | seconds ({device.type}) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(_row(row))
 
@@ -135,7 +146,7 @@ def main() -> None:
         print(f"\nlong extension: {args.long.name} {width}x{height}, {frames} frames ({frames / float(clip.fps):.1f} s) "
               f"-> {length} frames ({length / float(clip.fps):.1f} s) in {windows} windows: {seconds:.1f} s, "
               f"peak GPU memory {peak}; kept {int(np.abs(out[:frames].astype(np.int16) - clip.frames).max())}, "
-              f"junction {measure(clip.frames, out, 1.0)['junction']:.2f}")
+              f"junction {float(steps(out[frames - 1:frames + 1])[0]) / float(np.median(steps(clip.frames))):.2f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Python API::
 
     painted = propagate(clip.frames, {0: edited_first_frame})  # (T, H, W, 3) uint8, the edit carried through
     smooth = interpolate(clip.frames, factor=2)  # .frames: 2 * T - 1 frames, for 2 * clip.fps
+    longer = extend(clip.frames, 3 * len(clip.frames))[0]  # the clip, then twice as much more
 
 The names are imported when first used, so ``import vgpnn`` and the video I/O layer
 (``vgpnn.video``: read_clip, write_video, probe_clip) work without torch, numba or faiss;
@@ -31,6 +32,7 @@ _EXPORTS = {
     "plan_target_shape": "apps.retarget",
     "propagate": "apps.propagate", "PropagateOptions": "apps.propagate",
     "interpolate": "apps.interpolate", "InterpolateOptions": "apps.interpolate", "Interpolation": "apps.interpolate",
+    "extend": "apps.extend", "ExtendOptions": "apps.extend",
     "SynthesisConfig": "config", "synthesize": "synthesis",
     "read_clip": "video", "write_video": "video", "probe_clip": "video", "Clip": "video",
     "VgpnnError": "errors", "InputError": "errors", "OutputError": "errors", "ConfigError": "errors",

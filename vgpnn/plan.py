@@ -31,6 +31,7 @@ from .pyramid import Shape3
 # (coarsest source level (C, T, H, W), full-size source (C, T, H, W), coarsest target shape,
 #  patch size) -> the coarsest level's starting guess (C, T', H', W')
 StartGuess = Callable[[torch.Tensor, torch.Tensor, Shape3, tuple[int, int, int]], torch.Tensor]
+FREE_STARTS = ("fill", "guess")  # see Target.free_start
 # (level, levels) with 0 the finest -> one weight per guide channel
 GuideWeights = Callable[[int, int], Sequence[float]]
 
@@ -68,13 +69,19 @@ class Target:
     wraps_time: bool = False  # a seamless loop: the last frame leads into the first
     carry_layout: bool = False  # each finer level starts from the coarser one's arrangement of source patches
     start: StartGuess | None = None  # the coarsest level's guess; None: the source resized to the target's shape
-    guess_free: bool = False  # free voxels start from the guess (a repair's estimate), not a smooth fill from the fixed ones
+    # Where the coarsest level's free voxels start: "fill", a smooth fill grown from the fixed voxels
+    # around them (an inpainting hole, whose guess would show what was removed); "guess", the start
+    # guess itself (an extension's new frames, which start as source frames along a timeline: a
+    # fill grown in time from the last known frame is a still picture and the motion never starts).
+    free_start: str = "fill"
 
     def __post_init__(self) -> None:
         shape = tuple(int(side) for side in self.shape)
         object.__setattr__(self, "shape", shape)
         if self.guides is not None and (self.guides.dim() != 4 or tuple(self.guides.shape[1:]) != shape):
             raise ValueError(f"target guides must be (G, {', '.join(map(str, shape))}), got {tuple(self.guides.shape)}")
+        if self.free_start not in FREE_STARTS:
+            raise ValueError(f"free_start must be one of {', '.join(FREE_STARTS)}, got {self.free_start!r}")
         if (self.fixed is None) != (self.fixed_mask is None):
             raise ValueError("fixed voxels need both their values and their mask")
         if self.fixed is not None:

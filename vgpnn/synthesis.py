@@ -11,8 +11,8 @@ knows no application. Step by step:
    since coarser levels leave little but the frame's edges to copy from.
 3. Start: the plan's coarsest guess (by default the first source resized to the target's
    coarsest shape); free voxels, where some are fixed, start from a smooth fill grown from the
-   fixed ones around them (or keep the guess, when the target says its guess is a good one:
-   a repair, such as interpolation's warped frames); plus seeded Gaussian noise (only on free voxels).
+   fixed ones around them, or from the guess itself when the target asks for it
+   (``Target.free_start``); plus seeded Gaussian noise (only on free voxels).
 4. At each level, from coarse to fine:
    queries Q = the previous level's output upscaled to this level's target shape,
    keys K    = the previous source level upscaled to this level's source shape (as blurry as Q),
@@ -98,7 +98,7 @@ def synthesize(plan: SynthesisPlan, progress: ProgressCallback | None = None) ->
     free = levels.free(first.level)
     if free is not None:
         output = torch.where(free, output, levels.fixed(first.level))
-        if not target.guess_free:
+        if target.free_start == "fill":
             output = fill_free(output, free)
     if config.noise_sigma > 0:
         noise = draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)

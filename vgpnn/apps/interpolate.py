@@ -218,7 +218,7 @@ def _repair(window: torch.Tensor, trusted: torch.Tensor, config: SynthesisConfig
                             coarsest_short_side=max(config.coarsest_short_side,
                                                     math.ceil(REPAIR_SCALE * min(height, width))))
     plan = SynthesisPlan((Source(window[:, ::window.shape[1] - 1]),),  # the pair's two input frames
-                         Target((frames, height, width), fixed=estimates, fixed_mask=~untrusted, guess_free=True,
+                         Target((frames, height, width), fixed=estimates, fixed_mask=~untrusted, free_start="guess",
                                 start=partial(_estimate_at, estimates)),
                          (seed,), repair_config)
     result = synthesize(plan)

@@ -77,17 +77,59 @@ def plan_timeline(frames: torch.Tensor, length: int, loop: bool = False, min_run
         return list(range(length))
     costs, typical_step = jump_costs(frames)
     run = max(1, min(count, length, count // 3 if min_run is None else min_run))
-    jump = costs + jump_penalty * typical_step
-    # A jump lands at least a run away from where the source would go: a shorter one repeats or
-    # skips a few frames, which shows as a stutter (i -> i + 1 is no jump at all).
-    successor = np.arange(count)[:, None] + 1
-    jump[np.abs(np.arange(count)[None, :] - successor) < max(run, 2)] = np.inf
+    jump = _jump_matrix(costs, typical_step, run, jump_penalty)
     best_cost, best_path = np.inf, [i % count for i in range(length)]
     for start in (range(count) if loop else (0,)):
         cost, path = _best_path(jump, start, length, run, loop)
         if cost < best_cost:
             best_cost, best_path = cost, path
     return best_path
+
+
+def plan_continuation(frames: torch.Tensor, last: torch.Tensor, length: int, min_run: int | None = None,
+                      jump_penalty: float = JUMP_PENALTY) -> tuple[list[int], int]:
+    """``length`` indices into the frames of ``frames`` (C, T, H, W) to play after a frame that
+    looks like ``last`` (C, H, W): how a clip goes on past its end (apps/extend.py); and the
+    frame ``last`` looks most like.
+
+    The continuation lands on a frame j whose predecessor looks most like ``last`` (cost: their
+    mean absolute difference; frame 0, which has none, pays one typical step more), then plays
+    the cheapest timeline of :func:`plan_timeline`'s rules from there. ``last`` is placed at the
+    source frame it looks most like, m; landing on m + 1 is no jump at all (a window of an
+    extension that continues where the previous one was going), any other landing keeps a run's
+    distance from m + 1, as every jump does (closer, it would repeat or skip a few frames: a
+    stutter). After the clip's own last frame, m + 1 does not exist: every landing is a jump.
+    """
+    count = frames.shape[1]
+    costs, typical_step = jump_costs(frames)
+    run = max(1, min(count, length, count // 3 if min_run is None else min_run))
+    jump = _jump_matrix(costs, typical_step, run, jump_penalty)
+    flat = frames.transpose(0, 1).reshape(count, -1).double().cpu()
+    unlike_last = (flat - last.reshape(1, -1).double().cpu()).abs().mean(1).numpy()  # (T,)
+    successor = int(np.argmin(unlike_last)) + 1
+    best_cost, best_path = np.inf, []
+    for landing in range(count):
+        if landing != successor and abs(landing - successor) < max(run, 2):
+            continue
+        entry = unlike_last[landing - 1] if landing > 0 else unlike_last[0] + typical_step
+        cost, path = _best_path(jump, landing, length, run, loop=False)
+        if cost + entry < best_cost:
+            best_cost, best_path = cost + entry, path
+    if not best_path:  # no landing leaves room for full runs (a clip of very few frames): replay it
+        best_path = [i % count for i in range(length)]
+    return best_path, successor - 1
+
+
+def _jump_matrix(costs: np.ndarray, typical_step: float, run: int, jump_penalty: float) -> np.ndarray:
+    """(T, T) cost of a jump from frame i to frame j: ``costs`` plus ``jump_penalty`` typical
+    steps, infinite where j is closer than a run to i + 1."""
+    count = costs.shape[0]
+    jump = costs + jump_penalty * typical_step
+    # A jump lands at least a run away from where the source would go: a shorter one repeats or
+    # skips a few frames, which shows as a stutter (i -> i + 1 is no jump at all).
+    successor = np.arange(count)[:, None] + 1
+    jump[np.abs(np.arange(count)[None, :] - successor) < max(run, 2)] = np.inf
+    return jump
 
 
 def _best_path(jump: np.ndarray, start: int, length: int, run: int, loop: bool) -> tuple[float, list[int]]:

@@ -28,6 +28,6 @@ def main():
     """Make new videos out of one short video, with no training (VGPNN)."""
 
 
-from . import analogy, evaluate, generate, info, inpaint, interpolate, propagate, retarget  # noqa: E402,F401  (each registers its command)
+from . import analogy, evaluate, extend, generate, info, inpaint, interpolate, propagate, retarget  # noqa: E402,F401  (each registers its command)
 
 __all__ = ["main"]

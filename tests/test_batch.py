@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import FAST, error_lines, files_under
 
-from vgpnn.cli import batch, generate as generate_command, job as job_module
+from vgpnn.apps import generate as generate_app
+from vgpnn.cli import batch, job as job_module
 from vgpnn.video import read_clip, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,13 +91,13 @@ def test_skip_existing_does_no_work_for_finished_inputs_and_only_the_missing_out
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     (out / "b_1.mp4").unlink()
     made = []
-    real = generate_command.generate_clips
+    real = generate_app.generate
 
     def counting(frames, config, options, **kwargs):
         made.append((options.seed, options.variations))
         return real(frames, config, options, **kwargs)
 
-    monkeypatch.setattr(generate_command, "generate_clips", counting)
+    monkeypatch.setattr(generate_app, "generate", counting)  # the command imports it when it has work
     result = cli("generate", clips, "-n", 2, "--seed", 0, "-o", out, "--skip-existing", *FAST)
     assert result.exit_code == 0, result.output
     assert made == [(1, 1)]  # only b's second variation

@@ -205,7 +205,7 @@ def test_an_output_name_too_long_for_the_file_system_is_refused_before_any_work(
     def no_synthesis(*args, **kwargs):
         raise AssertionError("synthesis started")
 
-    monkeypatch.setattr("vgpnn.cli.generate.generate_clips", no_synthesis)
+    monkeypatch.setattr("vgpnn.apps.generate.generate", no_synthesis)
     limit = _name_max(tmp_path)
     for output in (tmp_path / ("x" * (limit + 1) + ".mp4"), tmp_path / ("d" * (limit + 1)) / "x.mp4"):
         result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)

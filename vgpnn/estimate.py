@@ -39,8 +39,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import torch
-
 from .config import SynthesisConfig
 from .pyramid import Shape3
 from .schedule import level_schedule
@@ -106,6 +104,8 @@ def reference_seconds(levels: list[LevelWork], device_type: str) -> float:
 
 def matmul_rate(device: torch.device, repeats: int = 3) -> float:
     """Multiply-adds per second of a float32 matrix product on ``device``, best of ``repeats``."""
+    import torch  # only to measure: the model itself is arithmetic
+
     side = _MATMUL_SIDE.get(device.type, _MATMUL_SIDE["cpu"])
     left = torch.rand(side, side, device=device)
     right = torch.rand(side, side, device=device)

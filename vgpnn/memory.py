@@ -34,8 +34,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .config import SynthesisConfig
 from .errors import SMALLER_JOB, ConfigError, ResourceError
 from .schedule import level_schedule
@@ -113,6 +111,7 @@ def _uses_patchmatch(source_shape, target_shape, config: SynthesisConfig | None)
 def available_bytes(device: torch.device) -> int | None:
     """Free GPU memory on CUDA, available system memory on a CPU (None when it cannot be known)."""
     if device.type == "cuda":
+        import torch  # only here: the command line checks memory before it needs torch
         return torch.cuda.mem_get_info(device)[0]
     return available_cpu_bytes()
 

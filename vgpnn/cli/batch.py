@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Callable
 
 import click
-import torch
 from tqdm import tqdm
 
 from .. import __version__
@@ -65,7 +64,7 @@ from ..errors import ConfigError, OutputError, VgpnnError
 from ..inputs import expand_inputs, link_loop
 from ..naming import template_fields
 from ..video import name_limit
-from .common import cli_message, silence_stdout, write_report
+from .common import cli_message, out_of_memory_errors, silence_stdout, torch_version, write_report
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -297,9 +296,10 @@ class _Batch:
             raise
         except (VgpnnError, _InputFailed) as error:
             self._fail(item, records, cli_message(error))
-        except (MemoryError, torch.cuda.OutOfMemoryError):
+        except out_of_memory_errors():
             gc.collect()
-            if torch.cuda.is_available():
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
                 torch.cuda.empty_cache()
             self._fail(item, records, "out of memory; use a smaller --size, fewer --max-frames or a "
                                       "smaller --batch-size")
@@ -401,7 +401,7 @@ class _Batch:
         if self.settings.report is None:
             return
         write_report(self.settings.report, {
-            "vgpnn": __version__, "torch": torch.__version__, "command": self.settings.command,
+            "vgpnn": __version__, "torch": torch_version(), "command": self.settings.command,
             "argv": sys.argv[1:], "cwd": os.getcwd(), "inputs": list(self.settings.specs),
             "started": self.started, "finished": _now(), "status": self.status,
             "summary": dict(self.counts), "parameters": self.settings.parameters,

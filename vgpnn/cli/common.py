@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 
 from ..config import SynthesisConfig
 from ..errors import COARSEST_SIZE, CPU_DEVICE, OVERWRITE, SMALLER_JOB, ConfigError, OutputError, VgpnnError
@@ -33,6 +32,25 @@ def cli_message(error: Exception) -> str:
     return message
 
 
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "out of memory": torch's CUDA one only once torch is loaded (it
+    cannot have been raised before, and importing torch for an except clause costs seconds)."""
+    torch = sys.modules.get("torch")
+    return (MemoryError,) if torch is None else (MemoryError, torch.cuda.OutOfMemoryError)
+
+
+def torch_version() -> str | None:
+    """torch's version for reports, without importing torch when nothing has yet."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.__version__
+    from importlib import metadata
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def fail_cleanly(command):
     """Turn our errors into one line and an exit status; keep tracebacks for real bugs."""
     @functools.wraps(command)
@@ -44,7 +62,7 @@ def fail_cleanly(command):
         except VgpnnError as error:
             click.echo(f"error: {cli_message(error)}", err=True)
             sys.exit(1)
-        except (MemoryError, torch.cuda.OutOfMemoryError):
+        except out_of_memory_errors():
             click.echo("error: out of memory; use a smaller --working-size, fewer --max-frames or a smaller "
                        "--batch-size", err=True)
             sys.exit(1)

@@ -21,14 +21,14 @@ Algorithm code calls the functions below and never imports a kernel module itsel
 and ``matched_distances`` return the kernel's result, or None where no kernel applies and the
 caller's torch code runs; PatchMatch asks ``patchmatch_fused`` once per search, because the
 fused kernels change how it searches, not only how fast. numba and Triton are imported on the
-first call that could use them, so importing vgpnn imports neither and compiles nothing.
+first call that could use them, so importing vgpnn imports neither and compiles nothing; torch
+too is imported only where a tensor is looked at, so the level schedule can ask
+:func:`available` before any work.
 """
 
 from __future__ import annotations
 
 import importlib
-
-import torch
 
 NUMBA = "numba"
 TRITON = "triton"
@@ -54,6 +54,8 @@ def available(compiler: str) -> bool:
 def compiler_for(*tensors: torch.Tensor) -> str | None:
     """The dispatch rule: numba for float32 tensors on the CPU, Triton for float32 tensors on
     one CUDA device, each where it imports; None for anything else, so torch runs."""
+    import torch
+
     device = tensors[0].device
     if any(tensor.dtype != torch.float32 or tensor.device != device for tensor in tensors):
         return None
@@ -70,6 +72,7 @@ def vote(values: torch.Tensor, base: torch.Tensor, patch_size: tuple[int, int, i
     voxel index of each chosen patch's first voxel; (B, C, T, H, W), or None without a kernel."""
     compiler = compiler_for(values)
     if compiler == NUMBA:
+        import torch
         from . import vote_numba
         return torch.from_numpy(vote_numba.run_vote(values.numpy(), tuple(values.shape[1:]), base.numpy(),
                                                     patch_size, reduce, output_shape))
@@ -85,6 +88,7 @@ def matched_distances(queries: torch.Tensor, values: torch.Tensor, base: torch.T
     (C, Tv, Hv, Wv), base as for :func:`vote`; (B, T', H', W'), or None without a kernel.
     There is no CUDA kernel: there torch's gathers are not what a fill waits for."""
     if compiler_for(queries, values) == NUMBA:
+        import torch
         from . import best_vote_numba
         return torch.from_numpy(best_vote_numba.matched_distances(queries.numpy(), values.numpy(), base.numpy(),
                                                                   patch_size))

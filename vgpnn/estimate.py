@@ -38,8 +38,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .config import SynthesisConfig
+from .errors import ConfigError
 from .pyramid import Shape3
 from .schedule import level_schedule
 
@@ -100,6 +102,44 @@ def reference_seconds(levels: list[LevelWork], device_type: str) -> float:
     """Step 2: the modelled seconds on the reference device of ``device_type``."""
     costs = COSTS.get(device_type, COSTS["cpu"])
     return sum(getattr(level, name) * cost for level in levels for name, cost in costs.items())
+
+
+def level_seconds(levels: list[LevelWork], device_type: str) -> list[float]:
+    """Step 2 per level (coarsest first): the modelled share of each level, which progress
+    bars use to weight levels (finer levels cost far more than coarser ones)."""
+    costs = COSTS.get(device_type, COSTS["cpu"])
+    return [sum(getattr(level, name) * cost for name, cost in costs.items()) for level in levels]
+
+
+# The automatic working size (``--working-size auto``): the largest of these shorter sides, up
+# to the input's own, whose estimated time per variation here stays within the budget; never
+# below DEFAULT_SHORT_SIDE (or the input's own size when smaller), as before there was a choice.
+WORKING_SIZES = (144, 180, 216, 240, 288, 360, 432, 480, 540, 720, 900, 1080)
+DEFAULT_SHORT_SIDE = 144
+SECONDS_PER_VARIATION = 60.0
+
+
+def automatic_short_side(native_short_side: int, shape_at, config: SynthesisConfig, device,
+                         rate: Callable[[], float]) -> int | None:
+    """The shorter side a job should work at here: None for the input's own size (where it is at
+    most the largest of WORKING_SIZES and its estimate fits), else one of WORKING_SIZES.
+    ``shape_at(short_side)`` gives the working (frames, height, width) at a shorter side (None:
+    native); ``rate()`` this device's matrix-product rate, asked only when an estimate is needed."""
+    if native_short_side <= DEFAULT_SHORT_SIDE:
+        return None  # nothing to choose: it is never upscaled
+    candidates = [None] if native_short_side <= WORKING_SIZES[-1] else []
+    candidates += [side for side in reversed(WORKING_SIZES) if DEFAULT_SHORT_SIDE < side < native_short_side]
+    measured = None
+    for side in candidates:
+        shape = shape_at(side)
+        try:
+            levels = plan_levels(shape, shape, config, device.type)
+        except ConfigError:  # frames smaller than a patch at this size
+            continue
+        measured = rate() if measured is None else measured
+        if estimate_seconds(levels, device, measured) <= SECONDS_PER_VARIATION:
+            return side
+    return DEFAULT_SHORT_SIDE
 
 
 def matmul_rate(device: torch.device, repeats: int = 3) -> float:

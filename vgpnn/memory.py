@@ -105,7 +105,9 @@ def _uses_patchmatch(source_shape, target_shape, config: SynthesisConfig | None)
         levels = level_schedule(tuple(source_shape), tuple(target_shape), config or SynthesisConfig(), "cpu")
     except ConfigError:
         return False  # the job will be refused for its shapes, with its own message
-    return any(level.backend == "patchmatch" for level in levels)
+    from .nn import fused_patchmatch
+    # PatchMatch's compiled CPU kernel holds no descriptors or proposals: only the torch one counts.
+    return not fused_patchmatch("cpu") and any(level.backend == "patchmatch" for level in levels)
 
 
 def available_bytes(device: torch.device) -> int | None:

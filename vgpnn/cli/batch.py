@@ -24,7 +24,9 @@ What the runner guarantees, so no command has to:
 3. Per input, in order: planning error (a symbolic link loop is one), an output that is an
    input, a name longer than the file system allows, existing outputs
    (``--skip-existing`` leaves an input whose outputs all exist alone and asks ``make`` only
-   for the missing ones; without it and without ``-y`` the input fails), an output folder that
+   for the missing ones, and, given the earlier run's report, for those it does not list as
+   made with these parameters (:mod:`.records`); without it and without ``-y`` the input
+   fails), an output folder that
    cannot be written; then ``make``. A :class:`VgpnnError`, running out of memory or an
    unexpected exception fails this input with one line on stderr and the batch goes on.
 4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
@@ -65,6 +67,7 @@ from ..inputs import expand_inputs, link_loop
 from ..naming import template_fields
 from ..video import name_limit
 from .common import cli_message, out_of_memory_errors, silence_stdout, torch_version, write_report
+from .records import EarlierReport, fingerprint
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -79,8 +82,10 @@ def inputs_argument(command):
 def skip_existing_option(command):
     return click.option(
         "--skip-existing", is_flag=True,
-        help="Resume a batch: leave alone an input whose outputs all exist, and make only the "
-             "missing outputs of the others.")(command)
+        help="Resume a batch: leave alone an input whose outputs all exist, and make only the missing "
+             "outputs of the others. With the earlier run's --report, an existing output is kept only "
+             "if that report lists it as made with these parameters (else it is made again); without "
+             "one, outputs are kept by name.")(command)
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,11 @@ class _Batch:
 
     def run(self) -> int:
         self._check_report()
+        # Read before this run's report replaces it: what the run being resumed made, and how.
+        self.earlier = EarlierReport(self.settings.report if self.settings.skip_existing else None)
+        if self.settings.skip_existing and not self.earlier.found:
+            self.say("--skip-existing keeps existing outputs by name only: give the earlier run's --report "
+                     "to keep only those made with these parameters")
         expansion = expand_inputs(list(self.settings.specs))
         if expansion.ignored:
             shown = ", ".join(f"'{p.name}'" for p in expansion.ignored[:3])
@@ -186,6 +196,12 @@ class _Batch:
         self._refuse_collisions(inputs)
         for item in inputs:
             item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
+            if self.settings.skip_existing and self.earlier.found and item.error is None:
+                # Outputs this run will keep stay listed as kept even if it is stopped early,
+                # so resuming it again still knows how they were made.
+                for index, output in enumerate(item.outputs):
+                    if output.path.exists() and self._made_alike(item, index):
+                        item.records[index]["status"] = "skipped"
             self.records.extend(item.records)
         self._write_report()  # so that even a run killed outright leaves its plan behind
         previous_term = _catch_sigterm()
@@ -264,7 +280,7 @@ class _Batch:
             self._check_not_inputs(item)
             for path in [o.path for o in item.outputs] + ([item.preview] if item.preview else []):
                 _check_name_lengths(path)  # before _todo, whose exists() raises on such a name
-            todo = self._todo(item)
+            todo, stale = self._todo(item)
             if not todo:
                 for record in records:
                     record["status"] = "skipped"
@@ -279,6 +295,10 @@ class _Batch:
                     record["status"] = "skipped"
             started = time.perf_counter()
 
+            for index in stale:
+                self.say(f"remaking '{item.outputs[index].path}': the earlier --report does not list it as "
+                         "made with these parameters")
+
             def written(index: int, fields: dict) -> None:
                 records[index].update(fields)
                 records[index]["status"] = "written"
@@ -286,7 +306,7 @@ class _Batch:
                 self.counts["written"] += 1
                 self.print_path(item.outputs[index].path)
 
-            self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite,
+            self.make(Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite or bool(stale),
                           self.say, written))
             unfinished = [r for r in records if r["status"] == "running"]
             if unfinished:
@@ -331,10 +351,21 @@ class _Batch:
                 raise _InputFailed(f"output '{output.path}' is another input of this batch "
                                    f"('{self.inputs_by_path[key]}'); choose another -o")
 
-    def _todo(self, item: _Input) -> list[int]:
+    def _made_alike(self, item: _Input, index: int) -> bool:
+        """With --skip-existing: whether the earlier report says it made this output as this run
+        would (True when there is no earlier report: names are all there is to go by)."""
+        if not self.earlier.found:
+            return True
+        output = item.outputs[index]
+        return self.earlier.made_alike(output.path, fingerprint(self.settings.command, item.source,
+                                                                self.settings.parameters, output.details.get("seed")))
+
+    def _todo(self, item: _Input) -> tuple[list[int], list[int]]:
+        """(outputs to make, those of them that exist and are to be replaced)."""
         exists = [output.path.exists() for output in item.outputs]
         if self.settings.skip_existing:
-            return [i for i, done in enumerate(exists) if not done]
+            stale = [i for i, there in enumerate(exists) if there and not self._made_alike(item, i)]
+            return [i for i, there in enumerate(exists) if not there or i in stale], stale
         if not self.settings.overwrite:
             for output, done in zip(item.outputs, exists):
                 if done:
@@ -342,7 +373,7 @@ class _Batch:
                                        "or --skip-existing to keep it")
             if item.preview is not None and item.preview.exists():
                 raise _InputFailed(f"preview '{item.preview}' exists; pass -y/--overwrite to replace it")
-        return list(range(len(item.outputs)))
+        return list(range(len(item.outputs))), []
 
     def _check_writable(self, item: _Input, todo: list[int]) -> None:
         """Fail before any work when an output's folder cannot be written, creating nothing."""

@@ -93,12 +93,13 @@ def config_record(config: SynthesisConfig) -> dict:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-def notice_working_size(say, clip, short_side, max_frames) -> None:
+def notice_working_size(say, clip, reason: str, max_frames) -> None:
+    """``reason``: why the working size is what it is (the option as given, or auto's choice)."""
     frames, height, width = clip.frames.shape[:3]
     original_height, original_width = clip.original_size
     if (height, width) != (original_height, original_width):
         say(f"working at {width}x{height} (input is {original_width}x{original_height}; "
-            f"--working-size {short_side}; use --working-size native for full resolution)")
+            f"{reason}; use --working-size native for full resolution)")
     if frames < clip.original_frame_count:
         say(f"using {frames} of {clip.original_frame_count} frames (--max-frames {max_frames}; "
             "0 for all)")

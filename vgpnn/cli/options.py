@@ -15,6 +15,7 @@ from ..naming import FORMATS
 from ..nn import BACKENDS
 
 DEFAULT_SHORT_SIDE = 144
+AUTO_SIZE = "auto"  # --working-size auto: chosen per input from the device and the job (vgpnn.estimate)
 DEFAULT_MAX_FRAMES = 30
 # torch.Generator.manual_seed takes an unsigned 64-bit number; output i uses seed + i, so the
 # last output's seed has to fit as well.
@@ -71,24 +72,31 @@ def parse_patch_size(ctx, param, value):
 def parse_size(ctx, param, value):
     if value is None or value.lower() == "native":
         return None
+    if value.lower() == AUTO_SIZE:
+        return AUTO_SIZE
     try:
         size = int(value)
     except ValueError:
-        raise click.BadParameter(f"expected a number of pixels or 'native', got {value!r}") from None
+        raise click.BadParameter(f"expected a number of pixels, 'auto' or 'native', got {value!r}") from None
     if size < 1:
         raise click.BadParameter(f"expected a positive number of pixels or 'native', got {value!r}")
     return size
 
 
-def working_size_options(command=None, *, size_alias: bool = True):
+def working_size_options(command=None, *, size_alias: bool = True, automatic: bool = False):
     """How much of the input the engine sees: resolution and frame range. ``size_alias``: also
-    accept --size for --working-size (commands whose --size means the output's size say False)."""
+    accept --size for --working-size (commands whose --size means the output's size say False).
+    ``automatic``: the default size is 'auto' (commands that synthesise), else 144 (evaluate:
+    outputs are compared at one fixed size)."""
     names = ("--working-size", "--size") if size_alias else ("--working-size",)
+    automatic_help = (" 'auto': the largest size, up to the input's own (1080 at most), whose estimated time "
+                      "on this device stays within about a minute per output, at least 144 (on a small CPU "
+                      "144; on a GPU usually the input's own).") if automatic else ""
     options = [
-        click.option(*names, "short_side", default=str(DEFAULT_SHORT_SIDE), show_default=True,
-                     callback=parse_size, metavar="PIXELS|native",
+        click.option(*names, "short_side", default=AUTO_SIZE if automatic else str(DEFAULT_SHORT_SIDE),
+                     show_default=True, callback=parse_size, metavar="PIXELS|auto|native",
                      help="Working size: the input is downscaled so its shorter side is this many "
-                          "pixels (never upscaled); 'native' keeps the input's resolution."),
+                          "pixels (never upscaled); 'native' keeps the input's resolution." + automatic_help),
         click.option("--max-frames", type=click.IntRange(min=0), default=DEFAULT_MAX_FRAMES,
                      show_default=True, help="Use at most this many frames of the input (0: all)."),
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
@@ -209,7 +217,7 @@ class SharedOptions:
     variations: int  # -n
     seed: int | None  # --seed; None: random (generate) or none at all (faithful commands)
     batch_size: int  # --batch-size
-    short_side: int | None  # --working-size; None: native
+    short_side: int | str | None  # --working-size; None: native; AUTO_SIZE: chosen per input
     max_frames: int  # --max-frames; 0: all
     start_frame: int  # --start-frame
     noise_sigma: float | None  # --noise; None: the command's default
@@ -277,7 +285,7 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
         decorated = fail_cleanly(with_shared)
         for option in (skip_existing_option, output_options(default_name=default_name),
                        method_options(variation_noise=variation_noise),
-                       working_size_options(size_alias=size_alias),
+                       working_size_options(size_alias=size_alias, automatic=True),
                        variation_options(faithful=variation_noise is not None)):
             decorated = option(decorated)
         return decorated

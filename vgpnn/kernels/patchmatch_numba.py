@@ -10,7 +10,7 @@ as good as exact search's where PatchMatch finds them.
 
 Per search:
 1. Start from the given field (another EM iteration of the same level), or from random keys
-   (drawn among the allowed ones), and score it.
+   (drawn among the allowed ones); each start is scored in the first step.
 2. ``rounds`` times, for each jump step in ``steps`` (largest first): from each of the 6
    space-time neighbours at that distance, propose the neighbour's match shifted back by the
    same step; then the best match so far moved by a random jitter of up to the step per axis;
@@ -114,27 +114,6 @@ def _distance(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_le
     return total
 
 
-@cached_njit(parallel=True)
-def _score(queries, keys, pt, ph, pw, channels, key_grid, field, best, valid, has_valid):
-    """best[b, n] = distance of query position n to its match field[b, n] (inf if forbidden)."""
-    batch, positions = field.shape
-    grid_h = queries.shape[2] - ph + 1
-    grid_w = queries.shape[3] // channels - pw + 1
-    key_h, key_w = key_grid[1], key_grid[2]
-    row_length = pw * channels
-    infinity = np.float32(np.inf)
-    for flat in prange(batch * positions):
-        b = flat // positions
-        n = flat % positions
-        match = field[b, n]
-        if has_valid and valid[match] == 0:
-            best[b, n] = infinity
-            continue
-        best[b, n] = _distance(queries, b, n // (grid_h * grid_w), (n // grid_w) % grid_h, n % grid_w,
-                               keys, match // (key_h * key_w), (match // key_w) % key_h, match % key_w,
-                               pt, ph, channels, row_length, infinity)
-
-
 @cached_njit(inline="always")
 def _try(queries, b, qt, qy, qx, keys, proposal, key_h, key_w, pt, ph, channels, row_length, valid, has_valid,
          current_match, current_best):
@@ -174,6 +153,10 @@ def _step(queries, keys, pt, ph, pw, channels, key_grid, field_in, best_in, fiel
         strides = (grid_h * grid_w, grid_w, 1)
         match = field_in[b, n]
         best = best_in[b, n]
+        if best == np.inf and (not has_valid or valid[match] != 0):
+            # The start's own distance, measured on its first step (forbidden: stays infinite)
+            best = _distance(queries, b, qt, qy, qx, keys, match // (key_h * key_w), (match // key_w) % key_h,
+                             match % key_w, pt, ph, channels, row_length, np.float32(np.inf))
         for axis in range(3):
             if not along[axis]:
                 continue
@@ -212,21 +195,34 @@ def _step(queries, keys, pt, ph, pw, channels, key_grid, field_in, best_in, fiel
         best_out[b, n] = best
 
 
-@cached_njit(parallel=True)
-def _random_field(seeds, positions, allowed, field):
-    """field[b, n]: a key drawn uniformly from ``allowed`` (flat key positions)."""
-    batch = field.shape[0]
-    for flat in prange(batch * positions):
-        b = flat // positions
-        n = flat % positions
-        field[b, n] = allowed[_below(_draw(seeds[b], np.uint64(n)), allowed.shape[0])]
+def _mix_python(value: int) -> int:
+    """:func:`_mix` on a Python integer (no compilation for the few numbers drawn per search)."""
+    value = ((value ^ (value >> 30)) * int(_MIX1)) % 2**64
+    value = ((value ^ (value >> 27)) * int(_MIX2)) % 2**64
+    return value ^ (value >> 31)
 
 
 def _call_seeds(seeds: np.ndarray, call: int) -> np.ndarray:
     """One seed per video for the ``call``-th step (call -1: the random start), a hash of the
     video's seed and the call's number, so steps never reuse each other's draws."""
-    mixed = [int(_draw(np.uint64(seed), np.uint64(call + 2**20))) for seed in seeds]
-    return np.array(mixed, dtype=np.uint64)
+    return np.array([_mix_python((int(seed) + (call + 2**20 + 1) * int(_GAMMA)) % 2**64) for seed in seeds],
+                    dtype=np.uint64)
+
+
+def _random_field(seeds: np.ndarray, positions: int, allowed: np.ndarray) -> np.ndarray:
+    """(B, positions) keys drawn uniformly from ``allowed`` (flat key positions), position n of
+    video b from a hash of (its seed, n): numpy's uint64 arithmetic wraps as the kernel's does."""
+    counters = np.arange(positions, dtype=np.uint64)
+    fields = []
+    with np.errstate(over="ignore"):
+        for seed in seeds:
+            bits = np.uint64(seed) + (counters + np.uint64(1)) * _GAMMA
+            bits = (bits ^ (bits >> np.uint64(30))) * _MIX1
+            bits = (bits ^ (bits >> np.uint64(27))) * _MIX2
+            bits = bits ^ (bits >> np.uint64(31))
+            index = ((bits >> np.uint64(32)) * np.uint64(allowed.shape[0])) >> np.uint64(32)
+            fields.append(allowed[index.astype(np.int64)])
+    return np.stack(fields)
 
 
 def search(queries: np.ndarray, keys: np.ndarray, patch_size, seeds, initial_field: np.ndarray | None,
@@ -250,10 +246,9 @@ def search(queries: np.ndarray, keys: np.ndarray, patch_size, seeds, initial_fie
         field = np.ascontiguousarray(initial_field, dtype=np.int64).copy()
     else:
         allowed = (np.flatnonzero(valid_bytes) if has_valid else np.arange(int(np.prod(key_grid)), dtype=np.int64))
-        field = np.empty((batch, positions), dtype=np.int64)
-        _random_field(_call_seeds(seed_array, -1), positions, allowed.astype(np.int64), field)
-    best = np.empty((batch, positions), dtype=np.float32)
-    _score(queries_last, keys_last, pt, ph, pw, channels, key_grid, field, best, valid_bytes, has_valid)
+        field = _random_field(_call_seeds(seed_array, -1), positions, allowed.astype(np.int64))
+    # Infinity: not measured yet; the first step measures each start (one compiled loop, not two).
+    best = np.full((batch, positions), np.inf, dtype=np.float32)
     spare_field, spare_best = np.empty_like(field), np.empty_like(best)
     call = 0
     for _ in range(rounds):

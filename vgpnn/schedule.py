@@ -10,7 +10,8 @@ One rule, used by the synthesis loop, by ``vgpnn info``'s time estimates and by 
 3. A level whose source has more than ``config.large_level_voxels`` voxels gets 1 iteration
    and ``config.large_level_patch_size`` patches (shrunk to fit the level, rule 1).
 4. The backend: the one asked for, or with 'auto' exhaustive search while a search costs at
-   most ``exact_work_limit`` multiply-adds per output, then faiss on a CPU and PatchMatch on a GPU
+   most ``exact_work_limit`` multiply-adds per output, then PatchMatch (whole patches in the
+   numba kernel on a CPU, the Triton kernel on a GPU; faiss on a CPU without numba)
    (``vgpnn.nn.backend_for``).
 """
 

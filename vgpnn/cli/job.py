@@ -207,7 +207,7 @@ def _estimate(say, source_shape, target_shape, config: SynthesisConfig, device, 
         say(f"estimated {_duration(each)} per output" + (f", {_duration(total)} for {outputs}" if outputs > 1 else "")
             + f" on {device} (a model of the work, not a measurement)")
         if total > LONG_JOB_SECONDS:
-            say(f"warning: this is a long job (about {_duration(total)}); a smaller --working-size, fewer "
+            say(f"warning: this is a long job ({_duration(total)}); a smaller --working-size, fewer "
                 "frames (--max-frames) or a GPU make it shorter")
     return level_seconds(levels, device.type)
 

@@ -134,7 +134,7 @@ def method_options(command=None, *, variation_noise: float | None = None):
                      show_default=True, help="The pyramid stops shrinking space when the shorter side has this many pixels."),
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="Nearest-neighbour search: exact, patchmatch, faiss, or auto (exact on small "
-                          "levels, faiss on large CPU levels, patchmatch on large GPU levels)."),
+                          "levels, patchmatch on larger ones; faiss on a CPU without numba)."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where to compute: auto uses a CUDA GPU when there is one."),
     ]

@@ -20,10 +20,10 @@ kept; one Triton variant per patch shape, not per video size).
 Algorithm code calls the functions below and never imports a kernel module itself: ``vote``
 and ``matched_distances`` return the kernel's result, or None where no kernel applies and the
 caller's torch code runs; PatchMatch asks ``patchmatch_fused`` once per search, because the
-fused kernels change how it searches, not only how fast (whole patches instead of descriptors). numba and Triton are imported on the
-first call that could use them, so importing vgpnn imports neither and compiles nothing; torch
-too is imported only where a tensor is looked at, so the level schedule can ask
-:func:`available` before any work.
+fused kernels change how it searches (whole patches instead of descriptors), not only how
+fast. numba and Triton are imported on the first call that could use them, so importing vgpnn
+imports neither and compiles nothing; torch too is imported only where a tensor is looked at,
+so the level schedule can ask :func:`available` before any work.
 """
 
 from __future__ import annotations

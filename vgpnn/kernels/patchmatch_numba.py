@@ -23,8 +23,9 @@ The one difference from the Triton kernel is the jitter: Triton jitters each of 
 neighbour proposals (12 proposals a step, scored side by side by a GPU's threads); here the
 jitter is applied once, around the best match after propagation (PatchMatch's random search),
 because on a CPU each proposal is a serial distance. On the 256x144x15 example's finest level
-that made a search 1.5x faster (CPU time) for a mean patch distance 0.2 % higher, and one
-round from a previous field instead of two another 1.5x for 0.3 % (see PatchMatch).
+(its first two EM iterations) that made a search 1.5x faster (CPU time) for a mean patch
+distance 0.2 to 0.4 % higher, and one round from a previous field instead of two another 1.7
+to 1.9x for 0.3 to 1 % (see PatchMatch).
 
 What makes it fast on a CPU, without changing any result:
 - Both videos are laid out channels-last, so a patch row is ``pw * C`` contiguous floats.

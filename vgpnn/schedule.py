@@ -90,5 +90,5 @@ def level_schedule(source_shape: Shape3, target_shape: Shape3, config: Synthesis
             iterations = 1 if level == first and not wraps_time else config.iterations
         work = search_work(target, source, level_patch, channels)
         levels.append(LevelSchedule(level, source, target, level_patch, iterations,
-                                    backend_for(config.backend, work, device_type)))
+                                    backend_for(config.backend, work, device_type, wraps_time)))
     return levels

@@ -46,13 +46,14 @@ def run_one(args) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    seconds, outputs, backends = [], [], set()
+    seconds, cpu_seconds, outputs, backends = [], [], [], set()
     for i in range(args.variations):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = synthesize(SynthesisPlan.single(source, shape, config, [args.seed + i]))
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)
+        cpu_seconds.append(time.process_time() - cpu_started)
         outputs.append(result.videos[0].float().cpu())
         backends |= {b for level in result.levels for b in level.backends}
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
@@ -63,6 +64,8 @@ def run_one(args) -> dict:
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "shape": list(shape),
         "seconds": seconds, "seconds_median": statistics.median(seconds),
+        # CPU time of all threads: comparable between backends on a machine others share too
+        "cpu_seconds_median": statistics.median(cpu_seconds),
         "peak_bytes": peak, "peak_kind": "cuda max_memory_allocated" if device.type == "cuda" else "RSS",
         "coherence": statistics.mean(coherence(o, source_cpu) for o in outputs),
         "completeness": statistics.mean(completeness(o, source_cpu) for o in outputs),
@@ -100,12 +103,12 @@ def main() -> None:
         args.json.write_text(json.dumps(rows, indent=2))
     print(f"\nclip {Path(args.clip).name}, {rows[0]['shape'] if rows else '?'} (frames, height, width), "
           f"{args.variations} variations\n")
-    print("| device | backend (levels used) | s / variation | peak memory | coherence | completeness | diversity |")
-    print("|---|---|---|---|---|---|---|")
+    print("| device | backend (levels used) | s / variation | CPU s / variation | peak memory | coherence | completeness | diversity |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         diversity = f"{row['diversity']:.3f}" if row["diversity"] is not None else "-"
         print(f"| {row['device_name']} ({row['threads']} threads) | {row['backend']} ({'+'.join(row['used'])}) "
-              f"| {row['seconds_median']:.2f} | {row['peak_bytes'] / 2**30:.2f} GiB {row['peak_kind']} "
+              f"| {row['seconds_median']:.2f} | {row['cpu_seconds_median']:.2f} | {row['peak_bytes'] / 2**30:.2f} GiB {row['peak_kind']} "
               f"| {row['coherence']:.2e} | {row['completeness']:.2e} | {diversity} |")
 
 

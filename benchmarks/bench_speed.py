@@ -2,6 +2,14 @@
 
     python benchmarks/bench_speed.py --device cuda                 # the README's GPU table
     python benchmarks/bench_speed.py --device cpu --sizes 256x144x15
+    python benchmarks/bench_speed.py --commands --device cpu       # whole commands, cold and warm
+    python benchmarks/bench_speed.py --commands --device cuda
+
+``--commands`` runs the README's commands as a user would, each in a new process, and prints
+their whole wall time (start-up, decoding, synthesis, encoding) beside the synthesis time the
+``--report`` records: "cold" with empty numba and Triton caches (a first run on a machine:
+kernels compile), then "warm" (the median of ``--runs`` more runs with the caches filled).
+``vgpnn --help`` is timed too. Nothing else should run on the machine meanwhile.
 
 Sources are the shipped clip (256x144, 20 frames) resized with vgpnn's own antialiased cubic
 resize to each WIDTHxHEIGHTxFRAMES (larger sizes are upscaled in space and, for 30 frames, in
@@ -16,9 +24,14 @@ in all). Decoding, encoding and interpreter start-up are not included.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +59,55 @@ def timed(source, config, seeds, device):
     return time.perf_counter() - started, result
 
 
+# The whole commands --commands times ({clip}: the shipped clip; {out}: a fresh folder per run).
+COMMANDS = (
+    "vgpnn --help",
+    "vgpnn generate {clip} -n 3 --seed 0 -o {out}",  # the README's main job
+    "vgpnn generate {clip} -n 4 --seed 0 --max-frames 15 -o {out}",
+    "vgpnn retarget {clip} --duration 15 -o {out}",
+)
+
+
+def run_command(template: str, clip: str, device: str, caches: Path) -> tuple[float, float | None]:
+    """(wall seconds, synthesis seconds from the report) of one run in a new process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.json"
+        words = shlex.split(template.format(clip=clip, out=Path(scratch) / "out" / ""))
+        if words[1] != "--help":
+            words += ["--device", device, "-q", "--report", str(report)]
+        environment = {**os.environ, "NUMBA_CACHE_DIR": str(caches / "numba"),
+                       "TRITON_CACHE_DIR": str(caches / "triton"), "PYTHONPATH": str(ROOT)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "vgpnn", *words[1:]], env=environment, cwd=ROOT,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{template} failed:\n{done.stderr[-2000:]}")
+        if not report.exists():
+            return wall, None
+        records = json.loads(report.read_text())["records"]
+        # One output at a time (the default --batch-size 1): each record holds its own synthesis.
+        return wall, sum(r["seconds"]["synthesis"] for r in records if r["status"] == "written")
+
+
+def time_commands(args) -> None:
+    clip = str(Path(args.clip).resolve())
+    rows = []
+    with tempfile.TemporaryDirectory() as caches:
+        caches = Path(caches)
+        for template in COMMANDS:
+            cold = run_command(template, clip, args.device, caches)
+            warm = [run_command(template, clip, args.device, caches) for _ in range(args.runs)]
+            rows.append((template.format(clip=args.clip, out="out/"), cold,
+                         statistics.median(w for w, _ in warm),
+                         None if warm[0][1] is None else statistics.median(s for _, s in warm)))
+            print(f"done {rows[-1][0]}: cold {cold[0]:.1f} s, warm {rows[-1][2]:.1f} s", file=sys.stderr, flush=True)
+    print(f"\n| command (--device {args.device}) | wall, cold (s) | wall, warm (s) | synthesis, warm (s) |")
+    print("|---|---|---|---|")
+    for command, cold, warm, synthesis in rows:
+        print(f"| `{command}` | {cold[0]:.1f} | {warm:.1f} | {'-' if synthesis is None else f'{synthesis:.1f}'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", default=str(ROOT / "examples" / "airballoons.mp4"))
@@ -54,7 +116,11 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1, help="variations synthesised together")
+    parser.add_argument("--commands", action="store_true", help="time whole commands, cold and warm (see above)")
     args = parser.parse_args()
+    if args.commands:
+        time_commands(args)
+        return
 
     device = resolve_device(args.device)
     clip = read_clip(args.clip)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import FAST, error_lines, files_under
 
-from vgpnn.cli import batch, generate as generate_command, job as job_module
+from vgpnn.apps import generate as generate_app
+from vgpnn.cli import batch, job as job_module
 from vgpnn.video import read_clip, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,13 +91,13 @@ def test_skip_existing_does_no_work_for_finished_inputs_and_only_the_missing_out
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     (out / "b_1.mp4").unlink()
     made = []
-    real = generate_command.generate_clips
+    real = generate_app.generate
 
     def counting(frames, config, options, **kwargs):
         made.append((options.seed, options.variations))
         return real(frames, config, options, **kwargs)
 
-    monkeypatch.setattr(generate_command, "generate_clips", counting)
+    monkeypatch.setattr(generate_app, "generate", counting)  # the command imports it when it has work
     result = cli("generate", clips, "-n", 2, "--seed", 0, "-o", out, "--skip-existing", *FAST)
     assert result.exit_code == 0, result.output
     assert made == [(1, 1)]  # only b's second variation
@@ -108,6 +109,31 @@ def test_skip_existing_does_no_work_for_finished_inputs_and_only_the_missing_out
     made.clear()
     assert cli("generate", clips, "-n", 2, "--seed", 0, "-o", out, "--skip-existing", "-q", *FAST).exit_code == 0
     assert made == []
+
+
+def test_skip_existing_with_the_earlier_report_remakes_outputs_made_with_other_parameters(
+        tmp_path, make_video, cli):
+    clip = make_video(tmp_path / "a.mp4")
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    assert cli("generate", clip, "-n", 2, "--seed", 0, "-o", out, "--noise", 1, "--report", report, "-q",
+               *FAST).exit_code == 0
+    first = {name: (out / name).read_bytes() for name in ("a_0.mp4", "a_1.mp4")}
+    same = cli("generate", clip, "-n", 2, "--seed", 0, "-o", out, "--noise", 1, "--report", report,
+               "--skip-existing", *FAST)
+    assert same.exit_code == 0 and "skipped: every output" in same.stderr and "remaking" not in same.stderr
+    # other noise: both outputs are made again, not kept because their names exist
+    other = cli("generate", clip, "-n", 2, "--seed", 0, "-o", out, "--noise", 2, "--report", report,
+                "--skip-existing", *FAST)
+    assert other.exit_code == 0, other.output
+    assert other.stderr.count("remaking") == 2
+    assert all((out / name).read_bytes() != data for name, data in first.items())
+    # the report now says how they were made: a second resume keeps them
+    again = cli("generate", clip, "-n", 2, "--seed", 0, "-o", out, "--noise", 2, "--report", report,
+                "--skip-existing", *FAST)
+    assert "remaking" not in again.stderr and "skipped: every output" in again.stderr
+    # without an earlier report, names are all there is, and the runner says so
+    plain = cli("generate", clip, "-n", 2, "--seed", 0, "-o", out, "--noise", 3, "--skip-existing", *FAST)
+    assert "by name only" in plain.stderr and "skipped: every output" in plain.stderr
 
 
 def test_an_existing_output_fails_that_input_only(clips, tmp_path, cli):

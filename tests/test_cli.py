@@ -178,3 +178,29 @@ def test_audio_is_kept_for_the_whole_clip_and_dropped_with_a_notice_otherwise(tm
     for name, expected in (("whole.mp4", 1), ("part.mp4", 0)):
         with av.open(str(tmp_path / name)) as container:
             assert len(container.streams.audio) == expected
+
+
+def test_a_job_says_its_estimate_before_the_work_and_warns_when_long(tmp_path, clip_path, monkeypatch):
+    from vgpnn.cli import job
+    monkeypatch.setattr(job, "NOTICE_SECONDS", 0.0)  # every job is worth a notice ...
+    monkeypatch.setattr(job, "LONG_JOB_SECONDS", 0.0)  # ... and a warning
+    result = run("generate", clip_path, "--seed", 0, "-o", tmp_path / "out", "--iterations", "1", "--size", "native")
+    assert result.exit_code == 0, result.output
+    assert "estimated" in result.stderr and "per output" in result.stderr
+    assert "warning: this is a long job" in result.stderr
+
+
+def test_the_levels_bar_advances_by_each_levels_modelled_cost():
+    from vgpnn.cli.progress import ProgressBars
+    bars = ProgressBars(enabled=True, total=1, level_weights=[1.0, 1.0, 8.0])
+    bars.level_done(1, 3)
+    assert (bars.levels.n, bars.levels.total) == (1.0, 10.0)
+    bars.level_done(2, 3)
+    assert bars.levels.n == 2.0  # 20 % of the work after two of three levels, not 67 %
+    bars.level_done(3, 3)
+    assert bars.levels.n == 10.0
+    bars.close()
+    unweighted = ProgressBars(enabled=True, total=1, level_weights=[1.0, 2.0])  # another level count
+    unweighted.level_done(1, 3)
+    assert (unweighted.levels.n, unweighted.levels.total) == (1, 3)
+    unweighted.close()

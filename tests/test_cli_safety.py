@@ -205,7 +205,7 @@ def test_an_output_name_too_long_for_the_file_system_is_refused_before_any_work(
     def no_synthesis(*args, **kwargs):
         raise AssertionError("synthesis started")
 
-    monkeypatch.setattr("vgpnn.cli.generate.generate_clips", no_synthesis)
+    monkeypatch.setattr("vgpnn.apps.generate.generate", no_synthesis)
     limit = _name_max(tmp_path)
     for output in (tmp_path / ("x" * (limit + 1) + ".mp4"), tmp_path / ("d" * (limit + 1)) / "x.mp4"):
         result = cli("generate", source, "--seed", 0, "-o", output, "-q", *FAST)
@@ -254,7 +254,7 @@ def test_help_of_generate_keeps_its_random_seed_and_noise(cli):
 
 
 def test_help_of_evaluate_says_max_frames_applies_to_the_outputs(cli):
-    text = _help(cli, "evaluate")
+    text = _help(cli, "evaluate").replace("--max- frames", "--max-frames")  # click wraps at hyphens
     assert "each OUTPUT with the same --size and --max-frames, from its first frame" in text
     assert "all its frames" not in text and "section 7" not in text  # no document outside the repository
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .errors import CPU_DEVICE, ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -11,6 +9,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when a GPU is usable, else the CPU; 'cuda' without a GPU is an error."""
+    import torch  # here, not at the top: the command line reads DEVICES before it needs torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":

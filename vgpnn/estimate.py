@@ -20,14 +20,17 @@ matrix-product speed is a guide to the rest (memory bandwidth, the vote), so the
 estimate, and ``vgpnn info`` says so.
 
 Seconds per variation, default settings, estimated vs measured (the GPU runs are among those
-the costs were fitted to; the CPU ones are not, except the 256x144x15 clip's levels at 2
-iterations; measured figures from the README's CPU table):
+the costs were fitted to). The CPU's search cost ``approx`` is that of the compiled PatchMatch
+(kernels/patchmatch_numba.py), fitted to one figure: 29.6 CPU seconds per 256x144x15
+variation (``benchmarks/bench_generate.py``, which reports CPU time, on the 2-core machine
+while others shared it), taken as 15.8 s of quiet wall time with the ratio the faiss path
+showed between its CPU time and its quiet wall time (49.5 / 26.4 = 1.87). The other CPU
+costs are the earlier fit (exhaustive search, vote, overhead), whose estimates were within
+about 20 % of measured times; treat the CPU figures as a guide until re-fitted on a quiet
+machine (``benchmarks/calibrate_estimate.py``):
 
     device        size (WxHxT)    estimated   measured
-    2-core CPU    256x144x15      26.7        23.2
-    2-core CPU    256x144x20      44          41.8   (airballoons.mp4)
-    2-core CPU    256x144x30      69          77.8, 82.1   (bunny_audio, water_glass)
-    2-core CPU    192x144x30      52          54.5   (tree_foliage.mp4)
+    2-core CPU    256x144x15      15.8        15.8 (from CPU time, as above)
     H100          256x144x30      2.6         2.6
     H100          1280x720x15     8.9         8.9
     H100          1920x1080x30    31.4        32.1
@@ -38,17 +41,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-
-import torch
+from typing import Callable
 
 from .config import SynthesisConfig
+from .errors import ConfigError
 from .pyramid import Shape3
 from .schedule import level_schedule
 
 # Seconds per unit of each count on the reference devices (step 2), and the reference
 # devices' float32 matrix-product rate in multiply-adds per second (step 3).
 COSTS = {
-    "cpu": {"exact": 1.96e-11, "approx": 3.67e-06, "keys": 1.84e-06, "vote": 5.13e-09, "steps": 6.22e-04},
+    # approx: the numba PatchMatch (no key index, so keys 0), from CPU seconds (see above)
+    "cpu": {"exact": 1.96e-11, "approx": 1.89e-06, "keys": 0.0, "vote": 5.13e-09, "steps": 6.22e-04},
     "cuda": {"exact": 1.44e-14, "approx": 1.62e-07, "keys": 6.90e-09, "vote": 2.63e-10, "steps": 1.31e-03},
 }
 REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.57e13}
@@ -104,8 +108,48 @@ def reference_seconds(levels: list[LevelWork], device_type: str) -> float:
     return sum(getattr(level, name) * cost for level in levels for name, cost in costs.items())
 
 
+def level_seconds(levels: list[LevelWork], device_type: str) -> list[float]:
+    """Step 2 per level (coarsest first): the modelled share of each level, which progress
+    bars use to weight levels (finer levels cost far more than coarser ones)."""
+    costs = COSTS.get(device_type, COSTS["cpu"])
+    return [sum(getattr(level, name) * cost for name, cost in costs.items()) for level in levels]
+
+
+# The automatic working size (``--working-size auto``): the largest of these shorter sides, up
+# to the input's own, whose estimated time per variation here stays within the budget; never
+# below DEFAULT_SHORT_SIDE (or the input's own size when smaller), as before there was a choice.
+WORKING_SIZES = (144, 180, 216, 240, 288, 360, 432, 480, 540, 720, 900, 1080)
+DEFAULT_SHORT_SIDE = 144
+SECONDS_PER_VARIATION = 60.0
+
+
+def automatic_short_side(native_short_side: int, shape_at, config: SynthesisConfig, device,
+                         rate: Callable[[], float]) -> int | None:
+    """The shorter side a job should work at here: None for the input's own size (where it is at
+    most the largest of WORKING_SIZES and its estimate fits), else one of WORKING_SIZES.
+    ``shape_at(short_side)`` gives the working (frames, height, width) at a shorter side (None:
+    native); ``rate()`` this device's matrix-product rate, asked only when an estimate is needed."""
+    if native_short_side <= DEFAULT_SHORT_SIDE:
+        return None  # nothing to choose: it is never upscaled
+    candidates = [None] if native_short_side <= WORKING_SIZES[-1] else []
+    candidates += [side for side in reversed(WORKING_SIZES) if DEFAULT_SHORT_SIDE < side < native_short_side]
+    measured = None
+    for side in candidates:
+        shape = shape_at(side)
+        try:
+            levels = plan_levels(shape, shape, config, device.type)
+        except ConfigError:  # frames smaller than a patch at this size
+            continue
+        measured = rate() if measured is None else measured
+        if estimate_seconds(levels, device, measured) <= SECONDS_PER_VARIATION:
+            return side
+    return DEFAULT_SHORT_SIDE
+
+
 def matmul_rate(device: torch.device, repeats: int = 3) -> float:
     """Multiply-adds per second of a float32 matrix product on ``device``, best of ``repeats``."""
+    import torch  # only to measure: the model itself is arithmetic
+
     side = _MATMUL_SIDE.get(device.type, _MATMUL_SIDE["cpu"])
     left = torch.rand(side, side, device=device)
     right = torch.rand(side, side, device=device)

@@ -34,13 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# DIS settings by name: (OpenCV preset, finest pyramid scale solved; 0 is full resolution).
-# "fine" is the default: OpenCV's own presets stop at half resolution or coarser, which costs
-# about a quarter more warp error on the shared clips for about half the time
-# (benchmarks/bench_flow.py); at full resolution DIS comes within a few percent of our
-# Horn-Schunck on one-frame steps, beats it on three-frame steps, and is about 10x faster.
-DIS_PRESETS = {"ultrafast": ("ULTRAFAST", None), "fast": ("FAST", None), "medium": ("MEDIUM", None),
-               "fine": ("MEDIUM", 0)}
+from .flow_presets import DIS_PRESETS  # noqa: F401  (here too: the flow's own name for them)
 
 _GRAY = (0.299, 0.587, 0.114)
 # Horn-Schunck's smoothness weight, squared, for intensities in [0, 1]: about the squared

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .config import SynthesisConfig
 from .errors import SMALLER_JOB, ConfigError, ResourceError
 from .schedule import level_schedule
@@ -107,12 +105,15 @@ def _uses_patchmatch(source_shape, target_shape, config: SynthesisConfig | None)
         levels = level_schedule(tuple(source_shape), tuple(target_shape), config or SynthesisConfig(), "cpu")
     except ConfigError:
         return False  # the job will be refused for its shapes, with its own message
-    return any(level.backend == "patchmatch" for level in levels)
+    from .nn import fused_patchmatch
+    # PatchMatch's compiled CPU kernel holds no descriptors or proposals: only the torch one counts.
+    return not fused_patchmatch("cpu") and any(level.backend == "patchmatch" for level in levels)
 
 
 def available_bytes(device: torch.device) -> int | None:
     """Free GPU memory on CUDA, available system memory on a CPU (None when it cannot be known)."""
     if device.type == "cuda":
+        import torch  # only here: the command line checks memory before it needs torch
         return torch.cuda.mem_get_info(device)[0]
     return available_cpu_bytes()
 

@@ -10,10 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
-from .resize import resize_video
-
 Shape3 = tuple[int, int, int]  # (frames, height, width)
 
 
@@ -65,6 +61,8 @@ def pyramid_geometry(source_shape: Shape3, factor: float, coarsest_frames: int,
 def build_pyramid(video: torch.Tensor, geometry: PyramidGeometry,
                   minimum: Shape3 = (1, 1, 1)) -> list[torch.Tensor]:
     """All levels of ``video`` (..., C, T, H, W), finest first, each resized from ``video``."""
+    from .resize import resize_video  # torch; the level shapes above are plain arithmetic
+
     full_shape = tuple(video.shape[-3:])
     return [resize_video(video, geometry.level_shape(full_shape, level, minimum))
             for level in range(geometry.levels)]

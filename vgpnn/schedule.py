@@ -10,7 +10,8 @@ One rule, used by the synthesis loop, by ``vgpnn info``'s time estimates and by 
 3. A level whose source has more than ``config.large_level_voxels`` voxels gets 1 iteration
    and ``config.large_level_patch_size`` patches (shrunk to fit the level, rule 1).
 4. The backend: the one asked for, or with 'auto' exhaustive search while a search costs at
-   most ``exact_work_limit`` multiply-adds per output, then faiss on a CPU and PatchMatch on a GPU
+   most ``exact_work_limit`` multiply-adds per output, then PatchMatch (whole patches in the
+   numba kernel on a CPU, the Triton kernel on a GPU; faiss on a CPU without numba)
    (``vgpnn.nn.backend_for``).
 """
 
@@ -89,5 +90,5 @@ def level_schedule(source_shape: Shape3, target_shape: Shape3, config: Synthesis
             iterations = 1 if level == first and not wraps_time else config.iterations
         work = search_work(target, source, level_patch, channels)
         levels.append(LevelSchedule(level, source, target, level_patch, iterations,
-                                    backend_for(config.backend, work, device_type)))
+                                    backend_for(config.backend, work, device_type, wraps_time)))
     return levels

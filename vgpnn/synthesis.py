@@ -261,7 +261,7 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
             searched = searched[(slice(None), slice(None), *box)]
         request = SearchRequest(searched, searched_keys, level_patch, valid_keys=valid_keys, initial_field=field_,
                                 seeds=tuple(_search_seed(seed, level, iteration) for seed in plan.seeds))
-        backend = choose_backend(config.backend, request)
+        backend = choose_backend(config.backend, request, wraps)
         if backend == "exact" and plan.completeness_alpha is not None and valid_keys is None:
             backend = COMPLETENESS_BACKEND
             field_ = completeness_search(searched, searched_keys, level_patch, plan.completeness_alpha)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..apps.analogy import AnalogyOptions, analogy as analogy_clips, analogy_patch_size
 from . import main
 from .job import JobSettings, Plan, run_pair_command
 from .options import synthesis_command_options
+
+# AnalogyOptions' defaults, repeated here so `--help` needs no torch (a test checks they agree).
+DEFAULT_BINS = 3
 
 # Noise for --variations: enough to vary the details, little enough that the coarsest level
 # still shows STRUCTURE's layout (the default 2.5 of generate would bury it).
@@ -19,10 +21,10 @@ VARIATION_NOISE = 0.3
 @main.command()
 @click.argument("structure_path", metavar="STRUCTURE", type=click.Path(path_type=Path))
 @click.argument("appearance_path", metavar="APPEARANCE", type=click.Path(path_type=Path))
-@click.option("--structure-bins", type=click.IntRange(min=1), default=AnalogyOptions.structure_bins,
+@click.option("--structure-bins", type=click.IntRange(min=1), default=DEFAULT_BINS,
               show_default=True, help="Levels of motion (optical-flow speed) and of brightness that STRUCTURE "
                                       "is sorted into; for a sketch, at least its number of colours.")
-@click.option("--appearance-bins", type=click.IntRange(min=1), default=AnalogyOptions.appearance_bins,
+@click.option("--appearance-bins", type=click.IntRange(min=1), default=DEFAULT_BINS,
               show_default=True, help="Levels of motion and of brightness that APPEARANCE is sorted into.")
 @synthesis_command_options(variation_noise=VARIATION_NOISE,
                            default_name="STRUCTURE_as_APPEARANCE.{ext} after the inputs' names, e.g. "
@@ -47,6 +49,8 @@ def analogy(structure_path, appearance_path, structure_bins, appearance_bins, sh
     default_stem = "{name}_as_" + appearance_name.replace("{", "").replace("}", "") + ("_{seed}" if shared.varied else "")
 
     def plan(structure, appearance):
+        from ..apps.analogy import analogy_patch_size  # torch: only once there is work
+
         shape = tuple(structure.frames.shape[:3])
         analogy_patch_size(shape, tuple(appearance.frames.shape[:3]), config)
         motion = shape[0] > 1 and appearance.frames.shape[0] > 1
@@ -54,6 +58,8 @@ def analogy(structure_path, appearance_path, structure_bins, appearance_bins, sh
         return Plan(target_shape=shape, keep_audio=True, notes=notes)
 
     def synthesise(structure, appearance, plan, seeds, on_variation, progress):
+        from ..apps.analogy import AnalogyOptions, analogy as analogy_clips
+
         options = AnalogyOptions(structure_bins=structure_bins, appearance_bins=appearance_bins,
                                  variations=len(seeds), seed=seeds[0], device=shared.device,
                                  batch_size=shared.batch_size)

@@ -24,7 +24,9 @@ What the runner guarantees, so no command has to:
 3. Per input, in order: planning error (a symbolic link loop is one), an output that is an
    input, a name longer than the file system allows, existing outputs
    (``--skip-existing`` leaves an input whose outputs all exist alone and asks ``make`` only
-   for the missing ones; without it and without ``-y`` the input fails), an output folder that
+   for the missing ones, and, given the earlier run's report, for those it does not list as
+   made with these parameters (:mod:`.records`); without it and without ``-y`` the input
+   fails), an output folder that
    cannot be written; then ``make``. A :class:`VgpnnError`, running out of memory or an
    unexpected exception fails this input with one line on stderr and the batch goes on.
 4. Ctrl-C (SIGINT) or SIGTERM stops at once: the file being written is removed by
@@ -63,7 +65,6 @@ from pathlib import Path
 from typing import Callable
 
 import click
-import torch
 from tqdm import tqdm
 
 from .. import __version__
@@ -71,7 +72,8 @@ from ..errors import ConfigError, OutputError, VgpnnError
 from ..inputs import expand_inputs, link_loop
 from ..naming import template_fields
 from ..video import name_limit
-from .common import cli_message, silence_stdout, write_report
+from .common import cli_message, out_of_memory_errors, silence_stdout, torch_version, write_report
+from .records import EarlierReport, fingerprint
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -86,8 +88,10 @@ def inputs_argument(command):
 def skip_existing_option(command):
     return click.option(
         "--skip-existing", is_flag=True,
-        help="Resume a batch: leave alone an input whose outputs all exist, and make only the "
-             "missing outputs of the others.")(command)
+        help="Resume a batch: leave alone an input whose outputs all exist, and make only the missing "
+             "outputs of the others. With the earlier run's --report, an existing output is kept only "
+             "if that report lists it as made with these parameters (else it is made again); without "
+             "one, outputs are kept by name.")(command)
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,11 @@ class _Batch:
 
     def run(self) -> int:
         self._check_report()
+        # Read before this run's report replaces it: what the run being resumed made, and how.
+        self.earlier = EarlierReport(self.settings.report if self.settings.skip_existing else None)
+        if self.settings.skip_existing and not self.earlier.found:
+            self.say("--skip-existing keeps existing outputs by name only: give the earlier run's --report "
+                     "to keep only those made with these parameters")
         expansion = expand_inputs(list(self.settings.specs))
         if expansion.ignored:
             shown = ", ".join(f"'{p.name}'" for p in expansion.ignored[:3])
@@ -221,6 +230,12 @@ class _Batch:
         self._refuse_collisions(inputs)
         for item in inputs:
             item.records = [self._record(item.source, output) for output in (item.outputs or [None])]
+            if self.settings.skip_existing and self.earlier.found and item.error is None:
+                # Outputs this run will keep stay listed as kept even if it is stopped early,
+                # so resuming it again still knows how they were made.
+                for index, output in enumerate(item.outputs):
+                    if output.path.exists() and self._made_alike(item, index):
+                        item.records[index]["status"] = "skipped"
             self.records.extend(item.records)
         if self.settings.execution.executor == "ray":
             from .ray_executor import RayExecutor  # imports ray: only when asked for
@@ -325,7 +340,7 @@ class _Batch:
             self._check_not_inputs(item)
             for path in [o.path for o in item.outputs] + ([item.preview] if item.preview else []):
                 _check_name_lengths(path)  # before _todo, whose exists() raises on such a name
-            todo = self._todo(item)
+            todo, stale = self._todo(item)
             if not todo:
                 for record in records:
                     record["status"] = "skipped"
@@ -344,12 +359,15 @@ class _Batch:
             if index not in todo:
                 record["status"] = "skipped"
         started = time.perf_counter()
+        for index in stale:
+            self.say(f"remaking '{item.outputs[index].path}': the earlier --report does not list it as "
+                     "made with these parameters")
 
         def written(index: int, fields: dict) -> None:
             self.written(item, index, fields, time.perf_counter() - started)
 
-        return Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite, self.say, written,
-                   self.say_once)
+        return Job(item.source, item.outputs, todo, item.preview, self.settings.overwrite or bool(stale), self.say,
+                   written, self.say_once)
 
     def written(self, item: _Input, index: int, fields: dict, seconds: float) -> None:
         """outputs[index] of ``item`` is complete, ``seconds`` after its work started."""
@@ -392,10 +410,21 @@ class _Batch:
                 raise _InputFailed(f"output '{output.path}' is another input of this batch "
                                    f"('{self.inputs_by_path[key]}'); choose another -o")
 
-    def _todo(self, item: _Input) -> list[int]:
+    def _made_alike(self, item: _Input, index: int) -> bool:
+        """With --skip-existing: whether the earlier report says it made this output as this run
+        would (True when there is no earlier report: names are all there is to go by)."""
+        if not self.earlier.found:
+            return True
+        output = item.outputs[index]
+        return self.earlier.made_alike(output.path, fingerprint(self.settings.command, item.source,
+                                                                self.settings.parameters, output.details.get("seed")))
+
+    def _todo(self, item: _Input) -> tuple[list[int], list[int]]:
+        """(outputs to make, those of them that exist and are to be replaced)."""
         exists = [output.path.exists() for output in item.outputs]
         if self.settings.skip_existing:
-            return [i for i, done in enumerate(exists) if not done]
+            stale = [i for i, there in enumerate(exists) if there and not self._made_alike(item, i)]
+            return [i for i, there in enumerate(exists) if not there or i in stale], stale
         if not self.settings.overwrite:
             for output, done in zip(item.outputs, exists):
                 if done:
@@ -403,7 +432,7 @@ class _Batch:
                                        "or --skip-existing to keep it")
             if item.preview is not None and item.preview.exists():
                 raise _InputFailed(f"preview '{item.preview}' exists; pass -y/--overwrite to replace it")
-        return list(range(len(item.outputs)))
+        return list(range(len(item.outputs))), []
 
     def _check_writable(self, item: _Input, todo: list[int]) -> None:
         """Fail before any work when an output's folder cannot be written, creating nothing."""
@@ -462,7 +491,7 @@ class _Batch:
         if self.settings.report is None:
             return
         write_report(self.settings.report, {
-            "vgpnn": __version__, "torch": torch.__version__, "command": self.settings.command,
+            "vgpnn": __version__, "torch": torch_version(), "command": self.settings.command,
             "argv": sys.argv[1:], "cwd": os.getcwd(), "inputs": list(self.settings.specs),
             "started": self.started, "finished": _now(), "status": self.status,
             "summary": dict(self.counts), "parameters": self.settings.parameters,
@@ -481,9 +510,10 @@ def describe_failure(error: Exception) -> InputFailure:
         return error
     if isinstance(error, (VgpnnError, _InputFailed)):
         return InputFailure(cli_message(error))
-    if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
+    if isinstance(error, out_of_memory_errors()):
         gc.collect()
-        if torch.cuda.is_available():
+        torch = sys.modules.get("torch")  # loaded by the work that ran out, if any
+        if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return InputFailure("out of memory; use a smaller --size, fewer --max-frames or a smaller --batch-size")
     # A bug: one input must not sink a batch of a thousand.

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 
 from ..config import SynthesisConfig
 from ..errors import COARSEST_SIZE, CPU_DEVICE, OVERWRITE, SMALLER_JOB, ConfigError, OutputError, VgpnnError
@@ -33,6 +32,25 @@ def cli_message(error: Exception) -> str:
     return message
 
 
+def out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "out of memory": torch's CUDA one only once torch is loaded (it
+    cannot have been raised before, and importing torch for an except clause costs seconds)."""
+    torch = sys.modules.get("torch")
+    return (MemoryError,) if torch is None else (MemoryError, torch.cuda.OutOfMemoryError)
+
+
+def torch_version() -> str | None:
+    """torch's version for reports, without importing torch when nothing has yet."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.__version__
+    from importlib import metadata
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def fail_cleanly(command):
     """Turn our errors into one line and an exit status; keep tracebacks for real bugs."""
     @functools.wraps(command)
@@ -44,7 +62,7 @@ def fail_cleanly(command):
         except VgpnnError as error:
             click.echo(f"error: {cli_message(error)}", err=True)
             sys.exit(1)
-        except (MemoryError, torch.cuda.OutOfMemoryError):
+        except out_of_memory_errors():
             click.echo("error: out of memory; use a smaller --working-size, fewer --max-frames or a smaller "
                        "--batch-size", err=True)
             sys.exit(1)
@@ -75,12 +93,13 @@ def config_record(config: SynthesisConfig) -> dict:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-def notice_working_size(say, clip, short_side, max_frames) -> None:
+def notice_working_size(say, clip, reason: str, max_frames) -> None:
+    """``reason``: why the working size is what it is (the option as given, or auto's choice)."""
     frames, height, width = clip.frames.shape[:3]
     original_height, original_width = clip.original_size
     if (height, width) != (original_height, original_width):
         say(f"working at {width}x{height} (input is {original_width}x{original_height}; "
-            f"--working-size {short_side}; use --working-size native for full resolution)")
+            f"{reason}; use --working-size native for full resolution)")
     if frames < clip.original_frame_count:
         say(f"using {frames} of {clip.original_frame_count} frames (--max-frames {max_frames}; "
             "0 for all)")

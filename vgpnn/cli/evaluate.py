@@ -7,13 +7,10 @@ import math
 import sys
 
 import click
-import torch
 
-from ..clip_tensor import frames_to_tensor
 from ..errors import VgpnnError
 from ..inputs import expand_inputs
 from ..memory import available_cpu_bytes, check_fits
-from ..metrics import coherence, completeness, diversity, dominant_offset_share, nearest_offsets, nnf_div
 from ..video import read_clip
 from . import main
 from .common import cli_message, fail_cleanly
@@ -42,6 +39,9 @@ def evaluate(source_path, outputs, short_side, max_frames, start_frame, patch_si
     diversity (higher: the outputs differ from each other). SOURCE is read at the working size
     (--size, --max-frames, --start-frame); each OUTPUT with the same --size and --max-frames,
     from its first frame (--max-frames 0 reads every frame)."""
+    from ..clip_tensor import frames_to_tensor  # torch: only once there is work
+    from ..metrics import coherence, completeness, dominant_offset_share, nearest_offsets, nnf_div
+
     source_clip = read_clip(source_path, short_side=short_side, start_frame=start_frame,
                             max_frames=max_frames or None)
     source = frames_to_tensor(source_clip.frames)
@@ -92,6 +92,9 @@ def _diversity(videos: list[torch.Tensor], source: torch.Tensor) -> float | None
     """Needs two or more outputs of one shape; None otherwise."""
     if len(videos) < 2 or len({tuple(v.shape) for v in videos}) != 1:
         return None
+    import torch
+    from ..metrics import diversity
+
     return diversity(torch.stack(videos), source)
 
 

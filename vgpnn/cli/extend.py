@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..apps.extend import ExtendOptions, check_extension, extend as extend_clip, window_plan
 from ..config import SynthesisConfig
 from ..errors import ConfigError
 from . import main
@@ -55,6 +54,8 @@ def extend(inputs, frames, duration, backward, shared):
     if (frames is None) == (duration is None):
         raise click.UsageError("give the output's length once: --frames N or --duration SECONDS "
                                "(the input's frames included)")
+    from ..apps.extend import ExtendOptions, check_extension, extend as extend_clip, window_plan  # torch: only with work
+
     config = shared.config()
     settings = JobSettings("extend", tuple(inputs), shared,
                            parameters={"frames": frames, "duration": duration, "backward": backward})

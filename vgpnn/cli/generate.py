@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-from ..apps.generate import GenerateOptions, generate as generate_clips
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
@@ -23,6 +21,8 @@ def generate(inputs, shared):
         return Plan(target_shape=tuple(clip.frames.shape[:3]), keep_audio=True)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
+        from ..apps.generate import GenerateOptions, generate as generate_clips  # torch: only once there is work
+
         generate_clips(clip.frames, config, GenerateOptions(len(seeds), seeds[0], shared.device, shared.batch_size),
                        on_variation=on_variation, progress=progress)
 

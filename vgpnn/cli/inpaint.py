@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..apps.inpaint import InpaintOptions, hole_from_mask, inpaint as inpaint_clip
 from ..config import SynthesisConfig
 from ..video import GIF_EXTENSION, read_clip
 from . import main
@@ -42,6 +41,8 @@ def inpaint(inputs, mask_path, shared):
     default_stem = "{name}_inpainted" + ("_{seed}" if shared.varied else "")
 
     def plan(clip):
+        from ..apps.inpaint import hole_from_mask  # torch: only once there is work
+
         mask = read_clip(mask_path, short_side=None, max_frames=None)
         lossy = mask.kind == "video" and mask_path.suffix.lower() != GIF_EXTENSION
         original_shape = (clip.original_frame_count, *clip.original_size)
@@ -51,6 +52,8 @@ def inpaint(inputs, mask_path, shared):
         return Plan(target_shape=tuple(clip.frames.shape[:3]), keep_audio=True, notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
+        from ..apps.inpaint import InpaintOptions, inpaint as inpaint_clip
+
         options = InpaintOptions(variations=len(seeds), seed=seeds[0], device=shared.device, batch_size=shared.batch_size)
         inpaint_clip(clip.frames, holes["hole"], config, options, on_variation=on_variation, progress=progress)
 

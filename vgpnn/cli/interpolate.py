@@ -6,10 +6,8 @@ from fractions import Fraction
 
 import click
 
-from ..apps.interpolate import (InterpolateOptions, detect_scene_cuts, factor_for_rate, interpolate as interpolate_clip,
-                                resampled_times, whole_factor_times)
 from ..errors import InputError
-from ..flow import DIS_PRESETS
+from ..flow_presets import DIS_PRESETS
 from . import main
 from .batch import inputs_argument
 from .job import JobSettings, Plan, run_command
@@ -62,9 +60,13 @@ def interpolate(inputs, factor, rate, exact_fps, flow, repair, find_cuts, shared
         raise click.UsageError("interpolate adds no noise; --noise does not apply")
     if rate is None:
         factor = factor or 2
+    from ..apps.interpolate import (InterpolateOptions, detect_scene_cuts, factor_for_rate,  # torch: only with work
+                                    interpolate as interpolate_clip, resampled_times, whole_factor_times)
+
     config = shared.config()
     settings = JobSettings("interpolate", tuple(inputs), shared, parameters={
-        "factor": factor, "fps": rate, "exact_fps": exact_fps, "flow": flow, "repair": repair, "cuts": find_cuts})
+        "factor": factor, "fps": rate, "exact_fps": exact_fps, "flow": flow, "repair": repair, "cuts": find_cuts},
+        estimate=False)  # flow and warps, and at most a repair of parts: not what the engine's model walks
     found: dict = {}
     if rate is None:
         default_stem = f"{{name}}_x{factor}"

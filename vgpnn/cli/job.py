@@ -27,7 +27,7 @@ from .progress import ProgressBars
 from ..video import Clip, is_variable_frame_rate, read_clip, seekable_input, write_video
 from ..errors import OutputError
 from .batch import BatchSettings, Job, PlannedOutput, run_batch
-from .options import SharedOptions
+from .options import AUTO_SIZE, DEFAULT_SHORT_SIDE, SharedOptions
 from .common import config_record, notice_working_size, refuse_if_too_big
 
 
@@ -41,6 +41,7 @@ class JobSettings:
     parameters: dict = field(default_factory=dict)  # the command's own options, for the report
     other_inputs: tuple[Path, ...] = ()  # inputs besides INPUT... (analogy's APPEARANCE): never overwritten
     engine_memory: bool = True  # check the synthesis engine's memory model before reading (False: the command does not run the engine)
+    estimate: bool = True  # say the engine's modelled cost before work, and weight the levels bar by it (False: the command's work is not the engine's)
 
 
 @dataclass
@@ -77,6 +78,8 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
         "preview": None if options.preview is None else str(options.preview),
         "report": None if options.report is None else str(options.report)}
 
+    rates = {}  # the device's measured speed, once per run (vgpnn.estimate)
+
     def plan(source: Path) -> list[PlannedOutput]:
         paths = plan_outputs(options.output, source, seeds,
                              options.output_format or default_format(input_kind(source), source),
@@ -96,16 +99,17 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
     def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
         torch_device = local_device or resolve_device(options.device)
+        short_side = _working_side(source, options, config, torch_device, rates)
         if settings.engine_memory:
-            refuse_if_too_big(source, options.short_side, options.start_frame, options.max_frames,
+            refuse_if_too_big(source, short_side, options.start_frame, options.max_frames,
                               torch_device, min(options.batch_size, len(job.todo)), config)
-        clip = read_clip(source, short_side=options.short_side, start_frame=options.start_frame,
+        clip = read_clip(source, short_side=short_side, start_frame=options.start_frame,
                          max_frames=options.max_frames or None)
         read_seconds = time.perf_counter() - started
         # Said once, when the first input has been read: an input that fails says only its error.
         job.say_once(f"seed {seed}" + (f" (outputs use {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else "")
                      + f"; device {torch_device}")
-        _notices(job.say, clip, settings, job.source)
+        _notices(job.say, clip, settings, job.source, short_side, torch_device)
         clip_plan = plan_clip(clip)
         for note in clip_plan.notes:
             job.say(note)
@@ -115,7 +119,10 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
             job.say(clip_plan.audio_notice if not clip_plan.keep_audio
                     else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
         sheet_rows = [clip.frames, *clip_plan.sheet_rows]
-        bars = ProgressBars(enabled=not options.quiet and sys.stderr.isatty(), total=len(job.todo))
+        weights = _estimate(job.say, tuple(clip.frames.shape[:3]), clip_plan.target_shape, config, torch_device,
+                            len(job.todo), rates) if settings.estimate else None
+        bars = ProgressBars(enabled=not options.quiet and sys.stderr.isatty(), total=len(job.todo),
+                            level_weights=weights)
 
         fps = clip_plan.fps or clip.fps
 
@@ -159,6 +166,10 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
     working size and frame range (``second_role`` names it in notices and the report). The
     preview shows each input, then the second clip, then the outputs."""
     options = settings.shared
+    if options.short_side == AUTO_SIZE:
+        # Two inputs read at one size: the fixed default rather than a choice from either alone.
+        options = replace(options, short_side=DEFAULT_SHORT_SIDE)
+        settings = replace(settings, shared=options)
     second = read_clip(second_path, short_side=options.short_side, start_frame=options.start_frame,
                        max_frames=options.max_frames or None)
     frames, height, width = second.frames.shape[:3]
@@ -177,9 +188,74 @@ def run_pair_command(settings: JobSettings, second_path: Path, second_role: str,
     run_command(settings, config, default_stem, plan_clip, synthesise_clip)
 
 
-def _notices(say, clip: Clip, settings: JobSettings, name: Path) -> None:
+# A job whose estimate on the reference device is under this many seconds gets no notice (and
+# costs no speed measurement); one estimated over LONG_JOB seconds here gets a warning.
+NOTICE_SECONDS = 20.0
+LONG_JOB_SECONDS = 600.0
+
+
+def _estimate(say, source_shape, target_shape, config: SynthesisConfig, device, outputs: int,
+              rates: dict) -> list[float] | None:
+    """Say what the job will cost before it starts (every command, from vgpnn.estimate's
+    model), and warn when it is long; returns each level's modelled share for the progress
+    bar (None where the model cannot walk the job)."""
+    from ..errors import ConfigError
+    from ..estimate import estimate_seconds, level_seconds, plan_levels, reference_seconds
+
+    try:
+        levels = plan_levels(source_shape, target_shape, config, device.type)
+    except ConfigError:
+        return None
+    if reference_seconds(levels, device.type) * outputs >= NOTICE_SECONDS:
+        if device not in rates:
+            from ..estimate import matmul_rate
+            rates[device] = matmul_rate(device)
+        each = estimate_seconds(levels, device, rates[device])
+        total = each * outputs
+        say(f"estimated {_duration(each)} per output" + (f", {_duration(total)} for {outputs}" if outputs > 1 else "")
+            + f" on {device} (a model of the work, not a measurement)")
+        if total > LONG_JOB_SECONDS:
+            say(f"warning: this is a long job ({_duration(total)}); a smaller --working-size, fewer "
+                "frames (--max-frames) or a GPU make it shorter")
+    return level_seconds(levels, device.type)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    if seconds < 5400:
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def _working_side(source: Path, options: SharedOptions, config: SynthesisConfig, device, rates: dict):
+    """The shorter side to read ``source`` at: as asked, or with 'auto' chosen from the input's
+    headers, the job and this device (:func:`vgpnn.estimate.automatic_short_side`)."""
+    if options.short_side != AUTO_SIZE:
+        return options.short_side
+    from ..estimate import automatic_short_side, matmul_rate
+    from ..video import probe_clip, working_shape
+
+    probe = probe_clip(source)
+
+    def shape_at(side):
+        return working_shape(probe, short_side=side, start_frame=options.start_frame,
+                             max_frames=options.max_frames or None)
+
+    def rate():
+        if device not in rates:
+            rates[device] = matmul_rate(device)
+        return rates[device]
+
+    return automatic_short_side(min(probe["height"], probe["width"]), shape_at, config, device, rate)
+
+
+def _notices(say, clip: Clip, settings: JobSettings, name: Path, short_side, device) -> None:
     """``name``: the input as given, which ``clip.path`` is not when a pipe was copied."""
-    notice_working_size(say, clip, settings.shared.short_side, settings.shared.max_frames)
+    asked = settings.shared.short_side
+    reason = (f"--working-size auto: the largest size estimated to take about a minute or less per output on "
+              f"{device}" if asked == AUTO_SIZE else f"--working-size {asked}")
+    notice_working_size(say, clip, reason, settings.shared.max_frames)
     if clip.stated_frame_count and clip.original_frame_count < clip.stated_frame_count:
         say(f"'{name}' looks truncated or damaged: {clip.original_frame_count} of the "
             f"{clip.stated_frame_count} frames it lists could be decoded; using those")

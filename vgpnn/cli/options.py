@@ -15,6 +15,7 @@ from ..naming import FORMATS
 from ..nn import BACKENDS
 
 DEFAULT_SHORT_SIDE = 144
+AUTO_SIZE = "auto"  # --working-size auto: chosen per input from the device and the job (vgpnn.estimate)
 DEFAULT_MAX_FRAMES = 30
 # torch.Generator.manual_seed takes an unsigned 64-bit number; output i uses seed + i, so the
 # last output's seed has to fit as well.
@@ -71,27 +72,39 @@ def parse_patch_size(ctx, param, value):
 def parse_size(ctx, param, value):
     if value is None or value.lower() == "native":
         return None
+    if value.lower() == AUTO_SIZE:
+        return AUTO_SIZE
     try:
         size = int(value)
     except ValueError:
-        raise click.BadParameter(f"expected a number of pixels or 'native', got {value!r}") from None
+        raise click.BadParameter(f"expected a number of pixels, 'auto' or 'native', got {value!r}") from None
     if size < 1:
         raise click.BadParameter(f"expected a positive number of pixels or 'native', got {value!r}")
     return size
 
 
-def working_size_options(command=None, *, size_alias: bool = True, default_short_side: int | None = DEFAULT_SHORT_SIDE,
-                         default_max_frames: int = DEFAULT_MAX_FRAMES):
+def working_size_options(command=None, *, size_alias: bool = True,
+                         default_short_side: int | str | None = DEFAULT_SHORT_SIDE,
+                         default_max_frames: int = DEFAULT_MAX_FRAMES, automatic: bool = False):
     """How much of the input the engine sees: resolution and frame range. ``size_alias``: also
     accept --size for --working-size (commands whose --size means the output's size say False).
-    ``default_short_side`` (None: native) and ``default_max_frames`` (0: all): the command's defaults."""
+    ``default_short_side`` (None: native; AUTO_SIZE: 'auto') and ``default_max_frames`` (0: all):
+    the command's defaults. ``automatic``: the default size is 'auto' (commands that synthesise;
+    the same as ``default_short_side=AUTO_SIZE``), else ``default_short_side`` (evaluate: outputs
+    are compared at one fixed size, 144)."""
+    if automatic:
+        default_short_side = AUTO_SIZE
     names = ("--working-size", "--size") if size_alias else ("--working-size",)
+    automatic = default_short_side == AUTO_SIZE
+    automatic_help = (" 'auto': the largest size, up to the input's own (1080 at most), whose estimated time "
+                      "on this device stays within about a minute per output, at least 144 (on a small CPU "
+                      "144; on a GPU usually the input's own).") if automatic else ""
     options = [
         click.option(*names, "short_side", default="native" if default_short_side is None else str(default_short_side),
-                     show_default=True,
-                     callback=parse_size, metavar="PIXELS|native",
+                     show_default=True, callback=parse_size,
+                     metavar="PIXELS|auto|native" if automatic else "PIXELS|native",
                      help="Working size: the input is downscaled so its shorter side is this many "
-                          "pixels (never upscaled); 'native' keeps the input's resolution."),
+                          "pixels (never upscaled); 'native' keeps the input's resolution." + automatic_help),
         click.option("--max-frames", type=click.IntRange(min=0), default=default_max_frames,
                      show_default=True, help="Use at most this many frames of the input (0: all)."),
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
@@ -129,7 +142,7 @@ def method_options(command=None, *, variation_noise: float | None = None):
                      show_default=True, help="The pyramid stops shrinking space when the shorter side has this many pixels."),
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="Nearest-neighbour search: exact, patchmatch, faiss, or auto (exact on small "
-                          "levels, faiss on large CPU levels, patchmatch on large GPU levels)."),
+                          "levels, patchmatch on larger ones; faiss on a CPU without numba)."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where to compute: auto uses a CUDA GPU when there is one."),
     ]
@@ -244,7 +257,7 @@ class SharedOptions:
     variations: int  # -n
     seed: int | None  # --seed; None: random (generate) or none at all (faithful commands)
     batch_size: int  # --batch-size
-    short_side: int | None  # --working-size; None: native
+    short_side: int | str | None  # --working-size; None: native; AUTO_SIZE: chosen per input
     max_frames: int  # --max-frames; 0: all
     start_frame: int  # --start-frame
     noise_sigma: float | None  # --noise; None: the command's default
@@ -314,7 +327,8 @@ def _check_executor_options(options: dict) -> None:
 
 
 def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{name}_{seed}.{ext}",
-                              variation_noise: float | None = None, default_short_side: int | None = DEFAULT_SHORT_SIDE,
+                              variation_noise: float | None = None,
+                              default_short_side: int | str | None = AUTO_SIZE,
                               default_max_frames: int = DEFAULT_MAX_FRAMES):
     """Everything a synthesising command shares, in one decorator: variations and seeds, working
     size, method knobs, outputs, --skip-existing, the executor, and one-line errors with exit codes. The
@@ -322,7 +336,8 @@ def synthesis_command_options(size_alias: bool = True, *, default_name: str = "{
     ``default_name``: the command's output names in a folder, for the help. ``variation_noise``:
     None for a command that always adds the default noise (a random seed when none is given);
     a number for one that makes one faithful output, without noise, unless --seed or -n above 1
-    asks for variations, which get this noise. ``default_short_side`` (None: native) and
+    asks for variations, which get this noise. ``default_short_side`` (AUTO_SIZE, the default:
+    'auto', chosen per input from the device and the job; None: native; or pixels) and
     ``default_max_frames`` (0: all): the command's working-size defaults."""
     from .batch import skip_existing_option
     from .common import fail_cleanly

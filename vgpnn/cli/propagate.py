@@ -8,10 +8,8 @@ from pathlib import Path
 import click
 
 from ..apps.keyframes import fit_keyframe, fit_mask
-from ..apps.propagate import PropagateOptions, propagate as propagate_clip
 from ..device import DEVICES
 from ..errors import InputError
-from ..synthesis import LevelRecord
 from ..video import GIF_EXTENSION, read_clip
 from . import main
 from .batch import skip_existing_option
@@ -20,6 +18,10 @@ from .job import JobSettings, Plan, run_command
 from .options import SharedOptions, output_options, working_size_options
 
 SEARCH_NAME = "guided-window"  # the search backend named in reports
+# vgpnn.apps.propagate.PropagateOptions' defaults, for the help: that module loads torch, which
+# help must not (tests/test_startup.py checks both).
+DEFAULT_PATCH_SIZE = 7
+DEFAULT_TEMPORAL_WEIGHT = 0.5
 
 
 def parse_keys(ctx, param, values):
@@ -50,9 +52,9 @@ def parse_keys(ctx, param, values):
               help="Edit only where MASK is white (non-zero; for a lossy video mask, brighter than half): an "
                    "image of the input's (or the working) size for every frame, or a video or frame folder with "
                    "one frame per input frame. Outside it the output is the input, pixel for pixel.")
-@click.option("--patch-size", type=click.IntRange(min=1), default=PropagateOptions.patch_size, show_default=True,
+@click.option("--patch-size", type=click.IntRange(min=1), default=DEFAULT_PATCH_SIZE, show_default=True,
               help="Rows and columns of a patch (odd).")
-@click.option("--temporal-weight", type=click.FloatRange(min=0), default=PropagateOptions.temporal_weight,
+@click.option("--temporal-weight", type=click.FloatRange(min=0), default=DEFAULT_TEMPORAL_WEIGHT,
               show_default=True, help="How strongly each frame follows the previous output carried along the "
                                       "motion (higher: steadier, slower to take new content).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
@@ -76,11 +78,15 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
       vgpnn propagate clip.mp4 --key 0=painted_0.png -o painted.mp4
       vgpnn propagate clip.mp4 --key 0=a.png --key 48=b.png --mask region.png -o out.mp4
     """
+    from ..apps.propagate import PropagateOptions, propagate as propagate_clip  # torch: only with work
+    from ..synthesis import LevelRecord
+
     shared = SharedOptions(variations=1, seed=seed, batch_size=1, short_side=short_side, max_frames=max_frames,
                            start_frame=start_frame, noise_sigma=None, patch_size=None, iterations=1,
                            pyramid_factor=0.5, coarsest_frames=1, coarsest_size=1, backend="auto", device=device,
                            output=output, output_format=output_format, overwrite=overwrite, quiet=quiet,
-                           report=report, preview=preview, skip_existing=skip_existing, variation_noise=0.0)
+                           report=report, preview=preview, skip_existing=skip_existing, variation_noise=0.0,
+                           executor="local", ray_address=None, gpus_per_task=0.0, cpus_per_task=1.0)
     options = PropagateOptions(patch_size=patch_size, temporal_weight=temporal_weight, device=device)
     images = {frame: _read_image(path, f"keyframe {frame} ('{path}')") for frame, path in keys.items()}
     mask_clip = None if mask_path is None else read_clip(mask_path)
@@ -89,7 +95,8 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
         "mask": None if mask_path is None else str(mask_path), "patch_size": patch_size,
         "temporal_weight": temporal_weight},
         other_inputs=(*keys.values(), *([mask_path] if mask_path is not None else [])),
-        engine_memory=False)  # propagation holds a few copies of the clip, not the engine's pyramids
+        engine_memory=False,  # propagation holds a few copies of the clip, not the engine's pyramids
+        estimate=False)  # nor does it cost what the engine's model says
     fitted = {}
 
     def plan(clip):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..apps.retarget import KEEP_SIDES, RetargetOptions, TargetRequest, plan_target_shape, retarget as retarget_clip
+from ..apps.target_shape import KEEP_SIDES, TargetRequest, plan_target_shape
 from ..config import SynthesisConfig
 from ..schedule import check_shapes
 from . import main
@@ -101,6 +101,8 @@ def retarget(inputs, aspect, keep, target_size, width, height, width_scale, heig
                     audio_notice="audio not copied: the output's length differs from the input's", notes=notes)
 
     def synthesise(clip, plan, seeds, on_variation, progress):
+        from ..apps.retarget import RetargetOptions, retarget as retarget_clip  # torch: only once there is work
+
         options = RetargetOptions(loop=loop, variations=len(seeds), seed=seeds[0], device=shared.device,
                                   batch_size=shared.batch_size, shrink_time=True if explicit_coarsest_frames else None)
         retarget_clip(clip.frames, plan.target_shape, config, options, on_variation=on_variation, progress=progress)

@@ -10,8 +10,8 @@ what                        kernel (this package)           torch oracle
 median / mean vote          ``vote_numba`` (CPU),           :func:`vgpnn.patches.vote`
                             ``vote_triton`` (CUDA)
 best-patch vote distances   ``best_vote_numba`` (CPU)       :func:`vgpnn.best_vote.matched_distances`
-PatchMatch scoring and      ``patch_scores_triton`` (CUDA)  :class:`vgpnn.nn.patch_scores.PatchScores`,
-propagation                                                 :class:`vgpnn.nn.patchmatch.PatchMatch`
+PatchMatch scoring and      ``patchmatch_numba`` (CPU),     :class:`vgpnn.nn.patch_scores.PatchScores`,
+propagation                 ``patch_scores_triton`` (CUDA)  :class:`vgpnn.nn.patchmatch.PatchMatch`
 ==========================  ==============================  ===========================================
 
 ``numba_cache`` and ``triton_jit`` set the two compilers up (an on-disk cache where one can be
@@ -20,15 +20,15 @@ kept; one Triton variant per patch shape, not per video size).
 Algorithm code calls the functions below and never imports a kernel module itself: ``vote``
 and ``matched_distances`` return the kernel's result, or None where no kernel applies and the
 caller's torch code runs; PatchMatch asks ``patchmatch_fused`` once per search, because the
-fused kernels change how it searches, not only how fast. numba and Triton are imported on the
-first call that could use them, so importing vgpnn imports neither and compiles nothing.
+fused kernels change how it searches (whole patches instead of descriptors), not only how
+fast. numba and Triton are imported on the first call that could use them, so importing vgpnn
+imports neither and compiles nothing; torch too is imported only where a tensor is looked at,
+so the level schedule can ask :func:`available` before any work.
 """
 
 from __future__ import annotations
 
 import importlib
-
-import torch
 
 NUMBA = "numba"
 TRITON = "triton"
@@ -54,6 +54,8 @@ def available(compiler: str) -> bool:
 def compiler_for(*tensors: torch.Tensor) -> str | None:
     """The dispatch rule: numba for float32 tensors on the CPU, Triton for float32 tensors on
     one CUDA device, each where it imports; None for anything else, so torch runs."""
+    import torch
+
     device = tensors[0].device
     if any(tensor.dtype != torch.float32 or tensor.device != device for tensor in tensors):
         return None
@@ -70,6 +72,7 @@ def vote(values: torch.Tensor, base: torch.Tensor, patch_size: tuple[int, int, i
     voxel index of each chosen patch's first voxel; (B, C, T, H, W), or None without a kernel."""
     compiler = compiler_for(values)
     if compiler == NUMBA:
+        import torch
         from . import vote_numba
         return torch.from_numpy(vote_numba.run_vote(values.numpy(), tuple(values.shape[1:]), base.numpy(),
                                                     patch_size, reduce, output_shape))
@@ -85,22 +88,41 @@ def matched_distances(queries: torch.Tensor, values: torch.Tensor, base: torch.T
     (C, Tv, Hv, Wv), base as for :func:`vote`; (B, T', H', W'), or None without a kernel.
     There is no CUDA kernel: there torch's gathers are not what a fill waits for."""
     if compiler_for(queries, values) == NUMBA:
+        import torch
         from . import best_vote_numba
         return torch.from_numpy(best_vote_numba.matched_distances(queries.numpy(), values.numpy(), base.numpy(),
                                                                   patch_size))
     return None
 
 
-def patchmatch_fused(queries: torch.Tensor, keys: torch.Tensor) -> bool:
-    """Whether PatchMatch's fused kernels can search ``queries`` (B, C, Tq, Hq, Wq) in ``keys``
-    (C, Tk, Hk, Wk): then it scores whole patches and runs its rounds inside the kernel."""
-    return (compiler_for(queries, keys) == TRITON and queries[0].numel() < _INT32_LIMIT
-            and keys.numel() < _INT32_LIMIT)
+def patchmatch_fused(queries: torch.Tensor, keys: torch.Tensor) -> str | None:
+    """The compiler (NUMBA or TRITON) whose fused PatchMatch can search ``queries`` (B, C, Tq,
+    Hq, Wq) in ``keys`` (C, Tk, Hk, Wk): then it scores whole patches and runs its rounds inside
+    the kernel. None: PatchMatch runs in torch."""
+    compiler = compiler_for(queries, keys)
+    if compiler == TRITON and not (queries[0].numel() < _INT32_LIMIT and keys.numel() < _INT32_LIMIT):
+        return None
+    return compiler
+
+
+def patchmatch_search(queries, keys, patch_size, seeds, initial_field, valid, rounds, steps,
+                      jitter: bool = True, random_key: bool = True) -> torch.Tensor:
+    """A whole PatchMatch search by the CPU kernel (:func:`.patchmatch_numba.search`): queries
+    (B, C, Tq, Hq, Wq), keys (C, Tk, Hk, Wk), one seed per query video, initial_field (B, Nq)
+    or None, valid (Nk,) bool or None; returns the field (B, Nq). Only where
+    :func:`patchmatch_fused` said NUMBA."""
+    import torch
+    from . import patchmatch_numba
+    field = patchmatch_numba.search(queries.numpy(), keys.numpy(), patch_size, seeds,
+                                    None if initial_field is None else initial_field.numpy(),
+                                    None if valid is None else valid.numpy(), rounds, steps,
+                                    jitter=jitter, random_key=random_key)
+    return torch.from_numpy(field)
 
 
 def patchmatch_improve(queries, keys, patch_size, proposals, start, field, best, valid) -> None:
     """:meth:`vgpnn.nn.patch_scores.PatchScores.improve` by the fused kernel, in place; only
-    where :func:`patchmatch_fused` said yes."""
+    where :func:`patchmatch_fused` said TRITON."""
     from . import patch_scores_triton
     patch_scores_triton.improve(queries, keys, patch_size, proposals, start, field, best, valid)
 
@@ -108,11 +130,11 @@ def patchmatch_improve(queries, keys, patch_size, proposals, start, field, best,
 def patchmatch_propagate(queries, keys, patch_size, field, best, valid, rounds, steps, generators,
                          jitter: bool = True, random_key: bool = True) -> torch.Tensor:
     """PatchMatch's rounds by the fused kernel (:func:`.patch_scores_triton.propagate_rounds`);
-    only where :func:`patchmatch_fused` said yes."""
+    only where :func:`patchmatch_fused` said TRITON."""
     from . import patch_scores_triton
     return patch_scores_triton.propagate_rounds(queries, keys, patch_size, field, best, valid, rounds, steps,
                                                 generators, jitter=jitter, random_key=random_key)
 
 
 __all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "patchmatch_fused",
-           "patchmatch_improve", "patchmatch_propagate"]
+           "patchmatch_search", "patchmatch_improve", "patchmatch_propagate"]

@@ -12,16 +12,9 @@ import math
 import numpy as np
 import torch
 
+from . import faiss_available  # noqa: F401  (where it always was)
 from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .descriptors import describe, principal_axes
-
-
-def faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class FaissSearch(NearestNeighbourBackend):

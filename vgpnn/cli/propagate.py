@@ -80,7 +80,8 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
                            start_frame=start_frame, noise_sigma=None, patch_size=None, iterations=1,
                            pyramid_factor=0.5, coarsest_frames=1, coarsest_size=1, backend="auto", device=device,
                            output=output, output_format=output_format, overwrite=overwrite, quiet=quiet,
-                           report=report, preview=preview, skip_existing=skip_existing, variation_noise=0.0)
+                           report=report, preview=preview, skip_existing=skip_existing, variation_noise=0.0,
+                           executor="local", ray_address=None, gpus_per_task=0.0, cpus_per_task=1.0)
     options = PropagateOptions(patch_size=patch_size, temporal_weight=temporal_weight, device=device)
     images = {frame: _read_image(path, f"keyframe {frame} ('{path}')") for frame, path in keys.items()}
     mask_clip = None if mask_path is None else read_clip(mask_path)

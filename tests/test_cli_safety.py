@@ -255,7 +255,7 @@ def test_help_of_generate_keeps_its_random_seed_and_noise(cli):
 
 
 def test_help_of_evaluate_says_max_frames_applies_to_the_outputs(cli):
-    text = _help(cli, "evaluate").replace("--max- frames", "--max-frames")  # click wraps at hyphens
+    text = _help(cli, "evaluate")
     assert "each OUTPUT with the same --size and --max-frames, from its first frame" in text
     assert "all its frames" not in text and "section 7" not in text  # no document outside the repository
 

@@ -83,6 +83,16 @@ def parse_size(ctx, param, value):
     return size
 
 
+def _option_group(options: list, command=None):
+    """Apply ``options`` (click decorators, in the order --help lists them) to ``command``, or
+    return the decorator that does, so a group works both as ``@group`` and as ``@group(...)``."""
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate if command is None else decorate(command)
+
+
 def working_size_options(command=None, *, size_alias: bool = True,
                          default_short_side: int | str | None = DEFAULT_SHORT_SIDE,
                          default_max_frames: int = DEFAULT_MAX_FRAMES, automatic: bool = False):
@@ -110,12 +120,7 @@ def working_size_options(command=None, *, size_alias: bool = True,
         click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
                      help="First input frame to use."),
     ]
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return decorate if command is None else decorate(command)
+    return _option_group(options, command)
 
 
 def method_options(command=None, *, variation_noise: float | None = None):
@@ -146,11 +151,7 @@ def method_options(command=None, *, variation_noise: float | None = None):
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where to compute: auto uses a CUDA GPU when there is one."),
     ]
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return decorate if command is None else decorate(command)
+    return _option_group(options, command)
 
 
 def output_options(command=None, *, default_name: str = "{name}_{seed}.{ext}"):
@@ -175,12 +176,7 @@ def output_options(command=None, *, default_name: str = "{name}_{seed}.{ext}"):
                           "one per input in a batch (fields {name}, {file}, {parent}; without them _{name} "
                           "is added)."),
     ]
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return decorate if command is None else decorate(command)
+    return _option_group(options, command)
 
 
 def _check_last_seed(ctx, param, value):
@@ -208,12 +204,7 @@ def variation_options(command=None, *, faithful: bool = False):
                      help="Outputs synthesised together; on a GPU, 8 together took about a quarter less "
                           "time each than one by one (144p, H100), for more memory. Results do not depend on it."),
     ]
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return decorate if command is None else decorate(command)
+    return _option_group(options, command)
 
 
 EXECUTORS = ("local", "ray")
@@ -240,12 +231,7 @@ def executor_options(command=None):
         click.option("--cpus-per-task", type=FiniteFloat(min=0), default=1.0, show_default=True,
                      help="CPUs each Ray task reserves."),
     ]
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return decorate if command is None else decorate(command)
+    return _option_group(options, command)
 
 
 @dataclass(frozen=True)

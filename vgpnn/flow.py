@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .flow_presets import DIS_PRESETS  # noqa: F401  (here too: the flow's own name for them)
 
-_GRAY = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)  # BT.601 luminance weights of R, G, B: the one gray level of the package
 # Horn-Schunck's smoothness weight, squared, for intensities in [0, 1]: about the squared
 # gradient of a faint edge, so weak texture follows its neighbours and strong edges speak for themselves.
 SMOOTHNESS = 1e-3
@@ -53,7 +53,7 @@ def to_gray(video: torch.Tensor) -> torch.Tensor:
     """(3, T, H, W) -> (T, H, W) luminance."""
     if video.dim() != 4 or video.shape[0] != 3:
         raise ValueError(f"expected a video (3, T, H, W), got {tuple(video.shape)}")
-    weights = torch.tensor(_GRAY, dtype=video.dtype, device=video.device)
+    weights = torch.tensor(LUMA, dtype=video.dtype, device=video.device)
     return torch.einsum("cthw,c->thw", video, weights)
 
 

@@ -15,11 +15,11 @@ import zlib
 
 import torch
 
+from .flow import LUMA
 from .masks import clean_keys
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
 from .patches import PatchSize, grid_coordinates, grid_shape, unfold
 
-_GRAY = (0.299, 0.587, 0.114)
 _KEY_CHUNK_ELEMENTS = 2**26  # floats of unfolded key patches held at once (256 MB)
 
 
@@ -84,7 +84,7 @@ def completeness(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSi
 
 
 def _gray(video: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor(_GRAY, dtype=video.dtype, device=video.device)
+    weights = torch.tensor(LUMA, dtype=video.dtype, device=video.device)
     return torch.einsum("c...,c->...", video, weights)
 
 

@@ -25,6 +25,9 @@ class SearchRequest:
     valid_keys: torch.Tensor | None = None  # (Tk', Hk', Wk') bool: key positions allowed; None = all
     initial_field: torch.Tensor | None = None  # (B, Tq', Hq', Wq') a previous answer to improve on
     seeds: tuple[int, ...] = ()  # one per query video: its random draws depend on nothing else
+    # The initial field is an earlier EM iteration's answer for these same positions (not a
+    # coarser level's carried up): only local improvements are left to find.
+    refining: bool = False
 
     def sample_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds else (0,) * self.queries.shape[0]

@@ -92,6 +92,35 @@ def test_vote_kernel_equals_the_torch_vote(device, patch, value_shape, output_sh
         assert torch.allclose(compiled.cpu(), oracle, atol=1e-6)
 
 
+def test_median_vote_kernel_on_coherent_fields_equals_the_torch_vote(device, request):
+    """A finished level's field is mostly shifted copies: voxels whose covering patches name one
+    source voxel, a few, or many (the kernel counts contributions by source voxel and has one
+    way for each); all must give the torch vote's lower medians."""
+    patch, value_shape, output_shape = (3, 5, 5), (6, 20, 24), (6, 18, 22)
+    key_grid, grid = grid_shape(value_shape, patch), grid_shape(output_shape, patch)
+    t, y, x = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")
+    generator = torch.Generator().manual_seed(3)
+    fields = []
+    for shift in ((0, 0, 0), (0, 2, 1), (1, 0, 3)):  # whole copies, shifted
+        fields.append(((t + shift[0]).clamp(max=key_grid[0] - 1) * key_grid[1]
+                       + (y + shift[1]).clamp(max=key_grid[1] - 1)) * key_grid[2]
+                      + (x + shift[2]).clamp(max=key_grid[2] - 1))
+    pieces = fields[1].clone()
+    pieces[:, :, grid[2] // 2:] = fields[2][:, :, grid[2] // 2:]  # two copies meeting at a seam
+    noisy = fields[0].clone()
+    scattered = torch.rand(grid, generator=generator) < 0.3  # a third of the patches anywhere
+    noisy[scattered] = torch.randint(0, key_grid[0] * key_grid[1] * key_grid[2], (int(scattered.sum()),),
+                                     generator=generator)
+    field = torch.stack([fields[0], pieces, noisy])
+    values = smooth_video((3, *value_shape), 7)
+    base = field_to_voxel_index(field, value_shape, patch)
+    compiled = kernels.vote(values.to(device), base.to(device), patch, "median", output_shape)
+    if compiled is None:
+        pytest.skip(f"no vote kernel on {device} here ({COMPILER[device]} is missing)")
+    request.getfixturevalue("torch_only")
+    assert torch.equal(compiled.cpu(), vote(values, field, output_shape, patch, "median"))
+
+
 @pytest.mark.parametrize("patch, value_shape, output_shape, batch", VOTE_CASES)
 @pytest.mark.parametrize("reduce", ["median", "mean"])
 def test_triton_vote_equals_the_cpu_vote_bit_for_bit(triton_cuda, patch, value_shape, output_shape, batch,

@@ -111,7 +111,8 @@ def test_median_vote_kernel_on_coherent_fields_equals_the_torch_vote(device, req
     scattered = torch.rand(grid, generator=generator) < 0.3  # a third of the patches anywhere
     noisy[scattered] = torch.randint(0, key_grid[0] * key_grid[1] * key_grid[2], (int(scattered.sum()),),
                                      generator=generator)
-    field = torch.stack([fields[0], pieces, noisy])
+    anywhere = random_field(value_shape, output_shape, patch, 1, 4)[0]  # more sources than the kernel counts
+    field = torch.stack([fields[0], pieces, noisy, anywhere])
     values = smooth_video((3, *value_shape), 7)
     base = field_to_voxel_index(field, value_shape, patch)
     compiled = kernels.vote(values.to(device), base.to(device), patch, "median", output_shape)

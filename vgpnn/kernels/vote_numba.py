@@ -7,10 +7,10 @@ The median is the lower middle value (as ``torch.median``), so both paths agree 
 
 Most contributions repeat: where the chosen patches are a shifted copy of each other (a
 coherent field, half the voxels of a finished level), every covering patch names the same
-source voxel. So the contributions are first counted by source voxel; up to 16 distinct ones,
+source voxel. So the contributions are first counted by source voxel; up to 32 distinct ones,
 the median comes from a short sort of those values weighted by their counts (one read when
 there is only one), which halved the finest level's vote on the 256x144x15 example. Beyond
-16, the contributions are selected among directly.
+32, the contributions are selected among directly.
 
 Imported by :mod:`vgpnn.kernels` only once numba has imported; nothing is compiled until the
 first vote.
@@ -72,7 +72,7 @@ def _weighted_lower_median(values, c, distinct, copies, kinds, count, sorted_val
 
 
 # Distinct sources tracked per voxel before falling back to selecting among all contributions.
-_DISTINCT = 16
+_DISTINCT = 32
 
 
 @cached_njit(parallel=True)

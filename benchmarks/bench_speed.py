@@ -76,7 +76,9 @@ def run_command(template: str, clip: str, device: str, caches: Path) -> tuple[fl
         if words[1] != "--help":
             words += ["--device", device, "-q", "--report", str(report)]
         environment = {**os.environ, "NUMBA_CACHE_DIR": str(caches / "numba"),
-                       "TRITON_CACHE_DIR": str(caches / "triton"), "PYTHONPATH": str(ROOT)}
+                       "TRITON_CACHE_DIR": str(caches / "triton"),
+                       # the checkout first, then whatever the caller's path holds (PyAV installed aside, say)
+                       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "vgpnn", *words[1:]], env=environment, cwd=ROOT,
                               capture_output=True, text=True)

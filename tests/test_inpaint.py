@@ -285,3 +285,22 @@ def test_cli_mask_errors_are_one_line_exit_1_and_no_output(tmp_path, mask_frames
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_match_border_takes_the_fills_brightness_from_its_border():
+    """A fill 0.2 lighter than its surroundings has a seam; matched to its border it has none,
+    keeps its own texture, and nothing outside it changes."""
+    from conftest import smooth_video
+    from vgpnn.masks import match_border
+    from vgpnn.metrics import border_step, fill_detail
+
+    video = smooth_video((3, 6, 40, 48))
+    region = torch.zeros(video.shape[1:], dtype=torch.bool)
+    region[:, 10:26, 12:30] = True
+    lighter = torch.where(region, video + 0.2, video)
+    assert border_step(lighter, region) > 3
+    matched = match_border(lighter, region)
+    assert border_step(matched, region) < 1.2
+    assert float((matched - video)[:, region].mean().abs()) < 0.02
+    assert fill_detail(matched, region) == pytest.approx(fill_detail(lighter, region), rel=0.1)
+    assert torch.equal(matched[:, ~region], lighter[:, ~region])

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from vgpnn.metrics import coherence, completeness, diversity, dominant_offset_share, nearest_offsets, nnf_div
+from vgpnn.metrics import (border_step, coherence, completeness, diversity, dominant_offset_share, fill_detail,
+                           nearest_offsets, nnf_div, ring_outside)
 from conftest import smooth_video
 
 SHAPE = (3, 6, 24, 32)
@@ -85,3 +86,38 @@ def test_dominant_offset_share_catches_a_shifted_copy(source):
     shuffled = blocks.reshape(3, 6, 12, 8, 8)[:, :, order].reshape(3, 6, 3, 4, 8, 8)
     shuffled = shuffled.permute(0, 1, 2, 4, 3, 5).reshape(3, 6, 24, 32)
     assert dominant_offset_share(shuffled, source) < 0.5 * share  # re-composed from 12 places
+
+
+def box_region(shape=SHAPE):
+    region = torch.zeros(shape[1:], dtype=torch.bool)
+    region[:, 8:16, 10:22] = True
+    return region
+
+
+def test_border_step_sees_a_brightness_offset(source):
+    """The input itself continues across any border (about 1); the same content shifted in
+    brightness inside the box has an edge only at the border."""
+    region = box_region()
+    assert border_step(source, region) == pytest.approx(1.0, abs=0.25)
+    lighter = torch.where(region, source + 0.15, source)
+    assert border_step(lighter, region) > 2.5
+    assert border_step(torch.where(region, source - 0.15, source), region) > 2.5
+
+
+def test_fill_detail_sees_a_flat_or_blurred_fill(source):
+    region = box_region()
+    assert fill_detail(source, region) == pytest.approx(1.0, abs=0.25)
+    flat = torch.where(region, source[:, region].mean(1)[:, None, None, None], source)
+    assert fill_detail(flat, region) == pytest.approx(0.0, abs=1e-6)
+    # A copy of other content, with its own detail, scores like the input.
+    copied = torch.where(region, smooth_video(SHAPE, seed=5), source)
+    assert fill_detail(copied, region) == pytest.approx(1.0, abs=0.25)
+    blurred = torch.nn.functional.avg_pool3d(source[None], (1, 5, 5), stride=1, padding=(0, 2, 2))[0]
+    assert fill_detail(torch.where(region, blurred, source), region) < 0.6
+
+
+def test_ring_outside_is_a_ring():
+    region = box_region()
+    ring = ring_outside(region, 2)
+    assert not (ring & region).any()
+    assert int(ring[0].sum()) == (8 + 4) * (12 + 4) - 8 * 12

@@ -92,3 +92,52 @@ def fill_free(video: torch.Tensor, mask: torch.Tensor, max_rounds: int = 512) ->
         values = torch.where(grow, total / weight.clamp_min(1e-12), values)
         filled = torch.where(grow, torch.ones_like(filled), filled)
     return torch.where(mask, values, flat).reshape(shape)
+
+
+def match_border(video: torch.Tensor, free: torch.Tensor, width: int = 4, rounds: int = 200) -> torch.Tensor:
+    """``video`` (..., C, T, H, W) with its ``free`` (T, H, W) voxels shifted so that, along the
+    free region's border, their local mean (over ``width`` pixels inside) meets the local mean of
+    the fixed voxels just outside; the shift is a smooth (harmonic) membrane inside the region.
+
+    A fill made of patches from elsewhere in the clip keeps their brightness, and at coarse levels
+    every key near the hole touches it (a patch spans a large part of the frame there), so the
+    fill's colour comes from far away and its own patches carry it to the finest level: a sky
+    fill came out 0.07 lighter than the sky around it. Only the low frequencies are moved; the
+    fill's texture and motion stay.
+    """
+    box = free_box(free, (1, 2 * width + 1, 2 * width + 1))
+    if box is None:
+        return video
+    region = (..., *box)
+    inside = free[box]
+    part = video[region]  # (..., C, t, h, w)
+    window = (1, 2 * width + 1, 2 * width + 1)
+    padding = (0, width, width)
+
+    def local_mean(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        flat = values.reshape(-1, *values.shape[-4:])  # (B, C, t, h, w)
+        weight = F.avg_pool3d(where[None, None].to(values.dtype), window, 1, padding)
+        total = F.avg_pool3d(flat * where.to(values.dtype), window, 1, padding)
+        return (total / weight.clamp_min(1e-12)).reshape(values.shape), weight[0, 0] > 0
+
+    shrunk = -F.max_pool3d(-inside[None, None].float(), (1, 3, 3), 1, (0, 1, 1))[0, 0] > 0
+    edge = inside & ~shrunk  # free voxels with a fixed neighbour in their frame
+    outside_mean, has_outside = local_mean(part, ~inside)
+    inside_mean, _ = local_mean(part, inside)
+    known = edge & has_outside
+    if not bool(known.any()):
+        return video
+    # The jump of the local means at the border, grown inward and relaxed into a membrane.
+    shift = torch.where(known, outside_mean - inside_mean, torch.zeros_like(part))
+    shift = fill_free(shift, ~known)
+    kernel = torch.zeros((1, 1, 3, 3, 3), dtype=part.dtype, device=part.device)
+    kernel[0, 0, 1, 0, 1] = kernel[0, 0, 1, 2, 1] = kernel[0, 0, 1, 1, 0] = kernel[0, 0, 1, 1, 2] = 0.25
+    relax = inside & ~known
+    flat = shift.reshape(-1, 1, *shift.shape[-3:])
+    for _ in range(rounds):
+        averaged = F.conv3d(F.pad(flat, (1, 1, 1, 1, 1, 1), mode="replicate"), kernel)
+        flat = torch.where(relax, averaged, flat)
+    shift = flat.reshape(shift.shape)
+    out = video.clone()
+    out[region] = torch.where(inside, part + shift, part)
+    return out

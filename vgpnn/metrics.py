@@ -4,6 +4,8 @@ coherence     mean squared error per element from output patches to their neares
 completeness  mean squared error per element from source patches to their nearest output patch
 diversity     per-voxel grayscale std across samples, averaged, over the source's grayscale std
 nnf_div       zlib-compressed bytes per element of the output-to-source nearest-neighbour offsets
+border_step   a filled region's gray-level step across its edge over the steps just outside it (1: no seam)
+fill_detail   a filled region's gray-level gradient over that of the pixels around it (1: as detailed)
 
 Coherence and completeness use exact nearest neighbours for a random sample of the patches
 (an unbiased estimate of the mean; the whole set would cost hours on a CPU).
@@ -104,7 +106,7 @@ def nearest_offsets(output: torch.Tensor, source: torch.Tensor, patch_size: Patc
     field = make_backend(choose_backend("auto", request)).search(request)[0]
     key_grid = grid_shape(source.shape, patch_size)
     coords = torch.stack(grid_coordinates(field, key_grid))  # (3, T', H', W')
-    here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
+    here = torch.stack(torch.meshgrid(*(torch.arange(n, device=field.device) for n in field.shape), indexing="ij"))
     return coords.long() - here
 
 
@@ -114,7 +116,7 @@ def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = 
     ``offsets``: :func:`nearest_offsets` already computed for this pair."""
     if offsets is None:
         offsets = nearest_offsets(output, source, patch_size)
-    data = offsets.to(torch.uint8).numpy().tobytes()
+    data = offsets.to(torch.uint8).cpu().numpy().tobytes()
     return len(zlib.compress(data, 9)) / len(data)
 
 
@@ -127,3 +129,56 @@ def dominant_offset_share(output: torch.Tensor, source: torch.Tensor, patch_size
         offsets = nearest_offsets(output, source, patch_size)
     _, counts = torch.unique(offsets.reshape(3, -1), dim=1, return_counts=True)
     return float(counts.max()) / offsets[0].numel()
+
+
+def ring_outside(region: torch.Tensor, width: int) -> torch.Tensor:
+    """(T, H, W) bool: pixels within ``width`` (chessboard distance, same frame) of ``region``
+    (T, H, W) bool, outside it."""
+    window = (1, 2 * width + 1, 2 * width + 1)
+    grown = torch.nn.functional.max_pool3d(region[None, None].float(), window, stride=1,
+                                           padding=(0, width, width))[0, 0] > 0
+    return grown & ~region
+
+
+def _neighbour_steps(gray: torch.Tensor) -> list[tuple[torch.Tensor, tuple[slice, ...], tuple[slice, ...]]]:
+    """(|step|, first pixel's index, second pixel's index) for horizontal and vertical neighbours
+    of ``gray`` (T, H, W)."""
+    rows = (slice(None), slice(1, None), slice(None)), (slice(None), slice(None, -1), slice(None))
+    columns = (slice(None), slice(None), slice(1, None)), (slice(None), slice(None), slice(None, -1))
+    return [((gray[a] - gray[b]).abs(), a, b) for a, b in (rows, columns)]
+
+
+def border_step(video: torch.Tensor, region: torch.Tensor, ring: int = 3) -> float:
+    """How much a filled ``region`` (T, H, W) bool of ``video`` (C, T, H, W) stands out at its edge:
+    the mean gray-level step between neighbouring pixels one inside and one outside the region,
+    over the mean step between neighbouring pixels both in the ``ring`` pixels just outside it.
+    About 1 when the fill continues its surroundings; a fill brighter or darker than its border
+    scores well above 1 even where each side is smooth, since then only the border has an edge.
+    """
+    gray = _gray(video)
+    outside = ring_outside(region, ring)
+    across, around = [], []
+    for step, a, b in _neighbour_steps(gray):
+        across.append(step[region[a] != region[b]])
+        around.append(step[outside[a] & outside[b]])
+    across, around = torch.cat(across), torch.cat(around)
+    if across.numel() == 0 or around.numel() == 0:
+        raise ValueError("the region needs a border and pixels around it")
+    return float(across.mean() / around.mean().clamp_min(1e-6))
+
+
+def fill_detail(video: torch.Tensor, region: torch.Tensor, ring: int = 8) -> float:
+    """Detail of a filled ``region`` (T, H, W) bool of ``video`` (C, T, H, W) against its
+    surroundings: the mean gray-level gradient magnitude between neighbours both inside the
+    region over that between neighbours both in the ``ring`` pixels around it. About 1 for a
+    fill as detailed as what surrounds it; a blurred or flat fill scores well below 1."""
+    gray = _gray(video)
+    outside = ring_outside(region, ring)
+    inside_steps, around_steps = [], []
+    for step, a, b in _neighbour_steps(gray):
+        inside_steps.append(step[region[a] & region[b]])
+        around_steps.append(step[outside[a] & outside[b]])
+    inside, around = torch.cat(inside_steps), torch.cat(around_steps)
+    if inside.numel() == 0 or around.numel() == 0:
+        raise ValueError("the region needs neighbouring pixels inside it and around it")
+    return float(inside.mean() / around.mean().clamp_min(1e-6))

@@ -2,7 +2,8 @@
 
 Key patches that touch the mask are never used, so nothing of the removed object comes back;
 voxels outside the mask are reset to the input after every vote, so they stay exactly as they
-were (at the working resolution) and the fill has to agree with them at the border.
+were (at the working resolution) and the fill has to agree with them at the border. Finally
+the fill's local brightness and colour are matched to its border (masks.match_border).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..clip_tensor import frames_to_tensor
+from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError, InputError
+from ..masks import match_border
 from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..synthesis import ProgressCallback
@@ -87,4 +89,15 @@ def inpaint(frames: np.ndarray, hole: np.ndarray, config: SynthesisConfig = Synt
     plan = SynthesisPlan((Source(source, usable=~hole_tensor),),
                          Target(tuple(frames.shape[:3]), fixed=source, fixed_mask=~hole_tensor),
                          seeds_from(options.seed, options.variations), config)
-    return make_variations(plan, options.batch_size, on_variation, progress)
+    filled = []
+
+    def seamless(index: int, clip: np.ndarray, levels) -> None:
+        # Keys near the hole touch it at coarse levels, so the fill's colours come from farther
+        # away and its own patches carry them to the finest level (see match_border).
+        clip = tensor_to_frames(match_border(frames_to_tensor(clip, source.device), hole_tensor))
+        filled.append(clip)
+        if on_variation is not None:
+            on_variation(index, clip, levels)
+
+    make_variations(plan, options.batch_size, seamless, progress)
+    return filled

@@ -1,0 +1,185 @@
+"""Quality on every shared clip: variations, inpainting (and retargeting, when filled in); prints tables.
+
+    python benchmarks/bench_quality.py                       # 144p on the CPU, every frame
+    python benchmarks/bench_quality.py --size 360 --device cuda --sheets docs/quality
+
+For each clip (``--clips``, default ../shared/clips/*.mp4), read at ``--size`` (shorter side,
+never upscaled) with up to ``--frames`` frames (0: all):
+
+- Variations: ``--variations`` clips (seeds 0, 1, ...) with the default settings; their mean
+  coherence (lower: every part looks like the source), diversity across them and NNFDIV
+  (higher: they differ / re-compose the source), and the dominant-offset share (lower: the
+  largest share of an output's patches whose nearest source patch sits at one offset from
+  them; a shifted copy scores near 1), the mean and the worst over the variations.
+- Inpainting: a fixed box (30% of the height, 20% of the width, a patch away from the frame's
+  edges) placed where the clip moves most (the sum of frame-to-frame gray-level changes in it
+  is largest), filled with the default settings. Border step (1: no seam; a fill brighter or
+  darker than its surroundings scores well above 1) and fill detail (1: as detailed as the
+  pixels around it; a soft fill scores well below 1), vgpnn/metrics.py; in brackets, the input's
+  own figures for the same box.
+- Retargeting: a hook (``retarget_figures``) returning the coherence of a retarget against a
+  variation's; it prints '-' until it is filled in.
+
+With ``--sheets DIR``, one contact sheet per clip (``DIR/quality_<clip>_<size>p.png``): the
+source, each variation, the inpainting box (magenta) and its fill. ``--json FILE`` writes every
+figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vgpnn import GenerateOptions, SynthesisConfig, generate  # noqa: E402
+from vgpnn.apps.inpaint import InpaintOptions, inpaint  # noqa: E402
+from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
+from vgpnn.device import resolve_device  # noqa: E402
+from vgpnn.metrics import (border_step, coherence, diversity, dominant_offset_share, fill_detail,  # noqa: E402
+                           nearest_offsets, nnf_div)
+from vgpnn.preview import contact_sheet  # noqa: E402
+
+BOX = (0.3, 0.2)  # the inpainting box's height and width, as fractions of the frame's
+EDGE = 7  # pixels between the box and the frame's edges: a whole patch of clean keys beside it
+
+
+def moving_box(frames: np.ndarray, box: tuple[float, float] = BOX, edge: int = EDGE) -> np.ndarray:
+    """(T, H, W) bool: a box of ``box`` (height, width) fractions of the frame, the same in every
+    frame, where the sum of frame-to-frame gray-level changes is largest; ``frames`` (T, H, W, 3)."""
+    gray = frames.astype(np.float32).mean(-1)
+    motion = np.abs(np.diff(gray, axis=0)).sum(0) if len(gray) > 1 else np.ones(gray.shape[1:], np.float32)
+    height, width = motion.shape
+    box_h, box_w = max(1, round(height * box[0])), max(1, round(width * box[1]))
+    # Sums over every box at once from the summed-area table: sums[y, x] is the box at (y, x).
+    table = np.pad(motion, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = table[box_h:, box_w:] - table[:-box_h, box_w:] - table[box_h:, :-box_w] + table[:-box_h, :-box_w]
+    allowed = np.full(sums.shape, -np.inf)
+    allowed[edge:height - box_h - edge + 1, edge:width - box_w - edge + 1] = 0
+    top, left = np.unravel_index(np.argmax(sums + allowed), sums.shape)
+    hole = np.zeros(gray.shape, bool)
+    hole[:, top:top + box_h, left:left + box_w] = True
+    return hole
+
+
+def variation_figures(frames: np.ndarray, variations: int, device: str) -> tuple[dict, list[np.ndarray]]:
+    started = time.perf_counter()
+    outputs = generate(frames, SynthesisConfig(), GenerateOptions(variations=variations, seed=0, device=device))
+    seconds = (time.perf_counter() - started) / variations
+    # The figures run where the synthesis did: exact searches over a long clip take minutes on a CPU.
+    source = frames_to_tensor(frames, resolve_device(device))
+    videos = [frames_to_tensor(video, source.device) for video in outputs]
+    coherences, shares, divs = [], [], []
+    for video in videos:
+        offsets = nearest_offsets(video, source)
+        coherences.append(coherence(video, source))
+        shares.append(dominant_offset_share(video, source, offsets=offsets))
+        divs.append(nnf_div(video, source, offsets=offsets))
+    figures = {"seconds": seconds, "coherence": float(np.mean(coherences)),
+               "diversity": diversity(torch.stack(videos), source) if len(videos) > 1 else None,
+               "nnf_div": float(np.mean(divs)), "dominant_offset": float(np.mean(shares)),
+               "dominant_offset_worst": float(np.max(shares))}
+    return figures, outputs
+
+
+def inpaint_figures(frames: np.ndarray, device: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    hole = moving_box(frames)
+    started = time.perf_counter()
+    filled = inpaint(frames, hole, options=InpaintOptions(device=device))[0]
+    seconds = time.perf_counter() - started
+    region = torch.from_numpy(hole)
+    output, source = frames_to_tensor(filled, torch.device("cpu")), frames_to_tensor(frames, torch.device("cpu"))
+    figures = {"seconds": seconds, "filled": float(hole.mean()),
+               "border_step": border_step(output, region), "fill_detail": fill_detail(output, region),
+               "input_border_step": border_step(source, region), "input_fill_detail": fill_detail(source, region)}
+    return figures, hole, filled
+
+
+# (frames, the variations' mean coherence, device) -> a retarget's coherence over that, or None.
+RetargetFigures = Callable[[np.ndarray, float, str], float | None]
+
+
+def retarget_figures(frames: np.ndarray, variation_coherence: float, device: str) -> float | None:
+    """The hook for retargeting's row: its coherence over ``variation_coherence``. Not measured yet."""
+    return None
+
+
+def tinted(frames: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    shown = frames.copy()
+    shown[hole] = (shown[hole] * 0.4 + np.array([255, 0, 255]) * 0.6).astype(np.uint8)
+    return shown
+
+
+def measure(name: str, frames: np.ndarray, args) -> dict:
+    variation, outputs = variation_figures(frames, args.variations, args.device)
+    print(f"{name}: variations done", file=sys.stderr, flush=True)
+    filling, hole, filled = inpaint_figures(frames, args.device)
+    print(f"{name}: inpainting done", file=sys.stderr, flush=True)
+    row = {"clip": name, "shape": list(frames.shape[:3]), "variations": variation, "inpaint": filling,
+           "retarget_over_variation": retarget_figures(frames, variation["coherence"], args.device)}
+    if args.sheets is not None:
+        from vgpnn import write_video
+
+        args.sheets.mkdir(parents=True, exist_ok=True)
+        sheet = contact_sheet([frames, *outputs, tinted(frames, hole), filled])
+        write_video(args.sheets / f"quality_{name}_{args.size}p.png", sheet, None, overwrite=True)
+    return row
+
+
+def print_tables(rows: list[dict], args) -> None:
+    print(f"\nVariations ({args.variations}, seeds 0..{args.variations - 1}), shorter side {args.size}, "
+          f"device {args.device}:\n")
+    print("| clip | working size (WxHxT) | s / variation | coherence | diversity | NNFDIV | "
+          "dominant offset (worst) | retarget / variation coherence |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        v, (frames, height, width) = row["variations"], row["shape"]
+        ratio = row["retarget_over_variation"]
+        diversity_cell = "-" if v["diversity"] is None else f"{v['diversity']:.3f}"
+        print(f"| {row['clip']} | {width}x{height}x{frames} | {v['seconds']:.1f} | {v['coherence']:.2e} | "
+              f"{diversity_cell} | {v['nnf_div']:.3f} | {v['dominant_offset']:.3f} "
+              f"({v['dominant_offset_worst']:.3f}) | {'-' if ratio is None else f'{ratio:.2f}'} |")
+    print("\nInpainting a fixed box over the most motion:\n")
+    print("| clip | filled | seconds | border step (input) | fill detail (input) |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        f = row["inpaint"]
+        print(f"| {row['clip']} | {f['filled']:.1%} | {f['seconds']:.1f} | {f['border_step']:.2f} "
+              f"({f['input_border_step']:.2f}) | {f['fill_detail']:.2f} ({f['input_fill_detail']:.2f}) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "clips")
+    parser.add_argument("--size", type=int, default=144, help="shorter side in pixels (never upscaled)")
+    parser.add_argument("--frames", type=int, default=0, help="at most this many frames (0: all)")
+    parser.add_argument("--variations", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--only", default=None, help="comma-separated clip names (default: every clip)")
+    parser.add_argument("--sheets", type=Path, default=None, help="folder for one contact sheet per clip")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    from vgpnn import read_clip
+
+    paths = sorted(args.clips.glob("*.mp4"))
+    if args.only:
+        paths = [path for path in paths if path.stem in args.only.split(",")]
+    rows = []
+    for path in paths:
+        frames = read_clip(path, short_side=args.size, max_frames=args.frames or None).frames
+        rows.append(measure(path.stem, frames, args))
+    print_tables(rows, args)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

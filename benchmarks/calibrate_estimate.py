@@ -1,6 +1,6 @@
 """Fit the per-unit costs of vgpnn/estimate.py to per-level timings of real runs, and check them.
 
-    python benchmarks/calibrate_estimate.py --device cpu --sizes 128x72x15,256x144x15 --iterations 2
+    python benchmarks/calibrate_estimate.py --device cpu --sizes 128x72x15,256x144x15 --check 256x144x20
     python benchmarks/calibrate_estimate.py --device cpu --check 256x144x30
 
 Fitting prints a COSTS entry and the matrix-product rate to paste into vgpnn/estimate.py.
@@ -65,7 +65,10 @@ def main() -> None:
     parser.add_argument("--clip", default=str(ROOT / "examples" / "airballoons.mp4"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", default="128x72x15,256x144x15", help="WxHxT,... to fit on")
-    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="variations per size: how long a variation takes depends on its seed (a "
+                             "re-composed layout costs up to twice a near copy), so the fit is to their mean")
     parser.add_argument("--check", default="", help="WxHxT,... default jobs to compare with the estimate")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -79,16 +82,17 @@ def main() -> None:
         for text in args.sizes.split(","):
             shape = parse_size(text)
             source = source_of(shape, args.clip, device)
-            sync(device)
-            result = synthesize(SynthesisPlan.single(source, shape, config, [0]))
-            sync(device)
-            for level in result.levels:
-                work = level_work(level.source_shape, level.target_shape, level.patch_size, level.iterations,
-                                  level.backends)
-                rows.append([getattr(work, term) for term in TERMS])
-                seconds.append(level.seconds)
-                print(f"  {text} level {level.source_shape} {'+'.join(sorted(set(level.backends)))} "
-                      f"{level.seconds:.3f} s")
+            for seed in range(args.seeds):
+                sync(device)
+                result = synthesize(SynthesisPlan.single(source, shape, config, [seed]))
+                sync(device)
+                for level in result.levels:
+                    work = level_work(level.source_shape, level.target_shape, level.patch_size, level.iterations,
+                                      level.backends)
+                    rows.append([getattr(work, term) for term in TERMS])
+                    seconds.append(level.seconds)
+                    print(f"  {text} seed {seed} level {level.source_shape} {'+'.join(sorted(set(level.backends)))} "
+                          f"{level.seconds:.3f} s")
         costs = nonnegative_least_squares(np.array(rows), np.array(seconds))
         fitted = np.array(rows) @ costs
         print("COSTS entry:", "{" + ", ".join(f'"{t}": {c:.2e}' for t, c in zip(TERMS, costs)) + "}")
@@ -100,12 +104,15 @@ def main() -> None:
         shape = parse_size(text)
         source = source_of(shape, args.clip, device)
         estimate = estimate_seconds(plan_levels(shape, shape, SynthesisConfig(), device.type), device, rate)
-        sync(device)
-        started = time.perf_counter()
-        synthesize(SynthesisPlan.single(source, shape, SynthesisConfig(), [0]))
-        sync(device)
-        measured = time.perf_counter() - started
-        print(f"check {text}: estimated {estimate:.1f} s, measured {measured:.1f} s "
+        times = []
+        for seed in range(args.seeds):
+            sync(device)
+            started = time.perf_counter()
+            synthesize(SynthesisPlan.single(source, shape, SynthesisConfig(), [seed]))
+            sync(device)
+            times.append(time.perf_counter() - started)
+        measured = sum(times) / len(times)
+        print(f"check {text}: estimated {estimate:.1f} s, measured {measured:.1f} s (mean of {len(times)} seeds) "
               f"(ratio {estimate / measured:.2f})")
 
 

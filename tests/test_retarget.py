@@ -344,3 +344,43 @@ def test_retarget_keeps_the_candidate_timeline_that_comes_out_most_coherent(monk
         totals = {total for _, total in progress}
         # One bar per output, over both candidates' levels: 1 .. total for each of the two outputs.
         assert len(totals) == 1 and [done for done, _ in progress] == list(range(1, totals.pop() + 1)) * 2
+
+
+def test_only_long_length_changes_are_cut_into_windows():
+    from vgpnn.apps.target_shape import WINDOW_VOXELS, window_frames
+    source = (20, 144, 256)
+    one_piece = WINDOW_VOXELS // (144 * 256)
+    assert window_frames(source, (150, 144, 256), loop=False) is None  # the README's 15 s: one piece
+    assert window_frames(source, (6000, 144, 256), loop=False) == one_piece
+    assert window_frames(source, (6000, 144, 256), loop=True) is None  # a loop wraps: one piece
+    assert window_frames(source, (6000, 144, 144), loop=False) is None  # a new frame size: one piece
+    # However large the frames, a window has room for two runs of the source.
+    assert window_frames((30, 1080, 1920), (900, 1080, 1920), loop=False) == 60
+
+
+def test_a_long_retarget_runs_in_bounded_windows_that_join_without_a_step(monkeypatch):
+    import vgpnn.apps.retarget as retarget_module
+    monkeypatch.setattr("vgpnn.apps.target_shape.WINDOW_VOXELS", 1)  # windows of twice the source
+    engine_calls = []
+    real = retarget_module.make_variations
+
+    def recording(plan, *args, **kwargs):
+        engine_calls.append(plan.target.shape[0])
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(retarget_module, "make_variations", recording)
+    clip = drifting_clip(frames=8, height=24, width=32)  # windows of 16 frames
+    progress = []
+    out = retarget(clip, (40, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu"),
+                   progress=lambda done, total: progress.append(done / total))
+    assert out[0].shape == (40, *clip.shape[1:])
+    # Every engine call holds at most a window's frames, and one output is all of them.
+    assert engine_calls and max(engine_calls) <= 16 and len(engine_calls) > 2
+    assert progress == sorted(progress) and progress[-1] == 1
+    steps = frame_steps(out[0])
+    # No jump where windows meet: no step is far above the clip's own (measured: at most 1.75x the
+    # median, at the timeline's jumps between runs of the source).
+    assert steps.max() < 3 * np.median(frame_steps(clip))
+    assert np.median(steps) > 0.7 * np.median(frame_steps(clip))  # and it keeps moving
+    again = retarget(clip, (40, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu"))
+    assert np.array_equal(out[0], again[0])

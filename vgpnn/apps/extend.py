@@ -160,7 +160,7 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
         target = Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess",
                         start=partial(_timeline_guess, [matched] * context + timeline, context))
         plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
-        scaled = None if progress is None else partial(_window_progress, progress, number, windows.windows)
+        scaled = None if progress is None else partial(window_progress, progress, number, windows.windows)
         made = []
         make_variations(plan, 1, lambda _, clip, levels: made.append((clip, levels)), scaled)
         clip, levels = made[0]
@@ -198,5 +198,5 @@ def _timeline_guess(timeline: list[int], context: int, coarsest_source: torch.Te
     return frames
 
 
-def _window_progress(progress: ProgressCallback, window: int, windows: int, done: int, total: int) -> None:
+def window_progress(progress: ProgressCallback, window: int, windows: int, done: int, total: int) -> None:
     progress(window * total + done, windows * total)

@@ -7,6 +7,7 @@ original scale and speed. A longer clip therefore shows more events, not slow mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 from functools import partial
@@ -25,7 +26,8 @@ from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import ProgressCallback
 from .carve import carve_to
-from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape  # noqa: F401  (part of this module's API)
+from .extend import window_progress, window_seed
+from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, window_frames  # noqa: F401  (part of this module's API)
 from .timeline import plan_timeline, timeline_candidates
 from .variations import VariationCallback, make_variations, seeds_from
 
@@ -75,7 +77,11 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
     target_shape = tuple(int(x) for x in target_shape)
     source = frames_to_tensor(frames, resolve_device(options.device))
 
+    window = window_frames(tuple(source.shape[1:]), target_shape, options.loop)
+
     def run(seeds, on_variation=None, progress=None, timeline=None):
+        if window is not None:
+            return _in_windows(source, target_shape, config, seeds, timeline, window, on_variation, progress)
         target = Target(target_shape, wraps_time=options.loop, carry_layout=carry,
                         start=partial(coarsest_guess, loop=options.loop, timeline=timeline))
         plan = SynthesisPlan((Source(source),), target, seeds, config)
@@ -93,6 +99,50 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
             outputs.append(clip)
             if on_variation is not None:
                 on_variation(start + offset, clip, levels)
+    return outputs
+
+
+def _in_windows(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig, seeds, timeline: list[int],
+                window: int, on_variation: VariationCallback | None,
+                progress: ProgressCallback | None) -> list[np.ndarray]:
+    """A long retarget that changes only the length, window by window (target_shape.py says
+    when): each window after the first fixes the last ``context`` frames made so far and goes on
+    along the same coarsest ``timeline`` as one piece would, so memory is one window's and time
+    grows linearly. As in an extension (extend.py), ``context`` is the patch's length less one:
+    no patch of a new frame reaches further back, so the junction has no step."""
+    length = target_shape[0]
+    context = min(config.patch_size[0], source.shape[1]) - 1
+    count = 1 + math.ceil((length - window) / (window - context))
+    # The frames after the first window's, in equal shares (no window is a sliver).
+    rest = length - window
+    shares = [window] + [rest // (count - 1) + (i < rest % (count - 1)) for i in range(count - 1)]
+    outputs = []
+    for index, seed in enumerate(seeds):
+        result = np.empty((length, *target_shape[1:], 3), dtype=np.uint8)
+        records, done = [], 0
+        for number, new in enumerate(shares):
+            known = 0 if number == 0 else context
+            shape = (known + new, *target_shape[1:])
+            start = partial(coarsest_guess, timeline=timeline[done - known:done + new])
+            if known:
+                fixed = frames_to_tensor(result[done - known:done], source.device)
+                fixed = torch.cat([fixed, torch.zeros((fixed.shape[0], new, *shape[1:]), device=fixed.device)], 1)
+                fixed_mask = torch.zeros(shape, dtype=torch.bool, device=source.device)
+                fixed_mask[:known] = True
+                target = Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", start=start)
+            else:
+                target = Target(shape, start=start)
+            plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
+            scaled = None if progress is None else partial(window_progress, progress, number, len(shares))
+            made = []
+            make_variations(plan, 1, lambda _, clip, levels: made.append((clip, levels)), scaled)
+            clip, levels = made[0]
+            result[done:done + new] = clip[known:]
+            records.extend(levels)
+            done += new
+        outputs.append(result)
+        if on_variation is not None:
+            on_variation(index, result, records)
     return outputs
 
 

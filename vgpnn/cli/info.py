@@ -10,7 +10,7 @@ import click
 from ..config import SynthesisConfig
 from ..device import DEVICES, resolve_device
 from ..errors import InputError, VgpnnError
-from ..apps.target_shape import TargetRequest, plan_target_shape
+from ..apps.target_shape import TargetRequest, plan_target_shape, window_frames
 from ..estimate import automatic_short_side, estimate_seconds, matmul_rate, plan_levels
 from ..inputs import expand_inputs
 from ..memory import available_bytes, estimate_bytes
@@ -89,7 +89,9 @@ def _describe_local(source, local, short_side, max_frames, start_frame, device, 
         target = plan_target_shape(shape, probe["fps"], TargetRequest(**length, even=probe["kind"] != "image"))
     too_small = min(shape[1:]) < max(config.patch_size[1:])
     levels = [] if too_small else plan_levels(shape, target, config, device.type)
-    peak = estimate_bytes(device, shape, target, 1)
+    window = None if command == "generate" else window_frames(shape, target, loop=False)
+    # A long retarget holds one window at a time (apps/target_shape.py).
+    peak = estimate_bytes(device, shape, target if window is None else (window, *target[1:]), 1)
     fps = probe["fps"]
     return {
         "input": str(source), "kind": probe["kind"], "width": probe["width"], "height": probe["height"],

@@ -133,6 +133,17 @@ def extend(frames: np.ndarray, length: int, config: SynthesisConfig = SynthesisC
     return outputs
 
 
+def continuation_target(known: torch.Tensor, new: int, start) -> Target:
+    """A window's target: the ``known`` frames (C, k, H, W) fixed at its start and ``new`` frames
+    after them, begun from ``start``'s guess (the engine's default, a fill grown from the known
+    frames, would start the new frames as a still picture of the last one)."""
+    shape = (known.shape[1] + new, *known.shape[2:])
+    fixed = torch.cat([known, torch.zeros((known.shape[0], new, *shape[1:]), device=known.device)], dim=1)
+    fixed_mask = torch.zeros(shape, dtype=torch.bool, device=known.device)
+    fixed_mask[:known.shape[1]] = True
+    return Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", start=start)
+
+
 def window_seed(seed: int, window: int) -> int:
     """Window 0 draws the output's own noise; later windows draw their own, from the seed and
     their index (the same noise in every window would repeat its pattern along the clip)."""
@@ -153,12 +164,7 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
         known = frames_to_tensor(result[done - context:done], source.device)
         last = resize_video(known[:, -1:], (1, *coarsest_source.shape[2:]))[:, 0]
         timeline, matched = plan_continuation(coarsest_source, last, new)
-        shape = (context + new, *ordered.shape[1:3])
-        fixed = torch.cat([known, torch.zeros((known.shape[0], new, *shape[1:]), device=known.device)], dim=1)
-        fixed_mask = torch.zeros(shape, dtype=torch.bool, device=known.device)
-        fixed_mask[:context] = True
-        target = Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess",
-                        start=partial(_timeline_guess, [matched] * context + timeline, context))
+        target = continuation_target(known, new, partial(_timeline_guess, [matched] * context + timeline, context))
         plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
         scaled = None if progress is None else partial(window_progress, progress, number, windows.windows)
         made = []

@@ -26,7 +26,7 @@ from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import ProgressCallback
 from .carve import carve_to
-from .extend import window_progress, window_seed
+from .extend import continuation_target, window_progress, window_seed
 from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, window_frames  # noqa: F401  (part of this module's API)
 from .timeline import plan_timeline, timeline_candidates
 from .variations import VariationCallback, make_variations, seeds_from
@@ -122,16 +122,9 @@ def _in_windows(source: torch.Tensor, target_shape: Shape3, config: SynthesisCon
         records, done = [], 0
         for number, new in enumerate(shares):
             known = 0 if number == 0 else context
-            shape = (known + new, *target_shape[1:])
             start = partial(coarsest_guess, timeline=timeline[done - known:done + new])
-            if known:
-                fixed = frames_to_tensor(result[done - known:done], source.device)
-                fixed = torch.cat([fixed, torch.zeros((fixed.shape[0], new, *shape[1:]), device=fixed.device)], 1)
-                fixed_mask = torch.zeros(shape, dtype=torch.bool, device=source.device)
-                fixed_mask[:known] = True
-                target = Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", start=start)
-            else:
-                target = Target(shape, start=start)
+            target = (continuation_target(frames_to_tensor(result[done - known:done], source.device), new, start)
+                      if known else Target((new, *target_shape[1:]), start=start))
             plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
             scaled = None if progress is None else partial(window_progress, progress, number, len(shares))
             made = []

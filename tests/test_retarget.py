@@ -361,6 +361,7 @@ def test_only_long_length_changes_are_cut_into_windows():
 def test_a_long_retarget_runs_in_bounded_windows_that_join_without_a_step(monkeypatch):
     import vgpnn.apps.retarget as retarget_module
     monkeypatch.setattr("vgpnn.apps.target_shape.WINDOW_VOXELS", 1)  # windows of twice the source
+    import vgpnn.apps.extend as extend_module
     engine_calls = []
     real = retarget_module.make_variations
 
@@ -368,7 +369,8 @@ def test_a_long_retarget_runs_in_bounded_windows_that_join_without_a_step(monkey
         engine_calls.append(plan.target.shape[0])
         return real(plan, *args, **kwargs)
 
-    monkeypatch.setattr(retarget_module, "make_variations", recording)
+    for module in (retarget_module, extend_module):  # in one piece, or window by window
+        monkeypatch.setattr(module, "make_variations", recording)
     clip = drifting_clip(frames=8, height=24, width=32)  # windows of 16 frames
     progress = []
     out = retarget(clip, (40, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu"),

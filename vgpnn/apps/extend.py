@@ -165,11 +165,7 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
         last = resize_video(known[:, -1:], (1, *coarsest_source.shape[2:]))[:, 0]
         timeline, matched = plan_continuation(coarsest_source, last, new)
         target = continuation_target(known, new, partial(_timeline_guess, [matched] * context + timeline, context))
-        plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
-        scaled = None if progress is None else partial(window_progress, progress, number, windows.windows)
-        made = []
-        make_variations(plan, 1, lambda _, clip, levels: made.append((clip, levels)), scaled)
-        clip, levels = made[0]
+        clip, levels = run_window(source, target, config, seed, number, windows.windows, progress)
         result[done:done + new] = clip[context:]
         records.extend(levels)
         done += new
@@ -204,5 +200,16 @@ def _timeline_guess(timeline: list[int], context: int, coarsest_source: torch.Te
     return frames
 
 
-def window_progress(progress: ProgressCallback, window: int, windows: int, done: int, total: int) -> None:
+def run_window(source: torch.Tensor, target: Target, config: SynthesisConfig, seed: int, number: int, windows: int,
+               progress: ProgressCallback | None) -> tuple[np.ndarray, list[LevelRecord]]:
+    """Window ``number`` of ``windows``: its clip (uint8) and level records, with its own seed
+    (``window_seed``) and its share of the progress."""
+    plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
+    scaled = None if progress is None else partial(_window_progress, progress, number, windows)
+    made = []
+    make_variations(plan, 1, lambda _, clip, levels: made.append((clip, levels)), scaled)
+    return made[0]
+
+
+def _window_progress(progress: ProgressCallback, window: int, windows: int, done: int, total: int) -> None:
     progress(window * total + done, windows * total)

@@ -26,7 +26,7 @@ from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import ProgressCallback
 from .carve import carve_to
-from .extend import continuation_target, window_progress, window_seed
+from .extend import continuation_target, run_window
 from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, window_frames  # noqa: F401  (part of this module's API)
 from .timeline import plan_timeline, timeline_candidates
 from .variations import VariationCallback, make_variations, seeds_from
@@ -125,11 +125,7 @@ def _in_windows(source: torch.Tensor, target_shape: Shape3, config: SynthesisCon
             start = partial(coarsest_guess, timeline=timeline[done - known:done + new])
             target = (continuation_target(frames_to_tensor(result[done - known:done], source.device), new, start)
                       if known else Target((new, *target_shape[1:]), start=start))
-            plan = SynthesisPlan((Source(source),), target, (window_seed(seed, number),), config)
-            scaled = None if progress is None else partial(window_progress, progress, number, len(shares))
-            made = []
-            make_variations(plan, 1, lambda _, clip, levels: made.append((clip, levels)), scaled)
-            clip, levels = made[0]
+            clip, levels = run_window(source, target, config, seed, number, len(shares), progress)
             result[done:done + new] = clip[known:]
             records.extend(levels)
             done += new

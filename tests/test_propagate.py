@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
-from vgpnn.apps.guided_search import appearance_candidates, window_search
+from vgpnn.apps.guided_search import AppearanceIndex, appearance_candidates, position_tied, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
 from vgpnn.video import read_clip, write_video
@@ -66,6 +66,47 @@ def test_appearance_candidates_fill_empty_bins_from_a_neighbour():
     target = torch.full((3, 2, 2), 0.9)  # a colour the key never shows
     (field,) = appearance_candidates(key, target, bins=4, count=1)
     assert field.shape == (2, 2, 2) and int(field.max()) <= 3 and int(field.min()) >= 0
+
+
+def test_appearance_index_finds_each_pixel_by_its_features():
+    features = torch.rand(5, 24, 30, generator=torch.Generator().manual_seed(4))
+    index = AppearanceIndex(features)
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
+    (field,) = index.candidates(features[:, :, order], 1)  # the key's columns shuffled
+    assert torch.equal(field[0], order.view(1, 30).expand(24, 30)) and torch.equal(field[1], torch.arange(24).view(24, 1).expand(24, 30))
+
+
+def test_a_logo_on_a_plain_wall_is_tied_to_its_place_and_a_recolouring_is_not():
+    wall = 0.5 + 0.01 * torch.rand(3, 30, 40, generator=torch.Generator().manual_seed(6))  # plain, a little noisy
+    features = torch.cat([wall, torch.zeros(3, 30, 40)])
+    index = AppearanceIndex(features)
+    logo = wall.clone()
+    logo[:, 10:16, 12:20] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    tied = position_tied(features, logo, index)
+    assert float(tied[10:16, 12:20].min()) == 1.0  # the wall elsewhere looks the same and stayed plain
+    assert float(tied[:, 25:].max()) < 0.05  # the wall's noise only
+    recoloured = wall.flip(0)  # every pixel recoloured by its own colour: look-alikes got one edit
+    assert float(position_tied(features, recoloured, index).max()) < 0.2
+
+
+def test_an_edit_that_follows_colour_reaches_what_comes_into_view():
+    # A blue square slides in from beyond the right border; the key shows only a blue bar on the
+    # left, painted yellow. The square was never on the key: the flow cannot bring its edit, the
+    # look of the key's blue bar does.
+    background = smooth_frames(1, 40, 56, seed=7)[0] // 4
+    frames = []
+    for t in range(6):
+        frame = background.copy()
+        frame[5:35, 2:8] = (30, 40, 220)
+        left = 56 - 4 * t
+        frame[14:26, left:left + 10] = (30, 40, 220)
+        frames.append(frame)
+    frames = np.stack(frames)
+    key = frames[0].copy()
+    key[5:35, 2:8] = (240, 220, 20)
+    out = propagate(frames, {0: key}, options=CPU)
+    square = out[5, 16:24, 38:44].astype(int)
+    assert (np.abs(square - (240, 220, 20)).max(axis=-1) < 40).mean() > 0.9
 
 
 # -- the library -----------------------------------------------------------------------------

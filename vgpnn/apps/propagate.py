@@ -51,7 +51,7 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from ..flow import DIS_PRESETS, dis_flow, to_gray, warp
 from ..patches import vote
-from .guided_search import AppearanceIndex, position_tied, window_search
+from .guided_search import AppearanceIndex, flow_trust, open_ties, position_tied, window_search
 
 # (frames done, frames in all): progress of the frame-by-frame passes
 FrameProgress = Callable[[int, int], None]
@@ -69,10 +69,12 @@ class PropagateOptions:
     # colour, gained 0.3-0.6 dB).
     position_scale: float = 24.0
     position_weight: float = 1.0
-    # The previous output, warped, against the edited keyframe. Weak: it holds the output still
-    # where two key patches explain the frame alike (flicker 1.46 -> 1.34 of the truth's on the
-    # stylisation benchmark, bunny_audio), but it also holds the flow's drift (0.5 cost 2 dB there).
-    temporal_weight: float = 0.2
+    # The previous output, warped, against the edited keyframe: a tie-breaker only. It may decide
+    # between key pixels whose appearance explains the frame equally well (within noise: at 0.02
+    # a full edit difference costs about what a grey level or two of noise over the six
+    # appearance features does), never against appearance: every pixel it holds wrongly stays
+    # wrong in every later frame (at 0.2 it cost 3.8 dB on the stylisation benchmark, hand_cup).
+    temporal_weight: float = 0.02
     # Rows and columns of a patch (odd). Small: the match is decided by appearance first, and a
     # 7x7 box blurred which side of an edge a pixel takes (3 was 0.1-0.5 dB better).
     patch_size: int = 3
@@ -235,7 +237,7 @@ class _Propagation:
         values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
         positions, previous_output = self.coordinates, self.edited[key]
         index = AppearanceIndex(self._appearance(key))
-        tied = position_tied(self._appearance(key), self.edited[key], index)
+        tied = open_ties(position_tied(self._appearance(key), self.edited[key], index))
         step = 1 if visits[0] > key else -1
         with _FlowPrefetch(self.gray, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
             yield from self._visit(key, visits, flows, key_features, values, positions, previous_output, index, tied)
@@ -245,15 +247,18 @@ class _Propagation:
         options = self.options
         pad = options.patch_size // 2
         height, width = self.video.shape[2:]
+        key_appearance = self._appearance(key)
         for t in visits:
             flow = _steady(flows.next(), self.gray[t], self.gray[t - (1 if t > key else -1)])[None]
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
             candidates = (index.candidates(self._appearance(t), options.appearance_candidates)
                           if options.appearance_candidates else ())
+            appearance = self._appearance(t)
+            trust = flow_trust(key_appearance, positions, appearance, options.patch_size)
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
                                               options.patch_size, options.position_weight / options.position_scale,
-                                              candidates, tied)
+                                              candidates, tied, trust)
             size = options.patch_size
             if options.vote == "mean":
                 # One patch per target pixel, centred on it: its top-left in the padded key is the match.

@@ -155,6 +155,20 @@ def test_a_painted_dot_follows_a_moving_square():
         assert rows.min() >= 17 and rows.max() <= 24, t
 
 
+def test_a_thin_stroke_on_a_plain_wall_stays_put_and_does_not_spread():
+    frames, lefts = moving_square()
+    frames[:, :10] = 90  # a plain wall above the square
+    frames += np.random.default_rng(9).integers(0, 3, frames.shape, dtype=np.uint8)  # sensor noise, new each frame
+    key = frames[0].copy()
+    key[4, 6:50] = (255, 0, 0)  # a line one pixel wide, painted on the wall
+    # Without the temporal guide, which would hold the line on this still wall by itself.
+    out = propagate(frames, {0: key}, options=PropagateOptions(device="cpu", temporal_weight=0))
+    for t in range(1, len(frames)):
+        rows, columns = np.nonzero(red(out[t]))
+        assert len(columns) > 15, t  # the line is still there (it thins), on its row...
+        assert rows.min() >= 3 and rows.max() <= 5, t  # ...and nowhere else on the wall
+
+
 def test_a_key_in_the_middle_reaches_back_and_forward():
     frames, lefts = moving_square()
     key = frames[4].copy()

@@ -237,7 +237,14 @@ class _Propagation:
         values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
         positions, previous_output = self.coordinates, self.edited[key]
         index = AppearanceIndex(self._appearance(key))
-        tied = open_ties(position_tied(self._appearance(key), self.edited[key], index))
+        tied = position_tied(self._appearance(key), self.edited[key], index)
+        # A tie thinner than 3 pixels is kept only where the original key is flat. On an edge the
+        # frame's own appearance places a pixel to within a pixel, better than chained flow, and a
+        # thin tie there is where an appearance-defined edit switches (an ink line drawn where the
+        # gradient passes a level: open_ties); on a flat wall nothing but the flow can place a
+        # thin painted stroke (the letters of a logo).
+        flat = _smoothed(self.gradients[:, key].abs().sum(0), 3) < _FLAT
+        tied = torch.where(flat, tied, open_ties(tied))
         step = 1 if visits[0] > key else -1
         with _FlowPrefetch(self.gray, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
             yield from self._visit(key, visits, flows, key_features, values, positions, previous_output, index, tied)
@@ -344,10 +351,17 @@ _FLAT = 4 / 255
 
 
 def _blend(parts: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Mix one frame's results from each side: weight (1 - distance share) / (error + floor)."""
+    """Mix one frame's results from each side: weight (1 - distance share)^2 / (error + floor).
+
+    Why squared: a pass's error comes mostly from the chained flow's drift and from what its key
+    never saw, both of which grow about linearly with the distance d from its key, so its error
+    variance grows as d^2, and inverse-variance weights go as 1 / d^2 (for two sides,
+    (1 - share)^2 against share^2). Linear weights gave the far key too much say next to the
+    other key: 4 of 18 frames worse than the nearer key alone (stylisation benchmark,
+    bunny_audio)."""
     total = weighted = None
     for share, edit, error in parts:
-        weight = (1 - share) / (error + _ERROR_FLOOR)  # (H, W)
+        weight = (1 - share) ** 2 / (error + _ERROR_FLOOR)  # (H, W)
         total = weight if total is None else total + weight
         weighted = edit * weight if weighted is None else weighted + edit * weight
     return weighted / total

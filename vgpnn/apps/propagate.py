@@ -89,6 +89,10 @@ class PropagateOptions:
     # (image analogies), so they reproduce it where the flow has drifted or something came into
     # view. On the stylisation benchmark alone they beat the key warped along the flow by 3 dB.
     appearance_candidates: int = 4
+    # They are looked up for every this many pixels of every this many rows, the others taking a
+    # looked-up neighbour's moved along (guided_search.AppearanceIndex.candidates): the lookup is
+    # most of the time, and a neighbour's look-alike moved along is usually the pixel's own.
+    appearance_stride: int = 2
     flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
     # Error smoothing: the per-pixel blend weights vary over about this many pixels, so where two
     # keys' results meet there is a gradual mix, not a seam.
@@ -106,6 +110,8 @@ class PropagateOptions:
         if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.appearance_candidates) < 0:
             raise ConfigError(f"patch size must be a positive odd number, the radius and candidates 0 or more, "
                               f"got {self.patch_size}, {self.radius} and {self.appearance_candidates}")
+        if self.appearance_stride < 1:
+            raise ConfigError(f"appearance stride must be at least 1, got {self.appearance_stride}")
         if self.vote not in ("sample", "mean"):
             raise ConfigError(f"vote must be 'sample' or 'mean', got {self.vote!r}")
         if self.error_blur < 1:
@@ -259,9 +265,9 @@ class _Propagation:
             flow = _steady(flows.next(), self.gray[t], self.gray[t - (1 if t > key else -1)])[None]
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
-            candidates = (index.candidates(self._appearance(t), options.appearance_candidates)
-                          if options.appearance_candidates else ())
             appearance = self._appearance(t)
+            candidates = (index.candidates(appearance, options.appearance_candidates, options.appearance_stride)
+                          if options.appearance_candidates else ())
             trust = flow_trust(key_appearance, positions, appearance, options.patch_size)
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
                                               options.patch_size, options.position_weight / options.position_scale,

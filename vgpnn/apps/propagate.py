@@ -15,10 +15,15 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
    if nothing new appeared). The keyframe's guides: A's colour, A's edges, A's coordinates, A'.
 4. Search (guided_search.py): each pixel's best key patch within a few pixels of where the
    positional guide says it came from, or among the key pixels nearest to it in appearance from
-   anywhere (an inverted-file index over the key's colour and gradients). The positional cost
-   counts only where the keyframe pair shows that the edit is tied to its place: where pixels that
-   look alike in the original key were edited differently (a logo on a plain wall). Elsewhere the
-   edit is a function of appearance, and the look-alike is better than the flow, which drifts. Why not the shared coarse-to-fine loop (synthesis.py) with these guides:
+   anywhere (an inverted-file index over the key's colour and gradients, looked up at every
+   second pixel). The positional cost counts only where the keyframe pair shows that the edit is
+   tied to its place: where pixels that look alike in the original key were edited differently
+   (a logo on a plain wall), and not on a tie thinner than 3 pixels over an edge of the original
+   (a threshold-like edit switching there, which the frame's appearance places better than the
+   flow). It holds a pixel to the flow's place only where the original key, carried along the
+   flow, still looks like the frame (flow_trust): drifted flow pulls nothing. Elsewhere the edit
+   is a function of appearance, and the look-alike is better than the flow. Why not the shared
+   coarse-to-fine loop (synthesis.py) with these guides:
    its whole-key searches cost 13-58 s per 320x240 frame on the 2-core development machine, and
    the positional guide already says where to look.
 5. Vote: the mean of the chosen A' patches covering each pixel (patches.vote), or with
@@ -26,7 +31,7 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
 6. Error: the box-summed guide distance of each pixel's match, smoothed: how well the pass
    explains the frame there.
 7. Blending. Between two keyframes each frame has one result from each side. They are mixed per
-   pixel with weights (1 - distance share) / (error + floor), the distance share running from 0
+   pixel with weights (1 - distance share)^2 / (error + floor), the distance share running from 0
    at a pass's key to 1 at the other key: at a keyframe its own pass has all the weight, so the
    output moves from one key's result to the other's with no jump, and where one side explains
    the frame better (something the other key never saw), that side counts more.

@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
-from vgpnn.apps.guided_search import (AppearanceIndex, appearance_candidates, flow_trust, open_ties, position_tied,
-                                      window_search)
+from vgpnn.apps.guided_search import AppearanceIndex, appearance_candidates, open_ties, position_tied, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
 from vgpnn.video import read_clip, write_video
@@ -50,18 +49,6 @@ def test_window_search_finds_a_shift_the_prediction_missed():
     assert torch.equal(matches[0][inner], xs[inner] + 3) and torch.equal(matches[1][inner], ys[inner] - 2)
     # Colours match exactly: what is left is the positional cost, 3^2 + 2^2 pixels at weight 0.01.
     assert torch.allclose(distance[inner], torch.full_like(distance[inner], 0.01**2 * 13), atol=1e-6)
-
-
-def test_flow_trust_refutes_a_prediction_that_points_at_other_content():
-    noise = torch.Generator().manual_seed(7)
-    key = torch.rand(3, 40, 60, generator=noise)  # a fine texture: a wrong place looks different
-    target = torch.roll(key, shifts=3, dims=2) + 0.01 * torch.rand(3, 40, 60, generator=noise)  # p shows key p - (3, 0)
-    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(60.0), indexing="ij")
-    prediction = torch.stack([xs - 3, ys])
-    prediction[0, :, 40:] += 2  # the flow drifted two pixels here
-    trust = flow_trust(key, prediction, target, patch=3)
-    assert trust[:, 5:38].mean() > 0.95 and trust[:, 42:].mean() < 0.05
-    assert trust[:, :3].sum() == 0  # predicted off the key
 
 
 def test_open_ties_removes_thin_rims_and_keeps_painted_areas():

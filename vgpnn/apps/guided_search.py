@@ -32,12 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..flow import warp
-
 
 def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Tensor, radius: int, patch: int,
                   position_weight: float, candidates: Sequence[torch.Tensor] = (),
-                  tied: torch.Tensor | None = None, trust: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  tied: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Best key position per target pixel near ``prediction``, or among ``candidates``.
 
     target: (C, H, W) features of the frame; key: (C, Hk, Wk) features of the keyframe (same
@@ -48,10 +46,6 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     edit at each key pixel is tied to its place (:func:`position_tied`): the positional cost of
     pairing target pixel p with key pixel q is scaled by the larger of tied(q) (a place-bound edit
     is not copied elsewhere) and tied at p's prediction (p keeps what the flow brought it there).
-    ``trust``: None, or (H, W) in [0, 1] per target pixel, how far the flow's prediction is
-    believed there (:func:`flow_trust`): the second term (p keeps what the flow brought) is scaled
-    by it, so where the flow has drifted it no longer holds p to a wrong place; the first stays, so
-    a place-bound edit is still not copied to where the flow cannot vouch for it.
     Returns (matches (2, H, W) float key (x, y), inside the key: the prediction moved by the best
     whole-pixel offset, or the best candidate; distance (H, W): the box-summed feature distance,
     positional cost included, per patch pixel).
@@ -81,8 +75,6 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     weight = position_weight**2
     if tied is not None:
         tied_here = tied[base[1], base[0]]  # (H, W) the tie where the flow says p came from
-        if trust is not None:
-            tied_here = tied_here * trust
     best = torch.full(target.shape[1:], float("inf"), dtype=target.dtype, device=target.device)
     matches = prediction.clone()
     pad = patch // 2
@@ -199,32 +191,6 @@ def position_tied(features: torch.Tensor, edited: torch.Tensor, index: Appearanc
     change = (gathered - edited[:, None]).abs().mean(0)  # (n, Hk, Wk)
     tied = (change.median(dim=0).values / difference).clamp(max=1)
     return tied
-
-
-def flow_trust(key_features: torch.Tensor, prediction: torch.Tensor, target: torch.Tensor, patch: int,
-               factor: float = 3.0) -> torch.Tensor:
-    """(H, W) float, 1 where the flow's prediction is believed and 0 where it is refuted.
-
-    The prediction (2, H, W) says target pixel p shows key pixel prediction(p); the original key's
-    features (C, Hk, Wk) read there (bilinear) should then look like the frame's ``target``
-    (C, H, W), up to noise and interpolation. The residual (squared feature difference, box-summed
-    over ``patch``) is measured against its median over the frame: most of a frame is tracked
-    correctly, so the median is the residual of a correct track. For Gaussian noise the residual
-    over C = 6 features is about chi-squared with 6 degrees of freedom, whose 99th percentile is
-    3.1 times its median: a pixel above ``factor`` = 3 medians is, with about 99% confidence, not
-    the key pixel the flow says (it drifted, or p was hidden on the key). A prediction off the key
-    is not believed either.
-    """
-    height, width = target.shape[1:]
-    ys, xs = torch.meshgrid(torch.arange(height, device=target.device, dtype=target.dtype),
-                            torch.arange(width, device=target.device, dtype=target.dtype), indexing="ij")
-    if key_features.shape[1:] != target.shape[1:]:
-        raise ValueError(f"expected key and target features of one size, got {tuple(key_features.shape)} "
-                         f"and {tuple(target.shape)}")
-    moved, inside = warp(key_features[None], (prediction - torch.stack([xs, ys]))[None])
-    residual = (moved[0] - target).square().sum(0)
-    residual = F.avg_pool2d(residual[None, None], patch, stride=1, padding=patch // 2, count_include_pad=False)[0, 0]
-    return ((residual <= factor * residual.median()) & inside[0]).to(target.dtype)
 
 
 def open_ties(tied: torch.Tensor, width: int = 3) -> torch.Tensor:

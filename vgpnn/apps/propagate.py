@@ -20,9 +20,8 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
    tied to its place: where pixels that look alike in the original key were edited differently
    (a logo on a plain wall), and not on a tie thinner than 3 pixels over an edge of the original
    (a threshold-like edit switching there, which the frame's appearance places better than the
-   flow). It holds a pixel to the flow's place only where the original key, carried along the
-   flow, still looks like the frame (flow_trust): drifted flow pulls nothing. Elsewhere the edit
-   is a function of appearance, and the look-alike is better than the flow. Why not the shared
+   flow). Elsewhere the edit is a function of appearance, and the look-alike is better than the
+   flow. Why not the shared
    coarse-to-fine loop (synthesis.py) with these guides:
    its whole-key searches cost 13-58 s per 320x240 frame on the 2-core development machine, and
    the positional guide already says where to look.
@@ -56,7 +55,7 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from ..flow import DIS_PRESETS, dis_flow, to_gray, warp
 from ..patches import vote
-from .guided_search import AppearanceIndex, flow_trust, open_ties, position_tied, window_search
+from .guided_search import AppearanceIndex, open_ties, position_tied, window_search
 
 # (frames done, frames in all): progress of the frame-by-frame passes
 FrameProgress = Callable[[int, int], None]
@@ -265,7 +264,6 @@ class _Propagation:
         options = self.options
         pad = options.patch_size // 2
         height, width = self.video.shape[2:]
-        key_appearance = self._appearance(key)
         for t in visits:
             flow = _steady(flows.next(), self.gray[t], self.gray[t - (1 if t > key else -1)])[None]
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
@@ -273,10 +271,9 @@ class _Propagation:
             appearance = self._appearance(t)
             candidates = (index.candidates(appearance, options.appearance_candidates, options.appearance_stride)
                           if options.appearance_candidates else ())
-            trust = flow_trust(key_appearance, positions, appearance, options.patch_size)
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
                                               options.patch_size, options.position_weight / options.position_scale,
-                                              candidates, tied, trust)
+                                              candidates, tied)
             size = options.patch_size
             if options.vote == "mean":
                 # One patch per target pixel, centred on it: its top-left in the padded key is the match.

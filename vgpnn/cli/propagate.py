@@ -21,7 +21,7 @@ SEARCH_NAME = "guided-window"  # the search backend named in reports
 # vgpnn.apps.propagate.PropagateOptions' defaults, for the help: that module loads torch, which
 # help must not (tests/test_startup.py checks both).
 DEFAULT_PATCH_SIZE = 3
-DEFAULT_TEMPORAL_WEIGHT = 0.2
+DEFAULT_TEMPORAL_WEIGHT = 0.02
 
 
 def parse_keys(ctx, param, values):

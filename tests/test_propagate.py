@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
-from vgpnn.apps.guided_search import appearance_candidates, window_search
+from vgpnn.apps.guided_search import AppearanceIndex, appearance_candidates, open_ties, position_tied, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
 from vgpnn.video import read_clip, write_video
@@ -51,6 +51,16 @@ def test_window_search_finds_a_shift_the_prediction_missed():
     assert torch.allclose(distance[inner], torch.full_like(distance[inner], 0.01**2 * 13), atol=1e-6)
 
 
+def test_open_ties_removes_thin_rims_and_keeps_painted_areas():
+    tied = torch.zeros(20, 20)
+    tied[3, 2:18] = 1  # a one-pixel rim
+    tied[8:10, 2:18] = 1  # two pixels wide
+    tied[12:17, 5:10] = 1  # a 5x5 patch of paint
+    opened = open_ties(tied)
+    assert opened[:11].sum() == 0 and torch.equal(opened[12:17, 5:10], torch.ones(5, 5))
+    assert opened.sum() == 25
+
+
 def test_appearance_candidates_have_the_target_pixels_colour_bin():
     key = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(0))
     target = key[:, torch.randperm(20, generator=torch.Generator().manual_seed(1))]  # the key's rows shuffled
@@ -66,6 +76,56 @@ def test_appearance_candidates_fill_empty_bins_from_a_neighbour():
     target = torch.full((3, 2, 2), 0.9)  # a colour the key never shows
     (field,) = appearance_candidates(key, target, bins=4, count=1)
     assert field.shape == (2, 2, 2) and int(field.max()) <= 3 and int(field.min()) >= 0
+
+
+def test_appearance_index_finds_each_pixel_by_its_features():
+    features = torch.rand(5, 24, 30, generator=torch.Generator().manual_seed(4))
+    index = AppearanceIndex(features)
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
+    (field,) = index.candidates(features[:, :, order], 1)  # the key's columns shuffled
+    assert torch.equal(field[0], order.view(1, 30).expand(24, 30)) and torch.equal(field[1], torch.arange(24).view(24, 1).expand(24, 30))
+
+
+def test_appearance_candidates_at_a_stride_move_the_neighbours_look_alike_along():
+    features = torch.rand(5, 24, 30, generator=torch.Generator().manual_seed(4))
+    index = AppearanceIndex(features)
+    frame = features[:, 3:19, 5:29]  # a piece of the key: pixel (x, y) shows key (x + 5, y + 3)
+    (field,) = index.candidates(frame, 1, stride=2)
+    ys, xs = torch.meshgrid(torch.arange(16), torch.arange(24), indexing="ij")
+    assert torch.equal(field[0], xs + 5) and torch.equal(field[1], ys + 3)  # every pixel, not only the grid's
+
+
+def test_a_logo_on_a_plain_wall_is_tied_to_its_place_and_a_recolouring_is_not():
+    wall = 0.5 + 0.01 * torch.rand(3, 30, 40, generator=torch.Generator().manual_seed(6))  # plain, a little noisy
+    features = torch.cat([wall, torch.zeros(3, 30, 40)])
+    index = AppearanceIndex(features)
+    logo = wall.clone()
+    logo[:, 10:16, 12:20] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    tied = position_tied(features, logo, index)
+    assert float(tied[10:16, 12:20].min()) == 1.0  # the wall elsewhere looks the same and stayed plain
+    assert float(tied[:, 25:].max()) < 0.05  # the wall's noise only
+    recoloured = wall.flip(0)  # every pixel recoloured by its own colour: look-alikes got one edit
+    assert float(position_tied(features, recoloured, index).max()) < 0.2
+
+
+def test_an_edit_that_follows_colour_reaches_what_comes_into_view():
+    # A blue square slides in from beyond the right border; the key shows only a blue bar on the
+    # left, painted yellow. The square was never on the key: the flow cannot bring its edit, the
+    # look of the key's blue bar does.
+    background = smooth_frames(1, 40, 56, seed=7)[0] // 4
+    frames = []
+    for t in range(6):
+        frame = background.copy()
+        frame[5:35, 2:8] = (30, 40, 220)
+        left = 56 - 4 * t
+        frame[14:26, left:left + 10] = (30, 40, 220)
+        frames.append(frame)
+    frames = np.stack(frames)
+    key = frames[0].copy()
+    key[5:35, 2:8] = (240, 220, 20)
+    out = propagate(frames, {0: key}, options=CPU)
+    square = out[5, 16:24, 38:44].astype(int)
+    assert (np.abs(square - (240, 220, 20)).max(axis=-1) < 40).mean() > 0.9
 
 
 # -- the library -----------------------------------------------------------------------------
@@ -89,6 +149,20 @@ def test_a_painted_dot_follows_a_moving_square():
         assert len(columns) > 20, t  # the dot is still there...
         assert abs(columns.mean() - (lefts[t] + 5.5)) < 1.0, t  # ...and moved with the square
         assert rows.min() >= 17 and rows.max() <= 24, t
+
+
+def test_a_thin_stroke_on_a_plain_wall_stays_put_and_does_not_spread():
+    frames, lefts = moving_square()
+    frames[:, :10] = 90  # a plain wall above the square
+    frames += np.random.default_rng(9).integers(0, 3, frames.shape, dtype=np.uint8)  # sensor noise, new each frame
+    key = frames[0].copy()
+    key[4, 6:50] = (255, 0, 0)  # a line one pixel wide, painted on the wall
+    # Without the temporal guide, which would hold the line on this still wall by itself.
+    out = propagate(frames, {0: key}, options=PropagateOptions(device="cpu", temporal_weight=0))
+    for t in range(1, len(frames)):
+        rows, columns = np.nonzero(red(out[t]))
+        assert len(columns) > 15, t  # the line is still there (it thins), on its row...
+        assert rows.min() >= 3 and rows.max() <= 5, t  # ...and nowhere else on the wall
 
 
 def test_a_key_in_the_middle_reaches_back_and_forward():

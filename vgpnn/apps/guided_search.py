@@ -28,21 +28,27 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
 def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Tensor, radius: int, patch: int,
-                  position_weight: float, candidates: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+                  position_weight: float, candidates: Sequence[torch.Tensor] = (),
+                  tied: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Best key position per target pixel near ``prediction``, or among ``candidates``.
 
     target: (C, H, W) features of the frame; key: (C, Hk, Wk) features of the keyframe (same
     weights applied); prediction: (2, H, W) float key coordinates (x, y) per target pixel, in key
     pixels; ``radius``: the window's reach in whole pixels; ``candidates``: further (2, H, W)
-    int64 key positions to try per pixel (:func:`appearance_candidates`). Returns (matches
-    (2, H, W) float key (x, y), inside the key: the prediction moved by the best whole-pixel
-    offset, or the best candidate; distance (H, W): the box-summed feature distance, positional
-    cost included, per patch pixel).
+    int64 key positions to try per pixel (:func:`appearance_candidates`, :class:`AppearanceIndex`).
+    ``tied``: None (the positional cost counts everywhere), or (Hk, Wk) in [0, 1], how much the
+    edit at each key pixel is tied to its place (:func:`position_tied`): the positional cost of
+    pairing target pixel p with key pixel q is scaled by the larger of tied(q) (a place-bound edit
+    is not copied elsewhere) and tied at p's prediction (p keeps what the flow brought it there).
+    Returns (matches (2, H, W) float key (x, y), inside the key: the prediction moved by the best
+    whole-pixel offset, or the best candidate; distance (H, W): the box-summed feature distance,
+    positional cost included, per patch pixel).
     """
     if target.dim() != 3 or key.dim() != 3 or target.shape[0] != key.shape[0]:
         raise ValueError(f"expected target (C, H, W) and key (C, Hk, Wk) features with one C, got "
@@ -50,27 +56,38 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     if prediction.shape != (2, *target.shape[1:]):
         raise ValueError(f"prediction must be (2, {target.shape[1]}, {target.shape[2]}), got {tuple(prediction.shape)}")
     channels, key_height, key_width = key.shape
+    if tied is not None and tied.shape != (key_height, key_width):
+        raise ValueError(f"tied must be ({key_height}, {key_width}), got {tuple(tied.shape)}")
     ys, xs = torch.meshgrid(torch.arange(key_height, device=key.device, dtype=key.dtype),
                             torch.arange(key_width, device=key.device, dtype=key.dtype), indexing="ij")
-    # The positional cost rides along as two more feature channels: the key pixel's own
-    # coordinates against the prediction, so each offset costs one gather, not extra passes.
-    key = torch.cat([key, torch.stack([xs, ys]) * position_weight])
-    target = torch.cat([target, prediction * position_weight])
+    # The key pixel's own coordinates ride along as two more channels (and its tie as one more),
+    # so each candidate costs one gather.
+    extra = [torch.stack([xs, ys])] + ([] if tied is None else [tied[None].to(key.dtype)])
+    key = torch.cat([key, *extra])
     # The key is padded by the radius (edges repeated) so no candidate needs clamping.
     padded = F.pad(key[None], (radius,) * 4, mode="replicate")[0]
     padded_width = key_width + 2 * radius
-    flat_key = padded.reshape(channels + 2, -1)
+    flat_key = padded.reshape(key.shape[0], -1)
     base = prediction.round().long()
     base = torch.stack([base[0].clamp(0, key_width - 1), base[1].clamp(0, key_height - 1)])
     origin = ((base[1] + radius) * padded_width + base[0] + radius).reshape(-1)  # (H * W,)
+    # The weight of the positional cost per target pixel (and, with ``tied``, per candidate).
+    weight = position_weight**2
+    if tied is not None:
+        tied_here = tied[base[1], base[0]]  # (H, W) the tie where the flow says p came from
     best = torch.full(target.shape[1:], float("inf"), dtype=target.dtype, device=target.device)
     matches = prediction.clone()
     pad = patch // 2
 
     def consider(flat_index: torch.Tensor, position: torch.Tensor) -> None:
         nonlocal best, matches
-        gathered = flat_key.index_select(1, flat_index).view_as(target)
-        difference = (target - gathered).square_().sum(0)
+        gathered = flat_key.index_select(1, flat_index).view(key.shape[0], *target.shape[1:])
+        difference = (target - gathered[:channels]).square_().sum(0)
+        offset = (gathered[channels:channels + 2] - prediction).square_().sum(0)
+        if tied is None:
+            difference += weight * offset
+        else:
+            difference += weight * torch.maximum(gathered[channels + 2], tied_here) * offset
         summed = F.avg_pool2d(difference[None, None], patch, stride=1, padding=pad, count_include_pad=False)[0, 0]
         better = summed < best  # the first of equals is kept
         best = torch.where(better, summed, best)
@@ -87,6 +104,116 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
         consider(flat, candidate.to(prediction.dtype))
     matches = torch.stack([matches[0].clamp(0, key_width - 1), matches[1].clamp(0, key_height - 1)])
     return matches, best
+
+
+class AppearanceIndex:
+    """The keyframe's pixels by appearance: for each pixel of a frame, the key pixels whose
+    features (colour, gradients: what a local edit depends on) are nearest to its own.
+
+    An inverted-file index (faiss, a dependency already) with the coarse cells placed on key
+    pixels taken at a fixed stride (no k-means: deterministic and built in milliseconds); each
+    query looks into the few nearest cells. At these dimensions (5-7) that finds the exact
+    nearest neighbour for nearly every pixel, at a cost per pixel that grows only with the root
+    of the key's size. Searching the whole key exhaustively would cost 37k distances per pixel
+    at 144p and 400k at 480p.
+    """
+
+    def __init__(self, features: torch.Tensor, probes: int = 4):
+        """``features`` (C, Hk, Wk) of the keyframe, already weighted."""
+        import faiss  # only propagation pays for its import
+
+        self.channels, self.height, self.width = features.shape
+        points = _rows(features)
+        count = len(points)
+        cells = max(1, min(count, int(4 * count**0.5)))
+        quantizer = faiss.IndexFlatL2(self.channels)
+        quantizer.add(np.ascontiguousarray(points[:: max(1, count // cells)][:cells]))
+        self.index = faiss.IndexIVFFlat(quantizer, self.channels, quantizer.ntotal)
+        self.index.is_trained = True  # the cells are key pixels: nothing to train
+        self.index.add(points)
+        self.index.nprobe = min(probes, quantizer.ntotal)
+
+    def nearest(self, features: torch.Tensor, count: int) -> torch.Tensor:
+        """(count, H, W) int64 flat key pixel indices, nearest first, for ``features`` (C, H, W)."""
+        if features.dim() != 3 or features.shape[0] != self.channels:
+            raise ValueError(f"expected features ({self.channels}, H, W), got {tuple(features.shape)}")
+        _, found = self.index.search(_rows(features), count)  # (H * W, count)
+        # A cell with fewer than ``count`` members pads with -1: those take the nearest found.
+        found = np.where(found < 0, found[:, :1], found)
+        return torch.from_numpy(found.T.copy()).reshape(count, *features.shape[1:]).to(features.device)
+
+    def candidates(self, features: torch.Tensor, count: int, stride: int = 1) -> list[torch.Tensor]:
+        """``count`` fields (2, H, W) int64 of key positions (x, y), nearest in appearance first.
+
+        With ``stride`` s > 1 only every s-th pixel of every s-th row is looked up, and each
+        pixel takes its grid pixel's candidates moved by its own offset from it, the way
+        PatchMatch propagates a neighbour's match: where the frame shows a piece of the key, the
+        neighbour's look-alike moved along is the pixel's own. The window search then judges
+        them like any other candidate; the lookup, which is most of the time at 480p (3.8 of 5.0
+        CPU-seconds a frame), costs 1/s^2. Where the edit changes from pixel to pixel the moved
+        look-alike is often not the pixel's own, so it costs quality there.
+        """
+        height, width = features.shape[1:]
+        if stride <= 1:
+            return [torch.stack([flat % self.width, flat // self.width]) for flat in self.nearest(features, count)]
+        coarse = self.nearest(features[:, ::stride, ::stride].contiguous(), count)  # (count, h, w)
+        ys = torch.arange(height, device=coarse.device)
+        xs = torch.arange(width, device=coarse.device)
+        grid = coarse[:, ys // stride][:, :, xs // stride]  # (count, H, W): each pixel's grid pixel's
+        dx = (xs % stride).view(1, 1, width)
+        dy = (ys % stride).view(1, height, 1)
+        x = (grid % self.width + dx).clamp(max=self.width - 1)
+        y = (grid // self.width + dy).clamp(max=self.height - 1)
+        return [torch.stack([a, b]) for a, b in zip(x, y)]
+
+
+def position_tied(features: torch.Tensor, edited: torch.Tensor, index: AppearanceIndex,
+                  lookalikes: int = 8, difference: float = 0.3) -> torch.Tensor:
+    """(Hk, Wk) in [0, 1]: how much the edit at each keyframe pixel is tied to its place rather
+    than to its appearance.
+
+    The keyframe pair says it: where pixels that look alike in the original (``features``
+    (C, Hk, Wk)) were edited alike in ``edited`` (3, Hk, Wk), the edit is a function of
+    appearance (a restyle, a recolouring), and a frame pixel may take it from any look-alike:
+    the flow, which drifts, need not decide. Where most look-alikes got another edit (a logo
+    painted on a plain wall: the wall elsewhere looks the same and stayed plain) only the place
+    says what belongs there. Per key pixel: the median over its ``lookalikes`` nearest others of
+    the mean absolute edited-colour difference, over ``difference``, clamped to 1. A difference
+    of 0.3 (a third of the range, averaged over the channels) counts as another edit: at 0.1 the
+    look-alikes of a posterised and inked keyframe disagreed at half its pixels (where a colour
+    sits on a posterisation step or a gradient on the ink threshold), the flow took over there,
+    and the result lost 2-3 dB to its drift (benchmarks/bench_propagate.py, bunny_audio).
+    """
+    nearest = index.nearest(features, lookalikes + 1)  # (n + 1, Hk, Wk), the pixel itself among them
+    flat_edit = edited.reshape(3, -1)
+    own = torch.arange(nearest[0].numel(), device=nearest.device).view_as(nearest[0])
+    others = torch.stack([torch.where(n == own, nearest[-1], n) for n in nearest[:-1]])  # (n, Hk, Wk)
+    gathered = flat_edit[:, others.reshape(-1)].view(3, *others.shape)  # (3, n, Hk, Wk)
+    change = (gathered - edited[:, None]).abs().mean(0)  # (n, Hk, Wk)
+    tied = (change.median(dim=0).values / difference).clamp(max=1)
+    return tied
+
+
+def open_ties(tied: torch.Tensor, width: int = 3) -> torch.Tensor:
+    """``tied`` (Hk, Wk) with every tied structure narrower than ``width`` pixels removed (a
+    morphological opening: the minimum, then the maximum, over ``width`` x ``width``).
+
+    Why: a tie says only the place tells what the edit is, so the place must be known to within
+    the structure's width. Chained DIS flow is good to about a pixel per step at best, so a rim
+    one or two pixels wide (where a threshold-like edit switches: an ink line drawn where the
+    gradient passes a level) cannot be placed by the flow; holding it there carries the flow's
+    drift into the output and makes it shimmer (stylisation benchmark: 0.8 dB and flicker 1.19 ->
+    1.50 of the truth's on bunny_audio), while an area painted on purpose (a logo, a patch of
+    colour) survives the opening whole.
+    """
+    pad = width // 2
+    eroded = -F.max_pool2d(-tied[None, None], width, stride=1, padding=pad)
+    return F.max_pool2d(eroded, width, stride=1, padding=pad)[0, 0]
+
+
+def _rows(features: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> (H * W, C) float32 C-contiguous array (what faiss takes)."""
+    return np.ascontiguousarray(features.detach().reshape(features.shape[0], -1).T.float().cpu().numpy())
 
 
 def appearance_candidates(key_colour: torch.Tensor, target_colour: torch.Tensor, bins: int = 16,

@@ -14,8 +14,14 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
    and the previous output of the pass warped to t (temporal coherence: what t should look like
    if nothing new appeared). The keyframe's guides: A's colour, A's edges, A's coordinates, A'.
 4. Search (guided_search.py): each pixel's best key patch within a few pixels of where the
-   positional guide says it came from, or among key pixels of the same colour from anywhere (for
-   what came into view). Why not the shared coarse-to-fine loop (synthesis.py) with these guides:
+   positional guide says it came from, or among the key pixels nearest to it in appearance from
+   anywhere (an inverted-file index over the key's colour and gradients). The positional cost counts only where the keyframe pair shows that the edit is
+   tied to its place: where pixels that look alike in the original key were edited differently
+   (a logo on a plain wall), and not on a tie thinner than 3 pixels over an edge of the original
+   (a threshold-like edit switching there, which the frame's appearance places better than the
+   flow). Elsewhere the edit is a function of appearance, and the look-alike is better than the
+   flow. Why not the shared
+   coarse-to-fine loop (synthesis.py) with these guides:
    its whole-key searches cost 13-58 s per 320x240 frame on the 2-core development machine, and
    the positional guide already says where to look.
 5. Vote: the mean of the chosen A' patches covering each pixel (patches.vote), or with
@@ -23,7 +29,7 @@ guides, and B' takes A' patches where (A, guides) best match (B, guides). Frame 
 6. Error: the box-summed guide distance of each pixel's match, smoothed: how well the pass
    explains the frame there.
 7. Blending. Between two keyframes each frame has one result from each side. They are mixed per
-   pixel with weights (1 - distance share) / (error + floor), the distance share running from 0
+   pixel with weights (1 - distance share)^2 / (error + floor), the distance share running from 0
    at a pass's key to 1 at the other key: at a keyframe its own pass has all the weight, so the
    output moves from one key's result to the other's with no jump, and where one side explains
    the frame better (something the other key never saw), that side counts more.
@@ -48,7 +54,7 @@ from ..device import resolve_device
 from ..errors import ConfigError
 from ..flow import DIS_PRESETS, dis_flow, to_gray, warp
 from ..patches import vote
-from .guided_search import appearance_candidates, window_search
+from .guided_search import AppearanceIndex, open_ties, position_tied, window_search
 
 # (frames done, frames in all): progress of the frame-by-frame passes
 FrameProgress = Callable[[int, int], None]
@@ -58,23 +64,40 @@ FrameProgress = Callable[[int, int], None]
 class PropagateOptions:
     colour_weight: float = 1.0  # the frame's colour against the keyframe's
     edge_weight: float = 1.0  # the frame's edges (gradient magnitude) against the keyframe's
-    # Positional guide: a pixel this many working pixels away from where the flow says it came
-    # from costs as much as a full-range difference of one colour channel. Strong: a logo painted
+    # Positional guide, only where the keyframe pair says the edit is tied to its place
+    # (guided_search.position_tied): a pixel this many working pixels away from where the flow
+    # says it came from costs as much as a full-range difference of one colour channel. Strong: a logo painted
     # on a plain wall has nothing but position to hold it in place (at 100 it smeared across the
     # wall in the README example, though the stylisation benchmark, which rewards copying by
     # colour, gained 0.3-0.6 dB).
     position_scale: float = 24.0
     position_weight: float = 1.0
-    temporal_weight: float = 0.5  # the previous output, warped, against the edited keyframe
-    patch_size: int = 7  # rows and columns of a patch (odd)
+    # The previous output, warped, against the edited keyframe: a tie-breaker only. It may decide
+    # between key pixels whose appearance explains the frame equally well (within noise: at 0.02
+    # a full edit difference costs about what a grey level or two of noise over the six
+    # appearance features does), never against appearance: every pixel it holds wrongly stays
+    # wrong in every later frame (at 0.2 it cost 3.8 dB on the stylisation benchmark, hand_cup).
+    temporal_weight: float = 0.02
+    # Rows and columns of a patch (odd). Small: the match is decided by appearance first, and a
+    # 7x7 box blurred which side of an edge a pixel takes (3 was 0.1-0.5 dB better).
+    patch_size: int = 3
     # How each pixel takes its value: 'sample', the edited key at the pixel's match (bilinear, so
     # a match the flow got right is as sharp as the flow); 'mean', the mean of the matched
-    # patches that cover it (smoother where matches disagree, softer thin strokes).
-    vote: str = "mean"
+    # patches that cover it (smoother where matches disagree, but it blurs thin strokes and
+    # mixes the two sides of an edge: 1.3 dB lower on the stylisation benchmark, bunny_audio).
+    vote: str = "sample"
     radius: int = 2  # the search looks this many pixels around the flow's prediction
-    # Key pixels of the same colour (16 bins per channel) tried for each pixel besides the window:
-    # what the flow cannot bring from the key (it came into view) is made of patches like it.
+    # The key pixels nearest in appearance (colour, gradients) tried for each pixel besides the
+    # window, from anywhere on the key: a local edit is a function of what the frame shows
+    # (image analogies), so they reproduce it where the flow has drifted or something came into
+    # view. On the stylisation benchmark alone they beat the key warped along the flow by 3 dB.
     appearance_candidates: int = 4
+    # They are looked up for every this many pixels of every this many rows, the others taking a
+    # looked-up neighbour's moved along (guided_search.AppearanceIndex.candidates). 2 halves the
+    # time at 480p (the lookup is 3.8 of 5.0 CPU-seconds a frame) but a neighbour's look-alike is
+    # often not the pixel's own where the edit changes from pixel to pixel (2.6 dB lower on the
+    # stylisation benchmark, bunny_audio), so every pixel is looked up unless speed matters more.
+    appearance_stride: int = 1
     flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
     # Error smoothing: the per-pixel blend weights vary over about this many pixels, so where two
     # keys' results meet there is a gradual mix, not a seam.
@@ -92,6 +115,8 @@ class PropagateOptions:
         if self.patch_size < 1 or self.patch_size % 2 == 0 or min(self.radius, self.appearance_candidates) < 0:
             raise ConfigError(f"patch size must be a positive odd number, the radius and candidates 0 or more, "
                               f"got {self.patch_size}, {self.radius} and {self.appearance_candidates}")
+        if self.appearance_stride < 1:
+            raise ConfigError(f"appearance stride must be at least 1, got {self.appearance_stride}")
         if self.vote not in ("sample", "mean"):
             raise ConfigError(f"vote must be 'sample' or 'mean', got {self.vote!r}")
         if self.error_blur < 1:
@@ -159,6 +184,7 @@ class _Propagation:
         self.frames = video.shape[1]
         self.gray = to_gray(video)  # (T, H, W)
         self.edges = _edges(self.gray)  # (T, H, W)
+        self.gradients = _gradients(self.gray)  # (2, T, H, W)
         height, width = video.shape[2:]
         ys, xs = torch.meshgrid(torch.arange(height, device=video.device, dtype=video.dtype),
                                 torch.arange(width, device=video.device, dtype=video.dtype), indexing="ij")
@@ -203,11 +229,15 @@ class _Propagation:
             output = torch.where(self.editable[None], output, self.video)
         return output
 
-    def _features(self, t: int, temporal: torch.Tensor) -> torch.Tensor:
-        """(7, H, W) weighted per-pixel features of frame t: colour, edges, temporal."""
+    def _appearance(self, t: int) -> torch.Tensor:
+        """(6, H, W) weighted appearance of frame t: colour, gradients (x, y) and edge strength."""
         options = self.options
-        return torch.cat([self.video[:, t] * options.colour_weight, self.edges[t][None] * options.edge_weight,
-                          temporal * options.temporal_weight])
+        return torch.cat([self.video[:, t] * options.colour_weight, self.gradients[:, t] * options.edge_weight,
+                          self.edges[t][None] * options.edge_weight])
+
+    def _features(self, t: int, temporal: torch.Tensor) -> torch.Tensor:
+        """(9, H, W) weighted per-pixel features of frame t: appearance, temporal."""
+        return torch.cat([self._appearance(t), temporal * self.options.temporal_weight])
 
     def _walk(self, key: int, visits: list[int]):
         """Yield (t, edited frame (3, H, W), error (H, W)) for each frame of one pass."""
@@ -217,11 +247,20 @@ class _Propagation:
         # Padded so that every key pixel is the centre of a whole patch (edges repeated).
         values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
         positions, previous_output = self.coordinates, self.edited[key]
+        index = AppearanceIndex(self._appearance(key))
+        tied = position_tied(self._appearance(key), self.edited[key], index)
+        # A tie thinner than 3 pixels is kept only where the original key is flat. On an edge the
+        # frame's own appearance places a pixel to within a pixel, better than chained flow, and a
+        # thin tie there is where an appearance-defined edit switches (an ink line drawn where the
+        # gradient passes a level: open_ties); on a flat wall nothing but the flow can place a
+        # thin painted stroke (the letters of a logo).
+        flat = _smoothed(self.gradients[:, key].abs().sum(0), 3) < _FLAT
+        tied = torch.where(flat, tied, open_ties(tied))
         step = 1 if visits[0] > key else -1
         with _FlowPrefetch(self.gray, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
-            yield from self._visit(key, visits, flows, key_features, values, positions, previous_output)
+            yield from self._visit(key, visits, flows, key_features, values, positions, previous_output, index, tied)
 
-    def _visit(self, key, visits, flows, key_features, values, positions, previous_output):
+    def _visit(self, key, visits, flows, key_features, values, positions, previous_output, index, tied):
         """The frames of one pass, each from the one before it (see ``_walk``)."""
         options = self.options
         pad = options.patch_size // 2
@@ -230,11 +269,12 @@ class _Propagation:
             flow = _steady(flows.next(), self.gray[t], self.gray[t - (1 if t > key else -1)])[None]
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
-            candidates = (appearance_candidates(self.video[:, key], self.video[:, t], count=options.appearance_candidates)
+            appearance = self._appearance(t)
+            candidates = (index.candidates(appearance, options.appearance_candidates, options.appearance_stride)
                           if options.appearance_candidates else ())
             matches, distance = window_search(self._features(t, carried), key_features, positions, options.radius,
                                               options.patch_size, options.position_weight / options.position_scale,
-                                              candidates)
+                                              candidates, tied)
             size = options.patch_size
             if options.vote == "mean":
                 # One patch per target pixel, centred on it: its top-left in the padded key is the match.
@@ -320,10 +360,17 @@ _FLAT = 4 / 255
 
 
 def _blend(parts: list[tuple[float, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Mix one frame's results from each side: weight (1 - distance share) / (error + floor)."""
+    """Mix one frame's results from each side: weight (1 - distance share)^2 / (error + floor).
+
+    Why squared: a pass's error comes mostly from the chained flow's drift and from what its key
+    never saw, both of which grow about linearly with the distance d from its key, so its error
+    variance grows as d^2, and inverse-variance weights go as 1 / d^2 (for two sides,
+    (1 - share)^2 against share^2). Linear weights gave the far key too much say next to the
+    other key: 4 of 18 frames worse than the nearer key alone (stylisation benchmark,
+    bunny_audio)."""
     total = weighted = None
     for share, edit, error in parts:
-        weight = (1 - share) / (error + _ERROR_FLOOR)  # (H, W)
+        weight = (1 - share) ** 2 / (error + _ERROR_FLOOR)  # (H, W)
         total = weight if total is None else total + weight
         weighted = edit * weight if weighted is None else weighted + edit * weight
     return weighted / total
@@ -339,6 +386,13 @@ def _edges(gray: torch.Tensor) -> torch.Tensor:
     kernels = torch.stack([sobel, sobel.T])[:, None]  # (2, 1, 3, 3)
     gradients = F.conv2d(F.pad(gray[:, None], (1, 1, 1, 1), mode="replicate"), kernels)
     return gradients.norm(dim=1).mul(2).clamp(0, 1)
+
+
+def _gradients(gray: torch.Tensor) -> torch.Tensor:
+    """(2, T, H, W) signed central differences (x, y) of ``gray`` (T, H, W): unlike the edge
+    strength they tell which side of an edge a pixel is on."""
+    padded = F.pad(gray[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    return torch.stack([padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2], padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]])
 
 
 def _smoothed(image: torch.Tensor, size: int) -> torch.Tensor:

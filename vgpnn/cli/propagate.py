@@ -20,8 +20,8 @@ from .options import SharedOptions, output_options, working_size_options
 SEARCH_NAME = "guided-window"  # the search backend named in reports
 # vgpnn.apps.propagate.PropagateOptions' defaults, for the help: that module loads torch, which
 # help must not (tests/test_startup.py checks both).
-DEFAULT_PATCH_SIZE = 7
-DEFAULT_TEMPORAL_WEIGHT = 0.5
+DEFAULT_PATCH_SIZE = 3
+DEFAULT_TEMPORAL_WEIGHT = 0.02
 
 
 def parse_keys(ctx, param, values):

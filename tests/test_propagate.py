@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
-from vgpnn.apps.guided_search import AppearanceIndex, appearance_candidates, open_ties, position_tied, window_search
+from vgpnn.apps.guided_search import AppearanceIndex, open_ties, position_tied, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
 from vgpnn.video import read_clip, write_video
@@ -59,23 +59,6 @@ def test_open_ties_removes_thin_rims_and_keeps_painted_areas():
     opened = open_ties(tied)
     assert opened[:11].sum() == 0 and torch.equal(opened[12:17, 5:10], torch.ones(5, 5))
     assert opened.sum() == 25
-
-
-def test_appearance_candidates_have_the_target_pixels_colour_bin():
-    key = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(0))
-    target = key[:, torch.randperm(20, generator=torch.Generator().manual_seed(1))]  # the key's rows shuffled
-    fields = appearance_candidates(key, target, bins=4, count=3)
-    assert len(fields) == 3
-    for field in fields:
-        picked = key[:, field[1], field[0]]  # (3, H, W) key colour at each candidate
-        assert torch.equal((picked * 4).long(), (target * 4).long())  # every bin is filled: same bin
-
-
-def test_appearance_candidates_fill_empty_bins_from_a_neighbour():
-    key = torch.full((3, 4, 4), 0.1)  # one colour only: bin (0, 0, 0) of 4
-    target = torch.full((3, 2, 2), 0.9)  # a colour the key never shows
-    (field,) = appearance_candidates(key, target, bins=4, count=1)
-    assert field.shape == (2, 2, 2) and int(field.max()) <= 3 and int(field.min()) >= 0
 
 
 def test_appearance_index_finds_each_pixel_by_its_features():

@@ -41,7 +41,7 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     target: (C, H, W) features of the frame; key: (C, Hk, Wk) features of the keyframe (same
     weights applied); prediction: (2, H, W) float key coordinates (x, y) per target pixel, in key
     pixels; ``radius``: the window's reach in whole pixels; ``candidates``: further (2, H, W)
-    int64 key positions to try per pixel (:func:`appearance_candidates`, :class:`AppearanceIndex`).
+    int64 key positions to try per pixel (:class:`AppearanceIndex`).
     ``tied``: None (the positional cost counts everywhere), or (Hk, Wk) in [0, 1], how much the
     edit at each key pixel is tied to its place (:func:`position_tied`): the positional cost of
     pairing target pixel p with key pixel q is scaled by the larger of tied(q) (a place-bound edit
@@ -214,52 +214,3 @@ def open_ties(tied: torch.Tensor, width: int = 3) -> torch.Tensor:
 def _rows(features: torch.Tensor) -> np.ndarray:
     """(C, H, W) tensor -> (H * W, C) float32 C-contiguous array (what faiss takes)."""
     return np.ascontiguousarray(features.detach().reshape(features.shape[0], -1).T.float().cpu().numpy())
-
-
-def appearance_candidates(key_colour: torch.Tensor, target_colour: torch.Tensor, bins: int = 16,
-                          count: int = 4) -> list[torch.Tensor]:
-    """``count`` fields (2, H, W) int64 of key positions (x, y) whose colour falls in the same
-    bin (``bins`` per channel) as each target pixel's: where a frame shows something the flow
-    cannot bring from the keyframe (it came into view, or the flow lost it), these let the
-    search take the keyframe's patches that look like it from anywhere on the key.
-
-    key_colour (3, Hk, Wk) and target_colour (3, H, W) in [0, 1]. Each bin keeps ``count`` key
-    pixels spread over its members in raster order; an empty bin takes a neighbouring bin's.
-    """
-    device = key_colour.device
-    key_width = key_colour.shape[2]
-    key_bins = _colour_bins(key_colour, bins).reshape(-1)
-    order = torch.argsort(key_bins, stable=True)
-    sizes = torch.bincount(key_bins, minlength=bins**3)
-    starts = torch.cumsum(sizes, 0) - sizes
-    spread = (torch.arange(count, device=device, dtype=torch.float64) + 0.5) / count
-    picks = starts[:, None] + (sizes[:, None] * spread).long()  # (bins^3, count)
-    table = order[picks.clamp(max=order.numel() - 1)]  # (bins^3, count) flat key pixel
-    table = _fill_empty_bins(table.reshape(bins, bins, bins, count), (sizes > 0).reshape(bins, bins, bins))
-    chosen = table.reshape(bins**3, count)[_colour_bins(target_colour, bins).reshape(-1)]  # (H*W, count)
-    height, width = target_colour.shape[1:]
-    return [torch.stack([pick % key_width, pick // key_width]).reshape(2, height, width) for pick in chosen.T]
-
-
-def _colour_bins(colour: torch.Tensor, bins: int) -> torch.Tensor:
-    q = (colour * bins).long().clamp(0, bins - 1)
-    return (q[0] * bins + q[1]) * bins + q[2]
-
-
-def _fill_empty_bins(table: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
-    """Each empty bin of the (b, b, b, count) ``table`` takes the entries of a filled bin one step
-    away along some axis, repeatedly, until every bin is filled (nearest first)."""
-    table, filled = table.clone(), filled.clone()
-    while not bool(filled.all()):
-        for axis in range(3):
-            for shift in (1, -1):
-                moved_filled = torch.roll(filled, shift, axis)
-                moved_table = torch.roll(table, shift, axis)
-                # roll wraps around; a bin at the edge must not take the far edge's entries
-                edge = [slice(None)] * 3
-                edge[axis] = 0 if shift == 1 else -1
-                moved_filled[tuple(edge)] = False
-                take = ~filled & moved_filled
-                table[take] = moved_table[take]
-                filled = filled | take
-    return table

@@ -20,6 +20,7 @@ from vgpnn import SynthesisConfig, read_clip  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.plan import SynthesisPlan  # noqa: E402
+from vgpnn.resize import resize_video  # noqa: E402
 from vgpnn.synthesis import synthesize  # noqa: E402
 
 
@@ -28,6 +29,9 @@ def main() -> None:
     parser.add_argument("--clip", default=str(ROOT / "examples" / "airballoons.mp4"))
     parser.add_argument("--size", type=int, default=144)
     parser.add_argument("--frames", type=int, default=15)
+    parser.add_argument("--shape", default=None,
+                        help="WIDTHxHEIGHTxFRAMES: resize the clip to exactly this (upscaling too), "
+                             "as bench_speed.py does, instead of --size and --frames")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--batch", type=int, default=1)
@@ -35,6 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     source = frames_to_tensor(read_clip(args.clip, short_side=args.size, max_frames=args.frames).frames, device)
+    if args.shape:
+        width, height, frames = (int(part) for part in args.shape.lower().split("x"))
+        source = resize_video(frames_to_tensor(read_clip(args.clip).frames, device),
+                              (frames, height, width)).clamp(0, 1)
     shape, config, seeds = tuple(source.shape[1:]), SynthesisConfig(backend=args.backend), list(range(args.batch))
     synthesize(SynthesisPlan.single(source, shape, config, seeds))  # warm-up
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

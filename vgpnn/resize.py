@@ -60,6 +60,14 @@ def resize_matrix(in_size: int, out_size: int, device: torch.device | str = "cpu
     loop (sample -1 is the last one)."""
     if in_size < 1 or out_size < 1:
         raise ValueError(f"resize sizes must be positive, got {in_size} -> {out_size}")
+    return _weight_matrix_on(in_size, out_size, circular, torch.device(device), dtype)
+
+
+@lru_cache(maxsize=256)
+def _weight_matrix_on(in_size: int, out_size: int, circular: bool, device: torch.device,
+                      dtype: torch.dtype) -> torch.Tensor:
+    # Kept on the device: a synthesis resizes the same few axes hundreds of times, and each
+    # copy from the host would wait for the GPU's queued work (a pageable copy synchronises).
     return _weight_matrix_cpu(in_size, out_size, circular).to(device=device, dtype=dtype)
 
 

@@ -8,7 +8,9 @@ One rule, used by the synthesis loop, by ``vgpnn info``'s time estimates and by 
    yet a loop; full iterations there close the seam early). Other levels get
    ``config.iterations``.
 3. A level whose source has more than ``config.large_level_voxels`` voxels gets 1 iteration
-   and ``config.large_level_patch_size`` patches (shrunk to fit the level, rule 1).
+   and ``config.large_level_patch_size`` patches (shrunk to fit the level, rule 1), and its
+   PatchMatch makes one round from the coarser level's field (``LevelSchedule.large``): these
+   levels are most of a large job's time, and their start is already a converged field.
 4. The backend: the one asked for, or with 'auto' exhaustive search while a search costs at
    most ``exact_work_limit`` multiply-adds per output, then PatchMatch (whole patches in the
    numba kernel on a CPU, the Triton kernel on a GPU; faiss on a CPU without numba)
@@ -38,6 +40,7 @@ class LevelSchedule:
     patch_size: PatchSize  # (frames, rows, columns)
     iterations: int  # EM iterations
     backend: str  # nearest-neighbour backend the searches of this level use (before completeness weighting)
+    large: bool = False  # rule 3: small patches, 1 iteration, one PatchMatch round
 
 
 def effective_patch_size(patch_size: PatchSize, shape: Shape3) -> PatchSize:
@@ -82,7 +85,8 @@ def level_schedule(source_shape: Shape3, target_shape: Shape3, config: Synthesis
     for level in range(first, -1, -1):
         source = geometry.level_shape(source_shape, level, patch_size)
         target = geometry.level_shape(target_shape, level, patch_size)
-        if math.prod(source) > config.large_level_voxels:
+        large = math.prod(source) > config.large_level_voxels
+        if large:
             small = effective_patch_size(config.large_level_patch_size, source)
             level_patch, iterations = effective_patch_size(small, target), 1
         else:
@@ -90,5 +94,5 @@ def level_schedule(source_shape: Shape3, target_shape: Shape3, config: Synthesis
             iterations = 1 if level == first and not wraps_time else config.iterations
         work = search_work(target, source, level_patch, channels)
         levels.append(LevelSchedule(level, source, target, level_patch, iterations,
-                                    backend_for(config.backend, work, device_type, wraps_time)))
+                                    backend_for(config.backend, work, device_type, wraps_time), large))
     return levels

@@ -260,7 +260,7 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
         elif box is not None:
             searched = searched[(slice(None), slice(None), *box)]
         request = SearchRequest(searched, searched_keys, level_patch, valid_keys=valid_keys, initial_field=field_,
-                                refining=iteration > 0,
+                                refining=iteration > 0, quick=step.large,
                                 seeds=tuple(_search_seed(seed, level, iteration) for seed in plan.seeds))
         backend = choose_backend(config.backend, request, wraps)
         if backend == "exact" and plan.completeness_alpha is not None and valid_keys is None:

@@ -28,6 +28,9 @@ class SearchRequest:
     # The initial field is an earlier EM iteration's answer for these same positions (not a
     # coarser level's carried up): only local improvements are left to find.
     refining: bool = False
+    # A large level (schedule rule 3): approximate backends spend the least search that still
+    # improves the initial field (PatchMatch: one round).
+    quick: bool = False
 
     def sample_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds else (0,) * self.queries.shape[0]

@@ -38,9 +38,11 @@ class PatchMatch(NearestNeighbourBackend):
         if distances not in DISTANCES:
             raise ValueError(f"distances must be one of {DISTANCES}, got {distances!r}")
         self.rounds = rounds  # rounds from a random start
-        # Rounds when improving a previous field; None: 1 with the CPU kernel, 2 elsewhere. On the
-        # CPU each proposal is a serial distance, and on the 256x144x15 example's finest level a
-        # second round lowered the mean patch distance by 0.3 to 1 % for 1.7 to 1.9x the time.
+        # Rounds when improving a previous field; None: 1 with the CPU kernel or on a large level
+        # (SearchRequest.quick), 2 elsewhere. On the CPU each proposal is a serial distance, and
+        # on the 256x144x15 example's finest level a second round lowered the mean patch distance
+        # by 0.3 to 1 % for 1.7 to 1.9x the time; on a GPU the large levels are most of a 1080p
+        # job's time (the propagate kernel was 87 % of a 1920x1080x30 variation on an H200).
         self.rounds_from_previous = rounds_from_previous
         self.dims = dims  # descriptor length
         self.steps = steps  # jump-flooding distances, largest first
@@ -72,7 +74,8 @@ class PatchMatch(NearestNeighbourBackend):
     def search(self, request: SearchRequest) -> torch.Tensor:
         valid = None if request.valid_keys is None else request.valid_keys.reshape(-1)
         on_cpu_kernel = self.distances == "auto" and kernels.patchmatch_fused(request.queries, request.keys) == kernels.NUMBA
-        again = self.rounds_from_previous if self.rounds_from_previous is not None else 1 if on_cpu_kernel else 2
+        again = (self.rounds_from_previous if self.rounds_from_previous is not None
+                 else 1 if on_cpu_kernel or request.quick else 2)
         rounds = self.rounds if request.initial_field is None else again
         steps = self.refine_steps if request.refining and request.initial_field is not None else self.steps
         if on_cpu_kernel:

@@ -350,12 +350,11 @@ def test_only_long_length_changes_are_cut_into_windows():
     from vgpnn.apps.target_shape import WINDOW_VOXELS, window_frames
     source = (20, 144, 256)
     one_piece = WINDOW_VOXELS // (144 * 256)
-    assert window_frames(source, (150, 144, 256), loop=False) is None  # the README's 15 s: one piece
-    assert window_frames(source, (6000, 144, 256), loop=False) == one_piece
-    assert window_frames(source, (6000, 144, 256), loop=True) is None  # a loop wraps: one piece
-    assert window_frames(source, (6000, 144, 144), loop=False) is None  # a new frame size: one piece
+    assert window_frames(source, (150, 144, 256)) is None  # the README's 15 s: one piece
+    assert window_frames(source, (6000, 144, 256)) == one_piece
+    assert window_frames(source, (6000, 144, 144)) is None  # a new frame size: one piece
     # However large the frames, a window has room for two runs of the source.
-    assert window_frames((30, 1080, 1920), (900, 1080, 1920), loop=False) == 60
+    assert window_frames((30, 1080, 1920), (900, 1080, 1920)) == 60
 
 
 def test_a_long_retarget_runs_in_bounded_windows_that_join_without_a_step(monkeypatch):
@@ -386,3 +385,33 @@ def test_a_long_retarget_runs_in_bounded_windows_that_join_without_a_step(monkey
     assert np.median(steps) > 0.7 * np.median(frame_steps(clip))  # and it keeps moving
     again = retarget(clip, (40, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu"))
     assert np.array_equal(out[0], again[0])
+
+
+def test_a_long_loop_runs_in_bounded_windows_and_its_seam_has_no_step(monkeypatch):
+    import vgpnn.apps.extend as extend_module
+    import vgpnn.apps.retarget as retarget_module
+    monkeypatch.setattr("vgpnn.apps.target_shape.WINDOW_VOXELS", 1)  # windows of twice the source
+    targets = []
+    real = extend_module.make_variations
+
+    def recording(plan, *args, **kwargs):
+        targets.append(plan.target)
+        return real(plan, *args, **kwargs)
+
+    for module in (retarget_module, extend_module):
+        monkeypatch.setattr(module, "make_variations", recording)
+    clip = drifting_clip(frames=8, height=24, width=32)
+    out = retarget(clip, (40, *clip.shape[1:3]), FAST_CONFIG, RetargetOptions(device="cpu", loop=True))[0]
+    assert out.shape == (40, *clip.shape[1:])
+    assert targets and max(t.shape[0] for t in targets) <= 16 and len(targets) > 2
+    # The last window leads into the output's first frames: they are fixed at its end.
+    last = targets[-1]
+    closing = FAST_CONFIG.patch_size[0] - 1
+    assert last.fixed_mask[-closing:].all() and not last.fixed_mask[-closing - 1].any()
+    first = torch.from_numpy(out[:closing]).permute(3, 0, 1, 2).float() / 255
+    assert torch.allclose(last.fixed[:, -closing:], first, atol=1 / 255)
+    # Played around, the seam (last frame to first) is a step like any other.
+    around = np.concatenate([out, out[:1]])
+    steps = frame_steps(around)
+    assert steps[-1] < 3 * np.median(frame_steps(clip))
+    assert steps.max() < 3 * np.median(frame_steps(clip))

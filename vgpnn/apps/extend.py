@@ -133,14 +133,19 @@ def extend(frames: np.ndarray, length: int, config: SynthesisConfig = SynthesisC
     return outputs
 
 
-def continuation_target(known: torch.Tensor, new: int, start) -> Target:
+def continuation_target(known: torch.Tensor, new: int, start, after: torch.Tensor | None = None) -> Target:
     """A window's target: the ``known`` frames (C, k, H, W) fixed at its start and ``new`` frames
     after them, begun from ``start``'s guess (the engine's default, a fill grown from the known
-    frames, would start the new frames as a still picture of the last one)."""
-    shape = (known.shape[1] + new, *known.shape[2:])
-    fixed = torch.cat([known, torch.zeros((known.shape[0], new, *shape[1:]), device=known.device)], dim=1)
+    frames, would start the new frames as a still picture of the last one). ``after`` (C, a, H, W):
+    frames fixed after the new ones too, which the new frames must lead into (a loop's last
+    window leads back into its first frames)."""
+    after = known[:, :0] if after is None else after
+    shape = (known.shape[1] + new + after.shape[1], *known.shape[2:])
+    gap = torch.zeros((known.shape[0], new, *shape[1:]), device=known.device)
+    fixed = torch.cat([known, gap, after], dim=1)
     fixed_mask = torch.zeros(shape, dtype=torch.bool, device=known.device)
     fixed_mask[:known.shape[1]] = True
+    fixed_mask[known.shape[1] + new:] = True
     return Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", start=start)
 
 

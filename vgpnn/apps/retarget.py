@@ -77,11 +77,12 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
     target_shape = tuple(int(x) for x in target_shape)
     source = frames_to_tensor(frames, resolve_device(options.device))
 
-    window = window_frames(tuple(source.shape[1:]), target_shape, options.loop)
+    window = window_frames(tuple(source.shape[1:]), target_shape)
 
     def run(seeds, on_variation=None, progress=None, timeline=None):
         if window is not None:
-            return _in_windows(source, target_shape, config, seeds, timeline, window, on_variation, progress)
+            return _in_windows(source, target_shape, config, seeds, timeline, window, options.loop, on_variation,
+                               progress)
         target = Target(target_shape, wraps_time=options.loop, carry_layout=carry,
                         start=partial(coarsest_guess, loop=options.loop, timeline=timeline))
         plan = SynthesisPlan((Source(source),), target, seeds, config)
@@ -103,13 +104,15 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
 
 
 def _in_windows(source: torch.Tensor, target_shape: Shape3, config: SynthesisConfig, seeds, timeline: list[int],
-                window: int, on_variation: VariationCallback | None,
+                window: int, loop: bool, on_variation: VariationCallback | None,
                 progress: ProgressCallback | None) -> list[np.ndarray]:
     """A long retarget that changes only the length, window by window (target_shape.py says
     when): each window after the first fixes the last ``context`` frames made so far and goes on
     along the same coarsest ``timeline`` as one piece would, so memory is one window's and time
     grows linearly. As in an extension (extend.py), ``context`` is the patch's length less one:
-    no patch of a new frame reaches further back, so the junction has no step."""
+    no patch of a new frame reaches further back, so the junction has no step. A loop's last
+    window also fixes the output's first ``context`` frames after its new ones, so the seam
+    where the loop starts again is one more such junction."""
     length = target_shape[0]
     context = min(config.patch_size[0], source.shape[1]) - 1
     count = 1 + math.ceil((length - window) / (window - context))
@@ -122,11 +125,13 @@ def _in_windows(source: torch.Tensor, target_shape: Shape3, config: SynthesisCon
         records, done = [], 0
         for number, new in enumerate(shares):
             known = 0 if number == 0 else context
-            start = partial(coarsest_guess, timeline=timeline[done - known:done + new])
-            target = (continuation_target(frames_to_tensor(result[done - known:done], source.device), new, start)
+            closing = context if loop and number == len(shares) - 1 else 0
+            start = partial(coarsest_guess, timeline=timeline[done - known:done + new] + timeline[:closing])
+            after = frames_to_tensor(result[:closing], source.device) if closing else None
+            target = (continuation_target(frames_to_tensor(result[done - known:done], source.device), new, start, after)
                       if known else Target((new, *target_shape[1:]), start=start))
             clip, levels = run_window(source, target, config, seed, number, len(shares), progress)
-            result[done:done + new] = clip[known:]
+            result[done:done + new] = clip[known:known + new]
             records.extend(levels)
             done += new
         outputs.append(result)

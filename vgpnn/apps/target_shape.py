@@ -124,18 +124,19 @@ def plan_target_shape(source_shape: Shape3, fps: Fraction | float | None,
     return (new_frames, new_height, new_width)
 
 
-# A retarget that changes only the length (no new frame size, no loop) is synthesised in
+# A retarget that changes only the length (no new frame size; a loop or not) is synthesised in
 # windows of about this many voxels once it is longer, so its memory stays that of one window
 # however long the output (a 10-minute 256x144 clip in one piece would need over 100 GiB).
 # 8 M voxels is 217 frames at 256x144: the README's 15 s retarget still runs in one piece.
 WINDOW_VOXELS = 8_000_000
 
 
-def window_frames(source_shape: Shape3, target_shape: Shape3, loop: bool) -> int | None:
+def window_frames(source_shape: Shape3, target_shape: Shape3) -> int | None:
     """Frames per window (the known context included) of a retarget from ``source_shape`` to
     ``target_shape``, or None when it is synthesised in one piece. A window holds at least twice
-    the source's frames, so each one has room for runs of the source and the jumps between."""
-    if loop or tuple(target_shape[1:]) != tuple(source_shape[1:]):
+    the source's frames, so each one has room for runs of the source and the jumps between.
+    A loop is cut the same way; its last window also leads into the first (retarget.py)."""
+    if tuple(target_shape[1:]) != tuple(source_shape[1:]):
         return None
     frames = max(2 * source_shape[0], WINDOW_VOXELS // (target_shape[1] * target_shape[2]))
     return None if target_shape[0] <= frames else frames

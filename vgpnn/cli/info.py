@@ -89,7 +89,7 @@ def _describe_local(source, local, short_side, max_frames, start_frame, device, 
         target = plan_target_shape(shape, probe["fps"], TargetRequest(**length, even=probe["kind"] != "image"))
     too_small = min(shape[1:]) < max(config.patch_size[1:])
     levels = [] if too_small else plan_levels(shape, target, config, device.type)
-    window = None if command == "generate" else window_frames(shape, target, loop=False)
+    window = None if command == "generate" else window_frames(shape, target)
     # A long retarget holds one window at a time (apps/target_shape.py).
     peak = estimate_bytes(device, shape, target if window is None else (window, *target[1:]), 1)
     fps = probe["fps"]

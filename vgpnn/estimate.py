@@ -15,7 +15,8 @@ The model, in three steps:
    timed now (about 0.2 s) and compared with the same product on the reference device.
 
 Fitted per device kind; the reference CPU is this project's 2-core development machine, the
-reference GPU an H100. On another kind of device the scaling in step 3 is only as good as
+reference GPU an H200 (the costs fitted on an H100 before the fused kernels got faster, all
+divided by 5.3: the model then overestimated every H200 job below by 5.0 to 5.6 times). On another kind of device the scaling in step 3 is only as good as
 matrix-product speed is a guide to the rest (memory bandwidth, the vote), so the figure is an
 estimate, and ``vgpnn info`` says so.
 
@@ -31,9 +32,13 @@ machine (``benchmarks/calibrate_estimate.py``):
 
     device        size (WxHxT)    estimated   measured
     2-core CPU    256x144x15      15.8        15.8 (from CPU time, as above)
-    H100          256x144x30      2.6         2.6
-    H100          1280x720x15     8.9         8.9
-    H100          1920x1080x30    31.4        32.1
+    H200          256x144x15      0.24        0.25 (bench_speed.py, median of 3)
+    H200          640x360x30      1.35        1.4  (calibrate_estimate.py --check, 2 seeds)
+    H200          1280x720x15     1.29        1.22 (3 seeds)
+    H200          1920x1080x30    3.74        3.7  (calibrate_estimate.py --check, 2 seeds)
+
+(On CUDA, ``calibrate_estimate.py``'s per-level fit is not usable: a level's time is taken
+without waiting for the GPU, so the fit sees the launches, not the work.)
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from typing import Callable
 
 from .config import SynthesisConfig
 from .errors import ConfigError
+from .nn import patchmatch_rounds_from_previous
 from .pyramid import Shape3
 from .schedule import level_schedule
 
@@ -53,9 +59,9 @@ from .schedule import level_schedule
 COSTS = {
     # approx: the numba PatchMatch (no key index, so keys 0), from CPU seconds (see above)
     "cpu": {"exact": 1.96e-11, "approx": 1.89e-06, "keys": 0.0, "vote": 5.13e-09, "steps": 6.22e-04},
-    "cuda": {"exact": 1.44e-14, "approx": 1.62e-07, "keys": 6.90e-09, "vote": 2.63e-10, "steps": 1.31e-03},
+    "cuda": {"exact": 2.72e-15, "approx": 3.06e-08, "keys": 1.30e-09, "vote": 4.96e-11, "steps": 2.47e-04},
 }
-REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.57e13}
+REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.53e13}
 _MATMUL_SIDE = {"cpu": 1024, "cuda": 8192}
 
 
@@ -76,8 +82,9 @@ class LevelWork:
 
 
 def level_work(source_shape: Shape3, target_shape: Shape3, patch_size, iterations: int, backends: list[str],
-               samples: int = 1) -> LevelWork:
-    """Counts for one level, given the backend of each iteration."""
+               samples: int = 1, search_share: float = 1.0) -> LevelWork:
+    """Counts for one level, given the backend of each iteration. ``search_share``: the share of
+    a usual level's PatchMatch rounds this level makes (a large level's one round on a GPU)."""
     patch_volume = patch_size[0] * patch_size[1] * patch_size[2]
     queries = math.prod(max(1, t - p + 1) for t, p in zip(target_shape, patch_size))
     keys = math.prod(max(1, s - p + 1) for s, p in zip(source_shape, patch_size))
@@ -86,7 +93,7 @@ def level_work(source_shape: Shape3, target_shape: Shape3, patch_size, iteration
         if backend == "exact":
             exact += float(queries) * keys * 3 * patch_volume * samples
         else:
-            approx += queries * samples
+            approx += queries * samples * search_share
     indexed = keys if any(b != "exact" for b in backends) else 0
     vote = float(math.prod(target_shape)) * patch_volume * len(backends) * samples
     return LevelWork(tuple(source_shape), tuple(target_shape), tuple(patch_size), len(backends), backends[0],
@@ -97,8 +104,11 @@ def plan_levels(source_shape: Shape3, target_shape: Shape3, config: SynthesisCon
                 samples: int = 1) -> list[LevelWork]:
     """The levels :func:`vgpnn.synthesis.synthesize` will run, coarsest first, with their counts
     (the schedule of schedule.py)."""
+    cpu_kernel = device_type == "cpu"
+    usual = patchmatch_rounds_from_previous(cpu_kernel, quick=False)
     return [level_work(level.source_shape, level.target_shape, level.patch_size, level.iterations,
-                       [level.backend] * level.iterations, samples)
+                       [level.backend] * level.iterations, samples,
+                       patchmatch_rounds_from_previous(cpu_kernel, level.large) / usual)
             for level in level_schedule(source_shape, target_shape, config, device_type)]
 
 

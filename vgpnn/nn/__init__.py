@@ -22,6 +22,13 @@ BACKENDS = ("auto", "exact", "patchmatch", "faiss")
 EXACT_WORK_LIMIT = {"cpu": 4e9, "cuda": 5e11}
 EXACT_WORK_LIMIT_FUSED = {"cpu": 4e9, "cuda": 2e10}  # where the device's PatchMatch kernel compiles
 
+def patchmatch_rounds_from_previous(cpu_kernel: bool, quick: bool) -> int:
+    """PatchMatch's rounds when it improves a previous field (nn/patchmatch.py says why): 1 with
+    the CPU kernel or on a large level (``SearchRequest.quick``), 2 elsewhere. Here, free of
+    torch, because the time estimate counts them too."""
+    return 1 if cpu_kernel or quick else 2
+
+
 # public name -> the module that defines it (imported on first use: they need torch)
 _LAZY = {
     "NearestNeighbourBackend": "base", "SearchRequest": "base",

@@ -22,6 +22,7 @@ import torch
 
 from .. import kernels
 from ..patches import grid_coordinates
+from . import patchmatch_rounds_from_previous
 from .base import NearestNeighbourBackend, SearchRequest, key_generator
 from .patch_scores import DescriptorScores, PatchScores
 
@@ -75,7 +76,7 @@ class PatchMatch(NearestNeighbourBackend):
         valid = None if request.valid_keys is None else request.valid_keys.reshape(-1)
         on_cpu_kernel = self.distances == "auto" and kernels.patchmatch_fused(request.queries, request.keys) == kernels.NUMBA
         again = (self.rounds_from_previous if self.rounds_from_previous is not None
-                 else 1 if on_cpu_kernel or request.quick else 2)
+                 else patchmatch_rounds_from_previous(on_cpu_kernel, request.quick))
         rounds = self.rounds if request.initial_field is None else again
         steps = self.refine_steps if request.refining and request.initial_field is not None else self.steps
         if on_cpu_kernel:

@@ -35,6 +35,17 @@ def test_estimate_grows_with_the_clip_and_shrinks_with_a_faster_machine():
     assert estimate_seconds(large, device, rate=1e11) == pytest.approx(estimate_seconds(large, device, rate=5e10) / 2)
 
 
+def test_the_estimate_counts_one_patchmatch_round_on_a_gpu_s_large_levels():
+    # Schedule rule 3: a large level's PatchMatch makes one round from the coarser level's field
+    # (the CPU kernel makes one on every level), so its search counts half on a GPU only.
+    shape, config = (8, 40, 64), SynthesisConfig(iterations=2, backend="patchmatch", large_level_voxels=8000)
+    for device_type, share in (("cuda", 0.5), ("cpu", 1.0)):
+        finest_large = plan_levels(shape, shape, config, device_type)[-1]
+        assert finest_large.iterations == 1 and finest_large.backend == "patchmatch"
+        queries = (8 - 2) * (40 - 4) * (64 - 4)  # 3x5x5 patches on the large level
+        assert finest_large.approx == pytest.approx(queries * share)
+
+
 def test_estimate_of_the_default_job_is_near_the_measured_time_on_the_reference_cpu():
     # The development machine's figure (vgpnn/estimate.py: 29.6 CPU seconds, 15.8 s of wall time).
     for shape, measured in (((15, 144, 256), 15.8),):

@@ -221,3 +221,15 @@ def test_patchmatch_on_whole_patches_keeps_an_exact_start_and_respects_valid_key
 def test_patchmatch_rejects_an_unknown_distance():
     with pytest.raises(ValueError, match="distances"):
         PatchMatch(distances="cosine")
+
+
+def test_a_quick_search_makes_one_round_from_its_start(problem):
+    # SearchRequest.quick (a large level, schedule rule 3): one PatchMatch round from the start,
+    # where the torch path otherwise makes two.
+    queries, keys, _, matrices = problem
+    start = PatchMatch(rounds=1, steps=(1,), distances="descriptors").search(request(queries, keys))
+    def search(backend, **extra):
+        return backend.search(request(queries, keys, initial_field=start.clone(), **extra))
+    quick = search(PatchMatch(distances="descriptors"), quick=True)
+    assert torch.equal(quick, search(PatchMatch(rounds_from_previous=1, distances="descriptors")))
+    assert not torch.equal(quick, search(PatchMatch(distances="descriptors")))

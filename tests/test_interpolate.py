@@ -108,6 +108,28 @@ def test_new_frames_beat_a_cross_fade_on_the_moving_square():
     assert error < fade / 3
 
 
+def test_the_shrinkage_keeps_agreed_detail_and_drops_unknown_detail():
+    """Step 5 of tween: no uncertainty leaves the frame as it is; an uncertainty above all the
+    local detail leaves only the local mean, a smooth frame."""
+    from vgpnn.apps.tween import _gaussian_mean, _shrink, _SHRINK_SIGMA
+
+    frame = torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(_shrink(frame, torch.zeros_like(frame)), frame, atol=1e-6)
+    shrunk = _shrink(frame, torch.full_like(frame, 10.0))
+    assert torch.allclose(shrunk, _gaussian_mean(frame, _SHRINK_SIGMA), atol=1e-6)
+
+
+def test_bicubic_warping_by_whole_pixels_moves_the_image_exactly():
+    from vgpnn.flow import warp
+
+    image = torch.rand(1, 3, 10, 12, generator=torch.Generator().manual_seed(1))
+    flow = torch.zeros(1, 2, 10, 12)
+    flow[:, 0] = 1.0  # each pixel takes its right-hand neighbour
+    moved, inside = warp(image, flow, mode="bicubic")
+    assert torch.allclose(moved[..., :-1], image[..., 1:], atol=1e-5)
+    assert not inside[..., -1].any() and inside[..., :-1].all()
+
+
 def test_a_scene_cut_is_held_not_morphed():
     first = moving_square(frames=3, step=4)
     second = np.repeat(_texture(48, 64, seed=7, low=0.3)[None], 3, axis=0)[:, ::-1].copy()

@@ -117,14 +117,15 @@ def frame_flows(gray: torch.Tensor, pairs: Sequence[tuple[int, int]], preset: st
     return torch.stack(flows)
 
 
-def warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backward warping: output pixel p takes ``images`` (N, C, H, W) at p + flow(p) (bilinear),
-    with ``flow`` (N, 2, H, W); also (N, H, W) bool, True where that point lies inside the frame."""
+def warp(images: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward warping: output pixel p takes ``images`` (N, C, H, W) at p + flow(p), with ``flow``
+    (N, 2, H, W); also (N, H, W) bool, True where that point lies inside the frame. ``mode``:
+    "bilinear", or "bicubic" (sharper between pixels; may overshoot the input's range)."""
     if images.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or images.shape[0] != flow.shape[0] \
             or images.shape[2:] != flow.shape[2:]:
         raise ValueError(f"expected images (N, C, H, W) and flow (N, 2, H, W), got {tuple(images.shape)} "
                          f"and {tuple(flow.shape)}")
-    warped, inside = _warp(images, flow.to(images.dtype))
+    warped, inside = _warp(images, flow.to(images.dtype), mode)
     return warped, inside[:, 0]
 
 
@@ -176,7 +177,7 @@ def _blur(images: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel)
 
 
-def _warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _warp(images: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``images`` (N, C, H, W) at each pixel plus its flow: the second frame moved back
     onto the first; and (N, 1, H, W) bool, where that sample lies inside the frame."""
     n, _, height, width = images.shape
@@ -186,7 +187,7 @@ def _warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch
     y = (ys + flow[:, 1]) * (2 / max(1, height - 1)) - 1
     grid = torch.stack([x, y], dim=-1)  # (N, H, W, 2) in [-1, 1]
     inside = (grid.abs() <= 1).all(-1)[:, None]
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True), inside
+    return F.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=True), inside
 
 
 def _horn_schunck_step(first: torch.Tensor, warped: torch.Tensor, inside: torch.Tensor, flow: torch.Tensor,

@@ -13,9 +13,10 @@ Step by step:
    across a cut is not morphed: its new frames hold the nearer input frame (the first one up to
    half way, then the second).
 3. **Flow**: OpenCV DIS both ways between the pair, at the working size (``vgpnn.flow``).
-4. **Warped estimate** (``tween.py``): the motion at the new frame's time by forward splatting,
-   both neighbours sampled along it and blended by where each sees the point, with a map of the
-   pixels it can trust.
+4. **Warped estimate** (``tween.py``): the motion at the new frame's time by forward splatting
+   and by the standard approximation, both neighbours sampled along each and blended by where
+   each sees the point; the two weighted by how well their samples agree, and the detail shrunk
+   where the samples disagree (unpredictable motion); with a map of the pixels it can trust.
 5. **Patch repair** (optional): what warping breaks (the two frames disagree on the motion or
    the colour) is re-made of the clip's own patches by the VGPNN loop on the shared engine: per
    pair, the source is the pair's two input frames and the target its new frames, with the

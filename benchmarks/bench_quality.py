@@ -22,7 +22,7 @@ never upscaled) with up to ``--frames`` frames (0: all):
 
 With ``--sheets DIR``, one contact sheet per clip (``DIR/quality_<clip>_<size>p.png``): the
 source, each variation, the inpainting box (magenta) and its fill. ``--json FILE`` writes every
-figure.
+figure. ``--parts inpaint`` (or ``variations``) runs only that part; ``--only a,b`` only those clips.
 """
 
 from __future__ import annotations
@@ -119,22 +119,35 @@ def tinted(frames: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def measure(name: str, frames: np.ndarray, args) -> dict:
-    variation, outputs = variation_figures(frames, args.variations, args.device)
-    print(f"{name}: variations done", file=sys.stderr, flush=True)
-    filling, hole, filled = inpaint_figures(frames, args.device)
-    print(f"{name}: inpainting done", file=sys.stderr, flush=True)
-    row = {"clip": name, "shape": list(frames.shape[:3]), "variations": variation, "inpaint": filling,
-           "retarget_over_variation": retarget_figures(frames, variation["coherence"], args.device)}
+    row = {"clip": name, "shape": list(frames.shape[:3]), "variations": None, "inpaint": None,
+           "retarget_over_variation": None}
+    outputs, shown = [], [frames]
+    if "variations" in args.parts:
+        row["variations"], outputs = variation_figures(frames, args.variations, args.device)
+        row["retarget_over_variation"] = retarget_figures(frames, row["variations"]["coherence"], args.device)
+        shown += outputs
+        print(f"{name}: variations done", file=sys.stderr, flush=True)
+    if "inpaint" in args.parts:
+        row["inpaint"], hole, filled = inpaint_figures(frames, args.device)
+        shown += [tinted(frames, hole), filled]
+        print(f"{name}: inpainting done", file=sys.stderr, flush=True)
     if args.sheets is not None:
         from vgpnn import write_video
 
         args.sheets.mkdir(parents=True, exist_ok=True)
-        sheet = contact_sheet([frames, *outputs, tinted(frames, hole), filled])
+        sheet = contact_sheet(shown)
         write_video(args.sheets / f"quality_{name}_{args.size}p.png", sheet, None, overwrite=True)
     return row
 
 
 def print_tables(rows: list[dict], args) -> None:
+    if "variations" in args.parts:
+        print_variations(rows, args)
+    if "inpaint" in args.parts:
+        print_inpainting(rows)
+
+
+def print_variations(rows: list[dict], args) -> None:
     print(f"\nVariations ({args.variations}, seeds 0..{args.variations - 1}), shorter side {args.size}, "
           f"device {args.device}:\n")
     print("| clip | working size (WxHxT) | s / variation | coherence | diversity | NNFDIV | "
@@ -147,6 +160,9 @@ def print_tables(rows: list[dict], args) -> None:
         print(f"| {row['clip']} | {width}x{height}x{frames} | {v['seconds']:.1f} | {v['coherence']:.2e} | "
               f"{diversity_cell} | {v['nnf_div']:.3f} | {v['dominant_offset']:.3f} "
               f"({v['dominant_offset_worst']:.3f}) | {'-' if ratio is None else f'{ratio:.2f}'} |")
+
+
+def print_inpainting(rows: list[dict]) -> None:
     print("\nInpainting a fixed box over the most motion:\n")
     print("| clip | filled | seconds | border step (input) | fill detail (input) |")
     print("|---|---|---|---|---|")
@@ -164,9 +180,14 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="comma-separated clip names (default: every clip)")
+    parser.add_argument("--parts", default="variations,inpaint",
+                        help="comma-separated parts to run: variations, inpaint (default: both)")
     parser.add_argument("--sheets", type=Path, default=None, help="folder for one contact sheet per clip")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.parts = set(args.parts.split(","))
+    if not args.parts or not args.parts <= {"variations", "inpaint"}:
+        parser.error("--parts takes variations, inpaint or both")
     from vgpnn import read_clip
 
     paths = sorted(args.clips.glob("*.mp4"))

@@ -287,11 +287,11 @@ def test_cli_mask_errors_are_one_line_exit_1_and_no_output(tmp_path, mask_frames
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_match_border_takes_the_fills_brightness_from_its_border():
-    """A fill 0.2 lighter than its surroundings has a seam; matched to its border it has none,
+def test_blend_border_takes_the_fills_brightness_from_its_border():
+    """A fill 0.2 lighter than its surroundings has a seam; blended into its border it has none,
     keeps its own texture, and nothing outside it changes."""
     from conftest import smooth_video
-    from vgpnn.masks import match_border
+    from vgpnn.masks import blend_border
     from vgpnn.metrics import border_step, fill_detail
 
     video = smooth_video((3, 6, 40, 48))
@@ -299,8 +299,30 @@ def test_match_border_takes_the_fills_brightness_from_its_border():
     region[:, 10:26, 12:30] = True
     lighter = torch.where(region, video + 0.2, video)
     assert border_step(lighter, region) > 3
-    matched = match_border(lighter, region)
+    matched = blend_border(lighter, region)
     assert border_step(matched, region) < 1.2
     assert float((matched - video)[:, region].mean().abs()) < 0.02
     assert fill_detail(matched, region) == pytest.approx(fill_detail(lighter, region), rel=0.1)
     assert torch.equal(matched[:, ~region], lighter[:, ~region])
+
+
+def test_blend_border_removes_a_pixel_level_seam_and_keeps_the_fills_texture():
+    """A fill with its own texture, unrelated to the texture around it (as a fill copied from
+    elsewhere is), steps at its border; blended, the step is no larger than the steps around
+    it, the texture inside stays, and a ramp running across the border bends by at most about
+    one of its steps."""
+    from vgpnn.masks import blend_border
+    from vgpnn.metrics import border_step, fill_detail
+
+    generator = torch.Generator().manual_seed(0)
+    outside, inside = (torch.rand((3, 4, 40, 48), generator=generator) * 0.3 + 0.35 for _ in range(2))
+    region = torch.zeros((4, 40, 48), dtype=torch.bool)
+    region[:, 12:30, 10:34] = True
+    region[:, 20:30, 30:40] = True  # not a box
+    pasted = torch.where(region, inside + 0.1, outside)
+    blended = blend_border(pasted, region)
+    assert border_step(blended, region) < 1.0 < border_step(pasted, region)
+    assert fill_detail(blended, region) == pytest.approx(fill_detail(pasted, region), rel=0.1)
+    assert torch.equal(blended[:, ~region], pasted[:, ~region])
+    ramp = torch.linspace(0, 1, 48).expand(3, 4, 40, 48).contiguous()
+    assert torch.allclose(blend_border(ramp, region), ramp, atol=1.5 / 47)

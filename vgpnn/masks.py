@@ -94,50 +94,81 @@ def fill_free(video: torch.Tensor, mask: torch.Tensor, max_rounds: int = 512) ->
     return torch.where(mask, values, flat).reshape(shape)
 
 
-def match_border(video: torch.Tensor, free: torch.Tensor, width: int = 4, rounds: int = 200) -> torch.Tensor:
-    """``video`` (..., C, T, H, W) with its ``free`` (T, H, W) voxels shifted so that, along the
-    free region's border, their local mean (over ``width`` pixels inside) meets the local mean of
-    the fixed voxels just outside; the shift is a smooth (harmonic) membrane inside the region.
+def _neighbour_sum(values: torch.Tensor) -> torch.Tensor:
+    """(..., H, W): the sum of each pixel's four neighbours in its frame (zero beyond the frame)."""
+    padded = F.pad(values, (1, 1, 1, 1))
+    return padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
 
-    A fill made of patches from elsewhere in the clip keeps their brightness, and at coarse levels
-    every key near the hole touches it (a patch spans a large part of the frame there), so the
-    fill's colour comes from far away and its own patches carry it to the finest level: a sky
-    fill came out 0.07 lighter than the sky around it. Only the low frequencies are moved; the
-    fill's texture and motion stay.
+
+def blend_border(video: torch.Tensor, free: torch.Tensor, tolerance: float = 1e-4,
+                 max_rounds: int | None = None) -> torch.Tensor:
+    """``video`` (..., C, T, H, W) with its ``free`` (T, H, W) voxels corrected so that the fill
+    meets the fixed voxels around it pixel by pixel while keeping its own gradients: Poisson
+    blending (Pérez et al., "Poisson image editing", 2003), frame by frame.
+
+    The fill ``g`` becomes ``g + c``: the closest, in gradients, to ``g`` whose pixels beside
+    the border meet their fixed neighbours (the pairs across the border are asked for no step;
+    the solution leaves them about the steps around them). ``c`` is then a membrane (discrete
+    harmonic inside the fill): what it adds decays with the distance from the border, the
+    faster the finer the mismatch along it, so the fill's texture and motion stay.
+
+    The crossing pairs are asked for no step rather than a step estimated from the pixels next
+    to them: the fill's own step just inside its edge is no estimate (its edge pixels are the
+    ones that do not fit), and the step just outside, continued across, left airballoons at a
+    border step of 1.34 against 1.16 asked for none. A smooth ramp through the hole then bends
+    by about one step at the border, which does not show.
+
+    Why pixel by pixel: the fill is made of patches from elsewhere in the clip (keys near the
+    hole touch it), and no patch continues the exact texture around the hole, so its pixels
+    beside the border differ from their fixed neighbours by more than neighbouring pixels
+    usually do. Matching only local means along the border (over a few pixels, its brightness
+    and colour) left that pixel-level step, which is the seam one sees: on the shared clips at
+    144 px the border step stayed at 1.3 to 2.7 times the steps around the hole; blended
+    pixel by pixel it is 0.74 to 1.16, with the fill's detail unchanged.
+
+    Frames are solved independently (a moving hole's border changes from frame to frame, and a
+    step in time is motion, not a seam). The linear system is solved by conjugate gradients,
+    every frame and channel at once, to ``tolerance`` of its right-hand side's norm or
+    ``max_rounds`` (default: four times the free box's height plus width) rounds.
     """
-    box = free_box(free, (1, 2 * width + 1, 2 * width + 1))
+    box = free_box(free, (1, 3, 3))  # one fixed pixel of margin around the free ones, where the frame has it
     if box is None:
         return video
     region = (..., *box)
-    inside = free[box]
-    part = video[region]  # (..., C, t, h, w)
-    window = (1, 2 * width + 1, 2 * width + 1)
-    padding = (0, width, width)
+    part = video[region]
+    inside = free[box].to(part.dtype)  # (t, h, w)
+    fill = part.reshape(-1, *part.shape[-3:])  # (N, t, h, w): every channel of every video
+    fixed = 1 - inside
+    degree = _neighbour_sum(torch.ones_like(inside))  # neighbours in the frame
+    # The right-hand side at a free pixel: its fixed neighbours' values minus its own, summed.
+    target = (_neighbour_sum(fill * fixed) - _neighbour_sum(fixed) * fill) * inside
 
-    def local_mean(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        flat = values.reshape(-1, *values.shape[-4:])  # (B, C, t, h, w)
-        weight = F.avg_pool3d(where[None, None].to(values.dtype), window, 1, padding)
-        total = F.avg_pool3d(flat * where.to(values.dtype), window, 1, padding)
-        return (total / weight.clamp_min(1e-12)).reshape(values.shape), weight[0, 0] > 0
+    def laplacian(correction: torch.Tensor) -> torch.Tensor:  # correction is zero on fixed voxels
+        return (degree * correction - _neighbour_sum(correction)) * inside
 
-    shrunk = -F.max_pool3d(-inside[None, None].float(), (1, 3, 3), 1, (0, 1, 1))[0, 0] > 0
-    edge = inside & ~shrunk  # free voxels with a fixed neighbour in their frame
-    outside_mean, has_outside = local_mean(part, ~inside)
-    inside_mean, _ = local_mean(part, inside)
-    known = edge & has_outside
-    if not bool(known.any()):
-        return video
-    # The jump of the local means at the border, grown inward and relaxed into a membrane.
-    shift = torch.where(known, outside_mean - inside_mean, torch.zeros_like(part))
-    shift = fill_free(shift, ~known)
-    kernel = torch.zeros((1, 1, 3, 3, 3), dtype=part.dtype, device=part.device)
-    kernel[0, 0, 1, 0, 1] = kernel[0, 0, 1, 2, 1] = kernel[0, 0, 1, 1, 0] = kernel[0, 0, 1, 1, 2] = 0.25
-    relax = inside & ~known
-    flat = shift.reshape(-1, 1, *shift.shape[-3:])
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # per frame of each channel
+        return (a * b).sum((-2, -1), keepdim=True)
+
+    rounds = max_rounds if max_rounds is not None else 4 * (inside.shape[-2] + inside.shape[-1])
+    correction = torch.zeros_like(fill)
+    residual = target.clone()
+    direction = residual.clone()
+    residual_norm = dot(residual, residual)
+    limit = (tolerance ** 2) * residual_norm
+    tiny = torch.finfo(fill.dtype).tiny
     for _ in range(rounds):
-        averaged = F.conv3d(F.pad(flat, (1, 1, 1, 1, 1, 1), mode="replicate"), kernel)
-        flat = torch.where(relax, averaged, flat)
-    shift = flat.reshape(shift.shape)
+        if bool((residual_norm <= limit).all()):
+            break
+        pushed = laplacian(direction)
+        # A frame that is done (or has no free pixel, or no fixed pixel to pull it) stays put.
+        active = residual_norm > limit
+        step = torch.where(active, residual_norm / dot(direction, pushed).clamp_min(tiny), 0)
+        correction = correction + step * direction
+        residual = residual - step * pushed
+        new_norm = dot(residual, residual)
+        direction = residual + torch.where(active, new_norm / residual_norm.clamp_min(tiny), 0) * direction
+        residual_norm = new_norm
     out = video.clone()
-    out[region] = torch.where(inside, part + shift, part)
+    out[region] = (fill + correction).reshape(part.shape)
     return out
+

@@ -3,7 +3,7 @@
 Key patches that touch the mask are never used, so nothing of the removed object comes back;
 voxels outside the mask are reset to the input after every vote, so they stay exactly as they
 were (at the working resolution) and the fill has to agree with them at the border. Finally
-the fill's local brightness and colour are matched to its border (masks.match_border).
+the fill is blended into its border pixel by pixel, keeping its own gradients (masks.blend_border).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError, InputError
-from ..masks import match_border
+from ..masks import blend_border
 from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..synthesis import ProgressCallback
@@ -92,9 +92,9 @@ def inpaint(frames: np.ndarray, hole: np.ndarray, config: SynthesisConfig = Synt
     filled = []
 
     def seamless(index: int, clip: np.ndarray, levels) -> None:
-        # Keys near the hole touch it at coarse levels, so the fill's colours come from farther
-        # away and its own patches carry them to the finest level (see match_border).
-        clip = tensor_to_frames(match_border(frames_to_tensor(clip, source.device), hole_tensor))
+        # The fill is made of patches from elsewhere (keys near the hole touch it), so neither its
+        # brightness nor its texture continues the pixels around it exactly: a seam, unless blended.
+        clip = tensor_to_frames(blend_border(frames_to_tensor(clip, source.device), hole_tensor))
         filled.append(clip)
         if on_variation is not None:
             on_variation(index, clip, levels)

@@ -16,9 +16,10 @@ The model, in three steps:
 
 Fitted per device kind; the reference CPU is this project's 2-core development machine, the
 reference GPU an H200 (the costs fitted on an H100 before the fused kernels got faster, all
-divided by 5.3: the model then overestimated every H200 job below by 5.0 to 5.6 times). On another kind of device the scaling in step 3 is only as good as
-matrix-product speed is a guide to the rest (memory bandwidth, the vote), so the figure is an
-estimate, and ``vgpnn info`` says so.
+divided by 5.3: the model then overestimated every H200 job below by 5.0 to 5.6 times). On
+another kind of device the scaling in step 3 is only as good as matrix-product speed is a
+guide to the rest (memory bandwidth, the vote), so the figure is an estimate, and ``vgpnn
+info`` says so.
 
 Seconds per variation, default settings, estimated vs measured (the GPU runs are among those
 the costs were fitted to). The CPU's search cost ``approx`` is that of the compiled PatchMatch

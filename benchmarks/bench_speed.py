@@ -93,6 +93,12 @@ def run_command(template: str, clip: str, device: str, caches: Path) -> tuple[fl
 
 
 def time_commands(args) -> None:
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # Then no module's bytecode is cached, so every process compiles the ones pip left
+        # uncompiled (all of torch on a read-only image: 4-5.5 s of `import torch` on the H200).
+        print("warning: PYTHONDONTWRITEBYTECODE is set: start-up times include compiling Python modules; "
+              "a user's pip install does not (unset it and set PYTHONPYCACHEPREFIX to a writable folder)",
+              file=sys.stderr)
     clip = str(Path(args.clip).resolve())
     rows = []
     with tempfile.TemporaryDirectory() as caches:

@@ -218,3 +218,27 @@ def test_free_voxels_can_start_from_the_guess_rather_than_a_fill():
     assert (run("fill") - source).abs().mean() > 0.01
     with pytest.raises(ValueError, match="free_start"):
         Target((8, 24, 32), free_start="noise")
+
+
+def test_a_continuation_is_voted_like_a_target_in_one_piece():
+    # Its free part is most of the target: the plain vote (blending across the timeline's jumps),
+    # not inpainting's best-patch vote, which left every jump a hard cut.
+    import pytest
+    import torch
+    from vgpnn.apps.extend import continuation_target
+    from vgpnn.patches import vote
+    from vgpnn.plan import Target
+    from vgpnn.synthesis import _fill_free_once
+    known = torch.rand(3, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    target = continuation_target(known, 4, start=None)
+    assert target.fill_vote == "consensus"
+    with pytest.raises(ValueError, match="fill_vote"):
+        Target((6, 8, 8), fill_vote="mean")
+    values = torch.rand(3, 6, 8, 8, generator=torch.Generator().manual_seed(1))
+    field = torch.randint(0, 4 * 4 * 4, (1, 4, 4, 4), generator=torch.Generator().manual_seed(2))
+    free = ~target.fixed_mask
+    box = (slice(0, 6), slice(0, 8), slice(0, 8))
+    plain = _fill_free_once(values, field, free, target.fixed, box, (3, 5, 5), "median", best=False)
+    expected = torch.where(free, vote(values, field, (6, 8, 8), (3, 5, 5), "median"), target.fixed[None])
+    assert torch.equal(plain, expected)
+    assert not torch.equal(_fill_free_once(values, field, free, target.fixed, box, (3, 5, 5), "median"), plain)

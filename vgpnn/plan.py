@@ -32,6 +32,7 @@ from .pyramid import Shape3
 #  patch size) -> the coarsest level's starting guess (C, T', H', W')
 StartGuess = Callable[[torch.Tensor, torch.Tensor, Shape3, tuple[int, int, int]], torch.Tensor]
 FREE_STARTS = ("fill", "guess")  # see Target.free_start
+FILL_VOTES = ("best", "consensus")  # see Target.fill_vote
 # (level, levels) with 0 the finest -> one weight per guide channel
 GuideWeights = Callable[[int, int], Sequence[float]]
 
@@ -74,6 +75,12 @@ class Target:
     # guess itself (an extension's new frames, which start as source frames along a timeline: a
     # fill grown in time from the last known frame is a still picture and the motion never starts).
     free_start: str = "fill"
+    # How the free voxels are voted where some are fixed: "best", each from the covering source
+    # patch closest to the consensus (an inpainting hole keeps the source's texture and motion;
+    # synthesis.py's _fill_free_once); "consensus", the plain vote, as with no fixed voxels (a
+    # continuation, whose free part is most of the target: the plain vote blends across its
+    # timeline's jumps as a target in one piece does, where "best" leaves each one a hard cut).
+    fill_vote: str = "best"
 
     def __post_init__(self) -> None:
         shape = tuple(int(side) for side in self.shape)
@@ -82,6 +89,8 @@ class Target:
             raise ValueError(f"target guides must be (G, {', '.join(map(str, shape))}), got {tuple(self.guides.shape)}")
         if self.free_start not in FREE_STARTS:
             raise ValueError(f"free_start must be one of {', '.join(FREE_STARTS)}, got {self.free_start!r}")
+        if self.fill_vote not in FILL_VOTES:
+            raise ValueError(f"fill_vote must be one of {', '.join(FILL_VOTES)}, got {self.fill_vote!r}")
         if (self.fixed is None) != (self.fixed_mask is None):
             raise ValueError("fixed voxels need both their values and their mask")
         if self.fixed is not None:

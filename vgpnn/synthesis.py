@@ -278,7 +278,8 @@ def _run_level(plan: SynthesisPlan, levels: _Levels, step: LevelSchedule, output
         elif free is None:
             queries = vote_level(values, field_, target_shape, level_patch, config.vote)
         else:
-            queries = _fill_free_once(values, field_, free, fixed, box, level_patch, config.vote)
+            queries = _fill_free_once(values, field_, free, fixed, box, level_patch, config.vote,
+                                      target.fill_vote == "best")
         keys = values
     return queries, (None if field_ is None else (field_, step)), record
 
@@ -293,7 +294,8 @@ def _best_vote(values: torch.Tensor, field: torch.Tensor, consensus: torch.Tenso
 
 
 def _fill_free_once(values: torch.Tensor, field: torch.Tensor, free: torch.Tensor, fixed: torch.Tensor,
-                    box: tuple[slice, slice, slice], patch_size, consensus_vote: str) -> torch.Tensor:
+                    box: tuple[slice, slice, slice], patch_size, consensus_vote: str,
+                    best: bool = True) -> torch.Tensor:
     """One vote where some voxels are fixed: (B, C, T, H, W), ``fixed`` with the voxels of ``free``
     in ``box`` voted from ``values`` by ``field``, a search result for that box.
 
@@ -307,12 +309,16 @@ def _fill_free_once(values: torch.Tensor, field: torch.Tensor, free: torch.Tenso
     and a fifth of their motion. Taking the patch closest to the current estimate instead keeps
     both, but pieces of the fill then match themselves and never yield to their border (visible
     blocks in a smooth sky); measured against the consensus, which the border pulls on, they do.
+    With ``best`` False (``Target.fill_vote`` "consensus") step 2 is skipped.
     """
     box_shape = tuple(side.stop - side.start for side in box)
     region = (slice(None), slice(None), *box)
     filled = fixed[None].repeat(field.shape[0], 1, 1, 1, 1)
     consensus_vote = "median" if consensus_vote == "best" else consensus_vote
     consensus = torch.where(free[box], vote(values, field, box_shape, patch_size, consensus_vote), filled[region])
+    if not best:
+        filled[region] = consensus
+        return filled
     voted = _best_vote(values, field, consensus, box_shape, patch_size)
     filled[region] = torch.where(free[box], voted, filled[region])
     return filled

@@ -146,7 +146,7 @@ def continuation_target(known: torch.Tensor, new: int, start, after: torch.Tenso
     fixed_mask = torch.zeros(shape, dtype=torch.bool, device=known.device)
     fixed_mask[:known.shape[1]] = True
     fixed_mask[known.shape[1] + new:] = True
-    return Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", start=start)
+    return Target(shape, fixed=fixed, fixed_mask=fixed_mask, free_start="guess", fill_vote="consensus", start=start)
 
 
 def window_seed(seed: int, window: int) -> int:

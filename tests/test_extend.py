@@ -223,8 +223,6 @@ def test_free_voxels_can_start_from_the_guess_rather_than_a_fill():
 def test_a_continuation_is_voted_like_a_target_in_one_piece():
     # Its free part is most of the target: the plain vote (blending across the timeline's jumps),
     # not inpainting's best-patch vote, which left every jump a hard cut.
-    import pytest
-    import torch
     from vgpnn.apps.extend import continuation_target
     from vgpnn.patches import vote
     from vgpnn.plan import Target

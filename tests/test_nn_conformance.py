@@ -226,8 +226,9 @@ def test_patchmatch_rejects_an_unknown_distance():
 def test_a_quick_search_makes_one_round_from_its_start(problem):
     # SearchRequest.quick (a large level, schedule rule 3): one PatchMatch round from the start,
     # where the torch path otherwise makes two.
-    queries, keys, _, matrices = problem
+    queries, keys, _, _ = problem
     start = PatchMatch(rounds=1, steps=(1,), distances="descriptors").search(request(queries, keys))
+
     def search(backend, **extra):
         return backend.search(request(queries, keys, initial_field=start.clone(), **extra))
     quick = search(PatchMatch(distances="descriptors"), quick=True)

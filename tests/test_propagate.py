@@ -61,30 +61,27 @@ def test_open_ties_removes_thin_rims_and_keeps_painted_areas():
     assert opened.sum() == 25
 
 
-@pytest.mark.parametrize("backend", AppearanceIndex.BACKENDS[1:])
-def test_appearance_index_finds_each_pixel_by_its_features(backend):
+def test_appearance_index_finds_each_pixel_by_its_features():
     features = torch.rand(5, 24, 30, generator=torch.Generator().manual_seed(4))
-    index = AppearanceIndex(features, backend=backend)
+    index = AppearanceIndex(features)
     order = torch.randperm(30, generator=torch.Generator().manual_seed(5))
     (field,) = index.candidates(features[:, :, order], 1)  # the key's columns shuffled
     assert torch.equal(field[0], order.view(1, 30).expand(24, 30)) and torch.equal(field[1], torch.arange(24).view(24, 1).expand(24, 30))
 
 
-@pytest.mark.parametrize("backend", AppearanceIndex.BACKENDS[1:])
-def test_appearance_candidates_at_a_stride_move_the_neighbours_look_alike_along(backend):
+def test_appearance_candidates_at_a_stride_move_the_neighbours_look_alike_along():
     features = torch.rand(5, 24, 30, generator=torch.Generator().manual_seed(4))
-    index = AppearanceIndex(features, backend=backend)
+    index = AppearanceIndex(features)
     frame = features[:, 3:19, 5:29]  # a piece of the key: pixel (x, y) shows key (x + 5, y + 3)
     (field,) = index.candidates(frame, 1, stride=2)
     ys, xs = torch.meshgrid(torch.arange(16), torch.arange(24), indexing="ij")
     assert torch.equal(field[0], xs + 5) and torch.equal(field[1], ys + 3)  # every pixel, not only the grid's
 
 
-@pytest.mark.parametrize("backend", AppearanceIndex.BACKENDS[1:])
-def test_a_logo_on_a_plain_wall_is_tied_to_its_place_and_a_recolouring_is_not(backend):
+def test_a_logo_on_a_plain_wall_is_tied_to_its_place_and_a_recolouring_is_not():
     wall = 0.5 + 0.01 * torch.rand(3, 30, 40, generator=torch.Generator().manual_seed(6))  # plain, a little noisy
     features = torch.cat([wall, torch.zeros(3, 30, 40)])
-    index = AppearanceIndex(features, backend=backend)
+    index = AppearanceIndex(features)
     logo = wall.clone()
     logo[:, 10:16, 12:20] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
     tied = position_tied(features, logo, index)

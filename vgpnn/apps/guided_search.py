@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -111,59 +110,55 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     return matches, best
 
 
+# How far (in weighted feature units, colour on the 0..1 scale) a pixel's features may move
+# between frames before its look-alikes are looked up again: about a grey level.
+REUSE_DISTANCE = 1 / 255
+
+
 class AppearanceIndex:
     """The keyframe's pixels by appearance: for each pixel of a frame, the key pixels whose
     features (colour, gradients: what a local edit depends on) are nearest to its own.
 
-    Two searches, one answer up to ties and near misses (both are approximate, both find the
-    exact nearest for nearly every pixel; tests compare them with brute force):
-    - ``"faiss"``: an inverted-file index (faiss) with its coarse cells placed on key pixels
-      at a fixed stride (no k-means: deterministic, built in milliseconds); each query looks
-      into the few nearest cells. On a CPU its compiled scan was 4x faster than the tensor
-      search (a 640x360 key and frame: 1.3 s against 5.8 s on 2 cores).
-    - ``"tensor"``: a balanced k-d tree searched as tensors (nn/kd_leaves.py), on the
-      features' own device. faiss has no GPU build in our dependencies; at 1280x720 its CPU
-      lookup was 6 s of a frame's 6.35 s beside an idle GPU.
-    ``"auto"`` takes faiss on a CPU and the tensor search elsewhere. Searching the whole key
-    exhaustively would cost 37k distances per pixel at 144p and 400k at 480p.
+    A balanced k-d tree over the key's pixels (nn/kd_leaves.py), searched where the features
+    are: as tensors on a GPU, by its compiled twin on a CPU. Both find the exact nearest for
+    nearly every pixel, at a cost per pixel that does not grow with the key's size. Searching
+    the whole key exhaustively would cost 37k distances per pixel at 144p and 400k at 480p;
+    faiss, which this replaced, runs on the CPU only (at 1280x720 its lookup was 6 s of a
+    frame's 6.35 s beside an idle GPU) and was 2-3x slower than the compiled search on a CPU.
     """
 
-    BACKENDS = ("auto", "faiss", "tensor")
-
-    def __init__(self, features: torch.Tensor, probes: int = 4, backend: str = "auto"):
+    def __init__(self, features: torch.Tensor):
         """``features`` (C, Hk, Wk) of the keyframe, already weighted."""
-        if backend not in self.BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(self.BACKENDS)}, got {backend!r}")
         self.channels, self.height, self.width = features.shape
-        if backend == "auto":
-            backend = "faiss" if features.device.type == "cpu" else "tensor"
-        self.backend = backend
-        if backend == "tensor":
-            self.tree = KdLeaves(features.reshape(self.channels, -1).T.float())
-            return
-        import faiss  # only propagation pays for its import
-
-        points = _rows(features)
-        count = len(points)
-        cells = max(1, min(count, int(4 * count**0.5)))
-        quantizer = faiss.IndexFlatL2(self.channels)
-        quantizer.add(np.ascontiguousarray(points[:: max(1, count // cells)][:cells]))
-        self.index = faiss.IndexIVFFlat(quantizer, self.channels, quantizer.ntotal)
-        self.index.is_trained = True  # the cells are key pixels: nothing to train
-        self.index.add(points)
-        self.index.nprobe = min(probes, quantizer.ntotal)
+        self.tree = KdLeaves(features.reshape(self.channels, -1).T.float())
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # (features looked up, found), flat
 
     def nearest(self, features: torch.Tensor, count: int) -> torch.Tensor:
-        """(count, H, W) int64 flat key pixel indices, nearest first, for ``features`` (C, H, W)."""
+        """(count, H, W) int64 flat key pixel indices, nearest first, for ``features`` (C, H, W).
+
+        Successive calls are the frames of a pass, in order: a pixel whose features moved less
+        than ``REUSE_DISTANCE`` since it was last looked up (at that place, in an earlier call of
+        the same size and count) keeps what was found then; only the others are looked up. In a
+        video most of a frame is what the frame before showed there (46-69% of pixels within a
+        grey level at 240p on the shared clips, bar the panning and the foliage), so most of the
+        search is skipped, and what is kept is off by no more than that distance (the triangle
+        inequality), below the noise of the frames themselves.
+        """
         if features.dim() != 3 or features.shape[0] != self.channels:
             raise ValueError(f"expected features ({self.channels}, H, W), got {tuple(features.shape)}")
-        if self.backend == "tensor":
-            found = self.tree.nearest(features.reshape(self.channels, -1).T, count)  # (H * W, count)
-            return found.T.reshape(count, *features.shape[1:]).to(features.device)
-        _, found = self.index.search(_rows(features), count)  # (H * W, count)
-        # A cell with fewer than ``count`` members pads with -1: those take the nearest found.
-        found = np.where(found < 0, found[:, :1], found)
-        return torch.from_numpy(found.T.copy()).reshape(count, *features.shape[1:]).to(features.device)
+        queries = features.reshape(self.channels, -1).T.float()  # (H * W, C)
+        last = self._last
+        if last is None or last[1].shape != (queries.shape[0], count):
+            found = self.tree.nearest(queries, count)  # (H * W, count)
+            looked_up = queries.clone()
+        else:
+            looked_up, found = last[0].clone(), last[1].clone()
+            again = ((queries - looked_up).square().sum(1) >= REUSE_DISTANCE**2).nonzero()[:, 0]
+            if len(again):
+                found[again] = self.tree.nearest(queries[again], count)
+                looked_up[again] = queries[again]
+        self._last = (looked_up, found)
+        return found.T.reshape(count, *features.shape[1:]).to(features.device)
 
     def candidates(self, features: torch.Tensor, count: int, stride: int = 1) -> list[torch.Tensor]:
         """``count`` fields (2, H, W) int64 of key positions (x, y), nearest in appearance first.
@@ -232,8 +227,3 @@ def open_ties(tied: torch.Tensor, width: int = 3) -> torch.Tensor:
     pad = width // 2
     eroded = -F.max_pool2d(-tied[None, None], width, stride=1, padding=pad)
     return F.max_pool2d(eroded, width, stride=1, padding=pad)[0, 0]
-
-
-def _rows(features: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor -> (H * W, C) float32 C-contiguous array (what faiss takes)."""
-    return np.ascontiguousarray(features.detach().reshape(features.shape[0], -1).T.float().cpu().numpy())

@@ -98,9 +98,6 @@ class PropagateOptions:
     # often not the pixel's own where the edit changes from pixel to pixel (2.6 dB lower on the
     # stylisation benchmark, bunny_audio), so every pixel is looked up unless speed matters more.
     appearance_stride: int = 1
-    # How they are looked up (guided_search.AppearanceIndex): 'auto' (faiss on a CPU, the tensor
-    # search on the features' device elsewhere), 'faiss' or 'tensor'.
-    appearance_search: str = "auto"
     flow_preset: str = "fine"  # DIS setting (flow.DIS_PRESETS)
     # Error smoothing: the per-pixel blend weights vary over about this many pixels, so where two
     # keys' results meet there is a gradual mix, not a seam.
@@ -120,9 +117,6 @@ class PropagateOptions:
                               f"got {self.patch_size}, {self.radius} and {self.appearance_candidates}")
         if self.appearance_stride < 1:
             raise ConfigError(f"appearance stride must be at least 1, got {self.appearance_stride}")
-        if self.appearance_search not in AppearanceIndex.BACKENDS:
-            raise ConfigError(f"appearance search must be one of {', '.join(AppearanceIndex.BACKENDS)}, "
-                              f"got {self.appearance_search!r}")
         if self.vote not in ("sample", "mean"):
             raise ConfigError(f"vote must be 'sample' or 'mean', got {self.vote!r}")
         if self.error_blur < 1:
@@ -253,7 +247,7 @@ class _Propagation:
         # Padded so that every key pixel is the centre of a whole patch (edges repeated).
         values = F.pad(self.edited[key][None], (pad, pad, pad, pad), mode="replicate")[0][:, None]  # (3, 1, H+2p, W+2p)
         positions, previous_output = self.coordinates, self.edited[key]
-        index = AppearanceIndex(self._appearance(key), backend=options.appearance_search)
+        index = AppearanceIndex(self._appearance(key))
         tied = position_tied(self._appearance(key), self.edited[key], index)
         # A tie thinner than 3 pixels is kept only where the original key is flat. On an edge the
         # frame's own appearance places a pixel to within a pixel, better than chained flow, and a

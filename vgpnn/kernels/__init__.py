@@ -12,6 +12,7 @@ median / mean vote          ``vote_numba`` (CPU),           :func:`vgpnn.patches
 best-patch vote distances   ``best_vote_numba`` (CPU)       :func:`vgpnn.best_vote.matched_distances`
 PatchMatch scoring and      ``patchmatch_numba`` (CPU),     :class:`vgpnn.nn.patch_scores.PatchScores`,
 propagation                 ``patch_scores_triton`` (CUDA)  :class:`vgpnn.nn.patchmatch.PatchMatch`
+k-d tree nearest points     ``kd_numba`` (CPU)              :meth:`vgpnn.nn.kd_leaves.KdLeaves.nearest`
 ==========================  ==============================  ===========================================
 
 ``numba_cache`` and ``triton_jit`` set the two compilers up (an on-disk cache where one can be
@@ -95,6 +96,16 @@ def matched_distances(queries: torch.Tensor, values: torch.Tensor, base: torch.T
     return None
 
 
+def kd_nearest(tree, queries: torch.Tensor, count: int, probes: int, beam: int) -> torch.Tensor | None:
+    """:meth:`vgpnn.nn.kd_leaves.KdLeaves.nearest` by a kernel: (Q, count) int64, or None
+    without one. There is no CUDA kernel: there the torch search is a small part of a frame."""
+    if compiler_for(queries, tree.points) == NUMBA:
+        import torch
+        from . import kd_numba
+        return torch.from_numpy(kd_numba.nearest(queries.numpy(), *tree.kernel_arrays(), count, probes, beam))
+    return None
+
+
 def patchmatch_fused(queries: torch.Tensor, keys: torch.Tensor) -> str | None:
     """The compiler (NUMBA or TRITON) whose fused PatchMatch can search ``queries`` (B, C, Tq,
     Hq, Wq) in ``keys`` (C, Tk, Hk, Wk): then it scores whole patches and runs its rounds inside
@@ -136,5 +147,5 @@ def patchmatch_propagate(queries, keys, patch_size, field, best, valid, rounds, 
                                                 generators, jitter=jitter, random_key=random_key)
 
 
-__all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "patchmatch_fused",
+__all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "kd_nearest", "patchmatch_fused",
            "patchmatch_search", "patchmatch_improve", "patchmatch_propagate"]

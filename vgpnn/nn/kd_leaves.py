@@ -27,6 +27,8 @@ import math
 
 import torch
 
+from .. import kernels
+
 # Points per leaf. Smaller leaves make the scan cheaper and the probes less likely to contain
 # the nearest point; at 6 dimensions 64 points with 8 probes found the nearest appearance for
 # nearly every pixel of the sample clips (see tests and benchmarks/bench_propagate.py).
@@ -72,6 +74,8 @@ class KdLeaves:
         self.leaves = slots % count  # (L, S) point indices
         self.padding = slots >= count  # (L, S) the repeats, which the scan skips
         self.leaf_points = self.points[self.leaves]  # (L, S, C)
+        self.use_kernel = True  # tests turn it off to run the torch search on a CPU
+        self._kernel_arrays: tuple | None = None
 
     def probes_for(self, queries: torch.Tensor, probes: int, beam: int) -> torch.Tensor:
         """(Q, P) leaf indices to scan for ``queries`` (Q, C), P = min(probes, leaves): a beam
@@ -89,6 +93,22 @@ class KdLeaves:
             nodes = children.gather(1, gap.sum(2).topk(keep, dim=1, largest=False, sorted=True).indices)
         return nodes
 
+    def kernel_arrays(self) -> tuple:
+        """The tree as the compiled search (kernels/kd_numba.py) takes it: the stage levels,
+        each stage's first row in the stacked boxes, the boxes' low and high corners, the leaves,
+        their padding and their points (L, C, S), as contiguous numpy arrays (made once)."""
+        if self._kernel_arrays is None:
+            levels = sorted(self.boxes)
+            sizes = [1 << level for level in levels]
+            rows = [sum(sizes[:i]) for i in range(len(sizes))]
+            stack = lambda corner: (torch.cat([self.boxes[level][corner] for level in levels]) if levels
+                                    else self.points.new_zeros((0, self.channels)))
+            self._kernel_arrays = (
+                torch.tensor(levels, dtype=torch.long).numpy(), torch.tensor(rows, dtype=torch.long).numpy(),
+                stack(0).contiguous().numpy(), stack(1).contiguous().numpy(), self.leaves.contiguous().numpy(),
+                self.padding.contiguous().numpy(), self.leaf_points.transpose(1, 2).contiguous().numpy())
+        return self._kernel_arrays
+
     def nearest(self, queries: torch.Tensor, count: int, probes: int = PROBES, beam: int = BEAM) -> torch.Tensor:
         """(Q, count) int64 indices into the points, nearest first (the first of equals by
         scan order), for ``queries`` (Q, C). Where the probed leaves hold fewer than ``count``
@@ -100,6 +120,11 @@ class KdLeaves:
         queries = queries.float().to(self.points.device)
         size = self.leaves.shape[1]
         probes = min(probes, self.leaves.shape[0])
+        beam = max(1, beam)
+        if self.use_kernel:
+            found = kernels.kd_nearest(self, queries, count, probes, beam)
+            if found is not None:
+                return found
         per_query = probes * size * (self.channels + 2) * 4  # the gathered candidates' bytes
         budget = CHUNK_BYTES.get(queries.device.type, CHUNK_BYTES["cpu"])
         chunk = max(1, budget // per_query)

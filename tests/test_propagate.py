@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import error_lines, smooth_frames
+from vgpnn import kernels
 from vgpnn.apps.guided_search import AppearanceIndex, open_ties, position_tied, window_search
 from vgpnn.apps.propagate import PropagateOptions, propagate
 from vgpnn.errors import ConfigError
@@ -49,6 +50,24 @@ def test_window_search_finds_a_shift_the_prediction_missed():
     assert torch.equal(matches[0][inner], xs[inner] + 3) and torch.equal(matches[1][inner], ys[inner] - 2)
     # Colours match exactly: what is left is the positional cost, 3^2 + 2^2 pixels at weight 0.01.
     assert torch.allclose(distance[inner], torch.full_like(distance[inner], 0.01**2 * 13), atol=1e-6)
+
+
+@pytest.mark.skipif(not kernels.available(kernels.NUMBA), reason="needs numba")
+@pytest.mark.parametrize("with_tie", [False, True])
+def test_the_compiled_window_search_scores_as_the_torch_one_does(monkeypatch, with_tie):
+    generator = torch.Generator().manual_seed(11)
+    key = torch.rand(6, 30, 44, generator=generator)
+    target = torch.rand(6, 26, 40, generator=generator)
+    prediction = torch.rand(2, 26, 40, generator=generator) * torch.tensor([43.0, 29.0]).view(2, 1, 1)
+    candidates = [torch.stack([torch.randint(0, 44, (26, 40), generator=generator),
+                               torch.randint(0, 30, (26, 40), generator=generator)]) for _ in range(3)]
+    tied = torch.rand(30, 44, generator=generator) if with_tie else None
+    search = lambda: window_search(target, key, prediction, 2, 3, 0.3, candidates, tied)
+    by_kernel = search()
+    monkeypatch.setattr(kernels, "window_search", lambda *args: None)  # the torch oracle
+    by_torch = search()
+    assert torch.allclose(by_kernel[1], by_torch[1], rtol=1e-5)
+    assert torch.equal(by_kernel[0], by_torch[0])
 
 
 def test_open_ties_removes_thin_rims_and_keeps_painted_areas():

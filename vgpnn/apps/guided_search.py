@@ -26,11 +26,13 @@ All of it is gathers and pooling on tensors: the same code on a CPU and a GPU.
 
 from __future__ import annotations
 
-from typing import Sequence
+from itertools import chain
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .. import kernels
 from ..nn.kd_leaves import KdLeaves
 
 
@@ -74,40 +76,53 @@ def window_search(target: torch.Tensor, key: torch.Tensor, prediction: torch.Ten
     origin = ((base[1] + radius) * padded_width + base[0] + radius).reshape(-1)  # (H * W,)
     # The weight of the positional cost per target pixel (and, with ``tied``, per candidate).
     weight = position_weight**2
-    if tied is not None:
-        tied_here = tied[base[1], base[0]]  # (H, W) the tie where the flow says p came from
-    best = torch.full(target.shape[1:], float("inf"), dtype=target.dtype, device=target.device)
-    matches = prediction.clone()
-    pad = patch // 2
-
-    def consider(flat_index: torch.Tensor, position: torch.Tensor) -> None:
-        nonlocal best, matches
-        gathered = flat_key.index_select(1, flat_index).view(key.shape[0], *target.shape[1:])
-        difference = (target - gathered[:channels]).square_().sum(0)
-        offset = (gathered[channels:channels + 2] - prediction).square_().sum(0)
-        if tied is None:
-            difference += weight * offset
-        else:
-            difference += weight * torch.maximum(gathered[channels + 2], tied_here) * offset
-        summed = F.avg_pool2d(difference[None, None], patch, stride=1, padding=pad, count_include_pad=False)[0, 0]
-        better = summed < best  # the first of equals is kept
-        best = torch.where(better, summed, best)
-        matches = torch.where(better[None], position, matches)
-
+    tied_here = None if tied is None else tied[base[1], base[0]]  # (H, W) the tie where the flow says p came from
     # Every window offset (dx, dy) made once: a tensor built per offset from Python numbers is
     # a host-to-device copy that waits for the GPU each time.
     reach = torch.arange(-radius, radius + 1, dtype=prediction.dtype, device=prediction.device)
     steps = torch.stack(torch.meshgrid(reach, reach, indexing="xy")).reshape(2, -1, 1, 1)  # (2, offsets, 1, 1)
     offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    for number, (dy, dx) in enumerate(offsets):
-        # The prediction moved by whole pixels keeps its sub-pixel part: where the offset is
-        # 0 the match is exactly where the flow says, not rounded to a whole pixel.
-        consider(origin + (dy * padded_width + dx), prediction + steps[:, number])
-    for candidate in candidates:
-        flat = ((candidate[1] + radius) * padded_width + candidate[0] + radius).reshape(-1)
-        consider(flat, candidate.to(prediction.dtype))
+    # Each candidate field: (flat index into the padded key per target pixel, its position).
+    # The prediction moved by whole pixels keeps its sub-pixel part: where the offset is 0 the
+    # match is exactly where the flow says, not rounded to a whole pixel.
+    # Made one at a time as they are scored (each is a frame's worth of memory).
+    fields = chain(((origin + (dy * padded_width + dx), prediction + steps[:, number])
+                    for number, (dy, dx) in enumerate(offsets)),
+                   ((((candidate[1] + radius) * padded_width + candidate[0] + radius).reshape(-1),
+                     candidate.to(prediction.dtype)) for candidate in candidates))
+    found = kernels.window_search(target, flat_key, prediction, fields, tied_here, weight, patch)
+    if found is not None:
+        best, matches = found
+    else:
+        best, matches = _window_search_torch(target, flat_key, prediction, fields, tied_here, weight, patch)
     matches = torch.stack([matches[0].clamp(0, key_width - 1), matches[1].clamp(0, key_height - 1)])
     return matches, best
+
+
+def _window_search_torch(target: torch.Tensor, flat_key: torch.Tensor, prediction: torch.Tensor,
+                         fields: Iterable[tuple[torch.Tensor, torch.Tensor]], tied_here: torch.Tensor | None,
+                         weight: float, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window search's scoring (see :func:`window_search`) in torch: for each candidate
+    field, the per-pixel cost, box-averaged over the patch, kept where it beats the best so far.
+    flat_key (K, N): the padded key's features, then its x and y (then its tie); returns (best
+    (H, W), matches (2, H, W))."""
+    channels = target.shape[0]
+    best = torch.full(target.shape[1:], float("inf"), dtype=target.dtype, device=target.device)
+    matches = prediction.clone()
+    for flat_index, position in fields:
+        gathered = flat_key.index_select(1, flat_index).view(flat_key.shape[0], *target.shape[1:])
+        difference = (target - gathered[:channels]).square_().sum(0)
+        offset = (gathered[channels:channels + 2] - prediction).square_().sum(0)
+        if tied_here is None:
+            difference += weight * offset
+        else:
+            difference += weight * torch.maximum(gathered[channels + 2], tied_here) * offset
+        summed = F.avg_pool2d(difference[None, None], patch, stride=1, padding=patch // 2,
+                              count_include_pad=False)[0, 0]
+        better = summed < best  # the first of equals is kept
+        best = torch.where(better, summed, best)
+        matches = torch.where(better[None], position, matches)
+    return best, matches
 
 
 # How far (in weighted feature units, colour on the 0..1 scale) a pixel's features may move

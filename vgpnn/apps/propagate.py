@@ -340,14 +340,12 @@ def _steady(flow: torch.Tensor, current: torch.Tensor, previous: torch.Tensor) -
     both = torch.stack([flow, overall])  # (2, 2, H, W)
     moved, _ = warp(previous[None, None].expand(2, 1, -1, -1), both)
     error = (moved[:, 0] - current).abs()  # (2, H, W)
-    error = F.avg_pool2d(error[:, None], _STEADY_BOX, stride=1, padding=_STEADY_BOX // 2,
-                         count_include_pad=False)[:, 0]
+    error = _box_mean(error, _STEADY_BOX)
     # Only where the frame is flat: in texture (leaves, grass) a small real motion explains the
     # frame hardly better than none, and holding it still would freeze the edit there.
     padded = F.pad(current[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
     gradient = (padded[1:-1, 2:] - padded[1:-1, :-2]).abs() + (padded[2:, 1:-1] - padded[:-2, 1:-1]).abs()
-    texture = F.avg_pool2d(gradient[None, None], _STEADY_BOX, stride=1, padding=_STEADY_BOX // 2,
-                           count_include_pad=False)[0, 0]
+    texture = _box_mean(gradient[None], _STEADY_BOX)[0]
     keep_overall = (error[1] <= error[0] + _STEADY_TOLERANCE) & (texture < _FLAT)
     return torch.where(keep_overall[None], overall, flow)
 
@@ -393,6 +391,28 @@ def _gradients(gray: torch.Tensor) -> torch.Tensor:
     strength they tell which side of an edge a pixel is on."""
     padded = F.pad(gray[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
     return torch.stack([padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2], padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]])
+
+
+def _box_mean(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, H, W): the mean of each ``size`` x ``size`` box (odd) of ``images`` (N, H, W), over
+    the part of the box inside the image. By running sums, one axis at a time (in float64, so
+    the differences of large sums keep float32's precision): the cost per pixel does not grow
+    with the box, where a pooling's does (a 15-pixel box pooled at 854x480 took 50 ms a frame
+    on 2 cores)."""
+    pad = size // 2
+    total = images.double()
+    for axis in (1, 2):
+        length = total.shape[axis]
+        sums = F.pad(total.cumsum(axis).movedim(axis, -1), (1, 0))  # sums[..., i]: the first i values
+        # Extended so that every box's two ends are plain slices: zeros before, the full sum after.
+        sums = torch.cat([sums[..., :1].expand(*sums.shape[:-1], pad), sums,
+                          sums[..., -1:].expand(*sums.shape[:-1], pad)], dim=-1)
+        total = (sums[..., 2 * pad + 1:] - sums[..., :length]).movedim(-1, axis)
+    height, width = images.shape[1:]
+    count = lambda length: (torch.arange(length, device=images.device).add(pad + 1).clamp(max=length)
+                            - torch.arange(length, device=images.device).sub(pad).clamp(min=0))
+    area = count(height).view(-1, 1) * count(width).view(1, -1)
+    return (total / area).to(images.dtype)
 
 
 def _smoothed(image: torch.Tensor, size: int) -> torch.Tensor:

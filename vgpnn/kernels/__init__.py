@@ -13,6 +13,8 @@ best-patch vote distances   ``best_vote_numba`` (CPU)       :func:`vgpnn.best_vo
 PatchMatch scoring and      ``patchmatch_numba`` (CPU),     :class:`vgpnn.nn.patch_scores.PatchScores`,
 propagation                 ``patch_scores_triton`` (CUDA)  :class:`vgpnn.nn.patchmatch.PatchMatch`
 k-d tree nearest points     ``kd_numba`` (CPU)              :meth:`vgpnn.nn.kd_leaves.KdLeaves.nearest`
+propagation's window        ``window_numba`` (CPU)          ``_window_search_torch`` in
+search                                                      :mod:`vgpnn.apps.guided_search`
 ==========================  ==============================  ===========================================
 
 ``numba_cache`` and ``triton_jit`` set the two compilers up (an on-disk cache where one can be
@@ -106,6 +108,21 @@ def kd_nearest(tree, queries: torch.Tensor, count: int, probes: int, beam: int) 
     return None
 
 
+def window_search(target: torch.Tensor, flat_key: torch.Tensor, prediction: torch.Tensor, fields,
+                  tied_here: torch.Tensor | None, weight: float, patch: int) -> tuple | None:
+    """:func:`vgpnn.apps.guided_search.window_search`'s scoring by a kernel: (best (H, W),
+    matches (2, H, W)), or None without one. No CUDA kernel: there the torch passes are fast."""
+    if compiler_for(target, flat_key, prediction) != NUMBA:
+        return None
+    import torch
+    from . import window_numba
+    best, matches = window_numba.window_search(
+        target.numpy(), flat_key.numpy(), target.shape[0], prediction.numpy(),
+        ((flat.numpy(), position.numpy()) for flat, position in fields),
+        None if tied_here is None else tied_here.numpy(), weight, patch)
+    return torch.from_numpy(best), torch.from_numpy(matches)
+
+
 def patchmatch_fused(queries: torch.Tensor, keys: torch.Tensor) -> str | None:
     """The compiler (NUMBA or TRITON) whose fused PatchMatch can search ``queries`` (B, C, Tq,
     Hq, Wq) in ``keys`` (C, Tk, Hk, Wk): then it scores whole patches and runs its rounds inside
@@ -147,5 +164,5 @@ def patchmatch_propagate(queries, keys, patch_size, field, best, valid, rounds, 
                                                 generators, jitter=jitter, random_key=random_key)
 
 
-__all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "kd_nearest", "patchmatch_fused",
+__all__ = ["NUMBA", "TRITON", "available", "compiler_for", "vote", "matched_distances", "kd_nearest", "window_search", "patchmatch_fused",
            "patchmatch_search", "patchmatch_improve", "patchmatch_propagate"]

@@ -182,8 +182,8 @@ class AppearanceIndex:
         pixel takes its grid pixel's candidates moved by its own offset from it, the way
         PatchMatch propagates a neighbour's match: where the frame shows a piece of the key, the
         neighbour's look-alike moved along is the pixel's own. The window search then judges
-        them like any other candidate; the lookup, which is most of the time at 480p (3.8 of 5.0
-        CPU-seconds a frame), costs 1/s^2. Where the edit changes from pixel to pixel the moved
+        them like any other candidate; the lookup, about half a frame's time at 480p on a CPU,
+        costs 1/s^2. Where the edit changes from pixel to pixel the moved
         look-alike is often not the pixel's own, so it costs quality there.
         """
         height, width = features.shape[1:]

@@ -93,8 +93,8 @@ class PropagateOptions:
     # view. On the stylisation benchmark alone they beat the key warped along the flow by 3 dB.
     appearance_candidates: int = 4
     # They are looked up for every this many pixels of every this many rows, the others taking a
-    # looked-up neighbour's moved along (guided_search.AppearanceIndex.candidates). 2 halves the
-    # time at 480p (the lookup is 3.8 of 5.0 CPU-seconds a frame) but a neighbour's look-alike is
+    # looked-up neighbour's moved along (guided_search.AppearanceIndex.candidates). 2 halved the
+    # time at 480p when the lookup was 3.8 of 5.0 CPU-seconds a frame (faiss), but a neighbour's look-alike is
     # often not the pixel's own where the edit changes from pixel to pixel (2.6 dB lower on the
     # stylisation benchmark, bunny_audio), so every pixel is looked up unless speed matters more.
     appearance_stride: int = 1

@@ -134,11 +134,8 @@ def propagate(frames: np.ndarray, keys: Mapping[int, np.ndarray], mask: np.ndarr
     """
     check_inputs(frames, keys, mask)
     device = resolve_device(options.device)
-    video = frames_to_tensor(frames, device)  # (3, T, H, W)
     edited = {int(k): frames_to_tensor(np.asarray(image)[None], device)[:, 0] for k, image in keys.items()}
-    editable = None if mask is None else _mask_tensor(mask, frames.shape[:3], device)
-    propagation = _Propagation(video, edited, editable, options, progress)
-    result = tensor_to_frames(propagation.run())
+    result = _Propagation(_Frames(frames, device), edited, options, progress).run()
     if mask is not None:
         # Bit for bit the input outside the mask, whatever the float round trip did.
         outside = ~np.broadcast_to(mask, frames.shape[:3])
@@ -170,24 +167,44 @@ def check_inputs(frames: np.ndarray, keys: Mapping[int, np.ndarray], mask: np.nd
             raise ConfigError("the mask is empty: nothing may be edited")
 
 
-def _mask_tensor(mask: np.ndarray, shape, device) -> torch.Tensor:
-    return torch.from_numpy(np.broadcast_to(mask, shape).copy()).to(device)
+class _Frames:
+    """The clip as the passes ask for it: kept as the uint8 frames it came as, each frame made
+    float on the device when a pass needs it (the last few kept, since a pass asks for a frame
+    and its neighbour). Why not the whole clip as float planes on the device: colour, luminance,
+    edges and gradients cost 28 bytes a pixel a frame, 22 GB for 10 seconds of 1080p."""
+
+    def __init__(self, frames: np.ndarray, device: torch.device, keep: int = 4):
+        self.frames, self.device, self.keep = frames, device, keep
+        self.count, self.height, self.width = frames.shape[:3]
+        self._recent: dict[int, torch.Tensor] = {}
+
+    def colour(self, t: int) -> torch.Tensor:
+        """(3, H, W) float in [0, 1] on the device."""
+        if t not in self._recent:
+            if len(self._recent) >= self.keep:
+                self._recent.pop(next(iter(self._recent)))  # the oldest
+            self._recent[t] = frames_to_tensor(self.frames[t:t + 1], self.device)[:, 0]
+        return self._recent[t]
+
+    def gray(self, t: int) -> torch.Tensor:
+        """(H, W) luminance on the device."""
+        return to_gray(self.colour(t)[:, None])[0]
+
+    def gray_on_host(self, t: int) -> torch.Tensor:
+        """(H, W) luminance on the CPU, made afresh (for the flow threads: no shared state)."""
+        return to_gray(frames_to_tensor(self.frames[t:t + 1]))[0]
 
 
 class _Propagation:
     """The passes from every keyframe and their blend (module notes, steps 1-8)."""
 
-    def __init__(self, video: torch.Tensor, edited: dict[int, torch.Tensor], editable: torch.Tensor | None,
-                 options: PropagateOptions, progress: FrameProgress | None):
-        self.video, self.edited, self.editable = video, edited, editable
+    def __init__(self, clip: _Frames, edited: dict[int, torch.Tensor], options: PropagateOptions,
+                 progress: FrameProgress | None):
+        self.clip, self.edited = clip, edited
         self.options, self.progress = options, progress
-        self.frames = video.shape[1]
-        self.gray = to_gray(video)  # (T, H, W)
-        self.edges = _edges(self.gray)  # (T, H, W)
-        self.gradients = _gradients(self.gray)  # (2, T, H, W)
-        height, width = video.shape[2:]
-        ys, xs = torch.meshgrid(torch.arange(height, device=video.device, dtype=video.dtype),
-                                torch.arange(width, device=video.device, dtype=video.dtype), indexing="ij")
+        self.frames = clip.count
+        ys, xs = torch.meshgrid(torch.arange(clip.height, device=clip.device, dtype=torch.float32),
+                                torch.arange(clip.width, device=clip.device, dtype=torch.float32), indexing="ij")
         self.coordinates = torch.stack([xs, ys])  # (2, H, W) each pixel's own (x, y)
         self.done = 0
         self.total = sum(len(frames) for _, frames in self._passes())
@@ -203,13 +220,15 @@ class _Propagation:
             passes.append((key, list(range(key + 1, after))))
         return [(key, frames) for key, frames in passes if frames]
 
-    def run(self) -> torch.Tensor:
-        """(3, T, H, W) in [0, 1]."""
+    def run(self) -> np.ndarray:
+        """(T, H, W, 3) uint8."""
         keys = sorted(self.edited)
-        output = torch.empty_like(self.video)
+        output = np.empty((self.frames, self.clip.height, self.clip.width, 3), dtype=np.uint8)
         for key in keys:
-            output[:, key] = self.edited[key]
-        # A frame between two keys waits for its second result; others are written at once.
+            output[key] = _to_frame(self.edited[key])
+        # A frame between two keys waits for its second result; others are written at once. The
+        # waiting results are kept on the host in half precision (8 bytes a pixel): a long
+        # interval between keys holds one for each of its frames.
         waiting: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}  # t -> (share, edit, error)
         for key, visits in self._passes():
             ahead = visits[0] > key
@@ -217,23 +236,24 @@ class _Propagation:
             # The distance share runs from 0 at this key to 1 at the next key on this side.
             span = abs((min(others) if ahead else max(others)) - key) if others else self.frames
             for t, edit, error in self._walk(key, visits):
-                part = (abs(t - key) / span, edit, error)
+                share = abs(t - key) / span
                 if not others:
-                    output[:, t] = edit
+                    output[t] = _to_frame(edit)
                 elif t in waiting:
-                    output[:, t] = _blend([waiting.pop(t), part])
+                    first, first_edit, first_error = waiting.pop(t)
+                    part = (first, first_edit.to(edit.device, torch.float32), first_error.to(edit.device, torch.float32))
+                    output[t] = _to_frame(_blend([part, (share, edit, error)]))
                 else:
-                    waiting[t] = part
+                    waiting[t] = (share, edit.to("cpu", torch.float16), error.to("cpu", torch.float16))
         assert not waiting, f"frames {sorted(waiting)} got one result, not two"
-        if self.editable is not None:
-            output = torch.where(self.editable[None], output, self.video)
         return output
 
     def _appearance(self, t: int) -> torch.Tensor:
         """(6, H, W) weighted appearance of frame t: colour, gradients (x, y) and edge strength."""
         options = self.options
-        return torch.cat([self.video[:, t] * options.colour_weight, self.gradients[:, t] * options.edge_weight,
-                          self.edges[t][None] * options.edge_weight])
+        gray = self.clip.gray(t)[None]
+        return torch.cat([self.clip.colour(t) * options.colour_weight, _gradients(gray)[:, 0] * options.edge_weight,
+                          _edges(gray) * options.edge_weight])
 
     def _features(self, t: int, temporal: torch.Tensor) -> torch.Tensor:
         """(9, H, W) weighted per-pixel features of frame t: appearance, temporal."""
@@ -254,19 +274,20 @@ class _Propagation:
         # thin tie there is where an appearance-defined edit switches (an ink line drawn where the
         # gradient passes a level: open_ties); on a flat wall nothing but the flow can place a
         # thin painted stroke (the letters of a logo).
-        flat = _smoothed(self.gradients[:, key].abs().sum(0), 3) < _FLAT
+        flat = _smoothed(_gradients(self.clip.gray(key)[None])[:, 0].abs().sum(0), 3) < _FLAT
         tied = torch.where(flat, tied, open_ties(tied))
         step = 1 if visits[0] > key else -1
-        with _FlowPrefetch(self.gray, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
+        with _FlowPrefetch(self.clip, [(t, t - step) for t in visits], self.options.flow_preset) as flows:
             yield from self._visit(key, visits, flows, key_features, values, positions, previous_output, index, tied)
 
     def _visit(self, key, visits, flows, key_features, values, positions, previous_output, index, tied):
         """The frames of one pass, each from the one before it (see ``_walk``)."""
         options = self.options
         pad = options.patch_size // 2
-        height, width = self.video.shape[2:]
+        height, width = self.clip.height, self.clip.width
         for t in visits:
-            flow = _steady(flows.next(), self.gray[t], self.gray[t - (1 if t > key else -1)])[None]
+            flow = _steady(flows.next().to(self.clip.device), self.clip.gray(t),
+                           self.clip.gray(t - (1 if t > key else -1)))[None]
             moved, _ = warp(torch.cat([positions, previous_output])[None], flow)
             positions, carried = moved[0, :2], moved[0, 2:]
             appearance = self._appearance(t)
@@ -298,8 +319,8 @@ class _FlowPrefetch:
     the interpreter lock, so flows run on the other cores while the search runs (on a GPU the
     flow would otherwise be most of the time). At most ``ahead`` flows wait in memory."""
 
-    def __init__(self, gray: torch.Tensor, pairs: list[tuple[int, int]], preset: str):
-        self.gray, self.pairs, self.preset = gray, pairs, preset
+    def __init__(self, clip: _Frames, pairs: list[tuple[int, int]], preset: str):
+        self.clip, self.pairs, self.preset = clip, pairs, preset
         workers = max(1, min(8, os.cpu_count() or 1))
         self.ahead = 2 * workers
         self.pool = ThreadPoolExecutor(workers)
@@ -310,7 +331,7 @@ class _FlowPrefetch:
     def _fill(self) -> None:
         while self.submitted < len(self.pairs) and len(self.pending) < self.ahead:
             t, previous = self.pairs[self.submitted]
-            self.pending.append(self.pool.submit(dis_flow, self.gray[t], self.gray[previous], self.preset))
+            self.pending.append(self.pool.submit(_flow, self.clip, t, previous, self.preset))
             self.submitted += 1
 
     def next(self) -> torch.Tensor:
@@ -324,6 +345,16 @@ class _FlowPrefetch:
     def __exit__(self, *exc) -> None:
         # Interrupted or done: flows not started are dropped, none is waited for.
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _flow(clip: _Frames, t: int, previous: int, preset: str) -> torch.Tensor:
+    """DIS flow from frame t to frame ``previous``, on the CPU (run in a flow thread)."""
+    return dis_flow(clip.gray_on_host(t), clip.gray_on_host(previous), preset)
+
+
+def _to_frame(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded."""
+    return tensor_to_frames(image[:, None])[0]
 
 
 def _steady(flow: torch.Tensor, current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:

@@ -67,13 +67,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=0)
     parser.add_argument("--variations", type=int, default=3)
     parser.add_argument("--stop-level", type=int, default=0, help="stop after this level (0: run to the finest)")
+    parser.add_argument("--carry-layout", action="store_true", help="each level starts from the coarser level's layout carried up")
     parser.add_argument("--set", action="append", default=[], help="name=value: a SynthesisConfig field")
     args = parser.parse_args()
     overrides = dict((name, parse_value(value)) for name, value in (item.split("=", 1) for item in args.set))
     config = SynthesisConfig(**overrides)
     frames = read_clip(args.clip, short_side=args.size, max_frames=args.frames or None).frames
     source = frames_to_tensor(frames, torch.device("cpu"))
-    plan = SynthesisPlan((Source(source),), Target(tuple(frames.shape[:3])), tuple(range(args.variations)), config)
+    plan = SynthesisPlan((Source(source),), Target(tuple(frames.shape[:3]), carry_layout=args.carry_layout), tuple(range(args.variations)), config)
 
     rows, finest = [], []
     run_level = synthesis._run_level

@@ -249,6 +249,23 @@ def test_cli_writes_every_frame_at_the_clip_rate(cli, tmp_path):
     assert (tmp_path / "sheet.png").is_file() and '"status": "written"' in (tmp_path / "report.json").read_text()
 
 
+def test_cli_says_the_modelled_cost_before_work_and_warns_of_a_long_job(cli, tmp_path, clip_and_key, monkeypatch):
+    from vgpnn import estimate
+    folder, key, _ = clip_and_key
+    # As if each pixel took far longer: the 6-frame clip now models as a long job.
+    monkeypatch.setitem(estimate.PROPAGATION_COSTS, "cpu", 1.0)
+    result = cli("propagate", folder, "--key", f"0={key}", "-o", tmp_path / "out.mp4", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "estimated ~" in result.stderr and "warning: this is a long job" in result.stderr
+
+
+def test_propagation_cost_counts_the_frames_between_two_keys_twice():
+    from vgpnn.estimate import PROPAGATION_COSTS, propagation_seconds
+    per_frame = 4 * 5 * PROPAGATION_COSTS["cpu"]
+    assert propagation_seconds((10, 4, 5), [0], "cpu") == pytest.approx(9 * per_frame)
+    assert propagation_seconds((10, 4, 5), [2, 6], "cpu") == pytest.approx((8 + 3) * per_frame)
+
+
 def test_cli_mask_keeps_the_outside_bit_for_bit(cli, tmp_path, clip_and_key):
     folder, _, frames = clip_and_key
     key = 255 - frames[0]

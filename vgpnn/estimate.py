@@ -63,6 +63,14 @@ COSTS = {
     "cuda": {"exact": 2.72e-15, "approx": 3.06e-08, "keys": 1.30e-09, "vote": 4.96e-11, "steps": 2.47e-04},
 }
 REFERENCE_MATMUL_RATE = {"cpu": 7.19e10, "cuda": 2.53e13}
+
+# Keyframe propagation (apps/propagate.py) is not the engine: per frame it makes a flow, a
+# look-alike search and a window search, each growing with the frame's pixels. Reference
+# seconds per pixel of a frame made, whole command included, from two measurements:
+# cpu: 255 s for a 5 s 854x480 clip (124 frames made) on a 2-core machine whose matrix
+# products ran at 1.2e11 multiply-adds/s, scaled to the reference rate; cuda: 22.2 s for the
+# same clip at 1280x720 on the H200.
+PROPAGATION_COSTS = {"cpu": 8.4e-06, "cuda": 1.94e-07}
 _MATMUL_SIDE = {"cpu": 1024, "cuda": 8192}
 
 
@@ -117,6 +125,17 @@ def reference_seconds(levels: list[LevelWork], device_type: str) -> float:
     """Step 2: the modelled seconds on the reference device of ``device_type``."""
     costs = COSTS.get(device_type, COSTS["cpu"])
     return sum(getattr(level, name) * cost for level in levels for name, cost in costs.items())
+
+
+def propagation_seconds(shape: Shape3, keys, device_type: str) -> float:
+    """The modelled seconds of propagating ``keys`` (frame indices) through a clip of ``shape``
+    = (frames, height, width) on the reference device of ``device_type``. A frame between two
+    keys is made once from each side."""
+    frames, height, width = shape
+    keys = sorted(set(keys))
+    between = (keys[-1] - keys[0] + 1 - len(keys)) if keys else 0
+    made = frames - len(keys) + between
+    return made * height * width * PROPAGATION_COSTS.get(device_type, PROPAGATION_COSTS["cpu"])
 
 
 def level_seconds(levels: list[LevelWork], device_type: str) -> list[float]:

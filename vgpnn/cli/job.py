@@ -42,6 +42,9 @@ class JobSettings:
     other_inputs: tuple[Path, ...] = ()  # inputs besides INPUT... (analogy's APPEARANCE): never overwritten
     engine_memory: bool = True  # check the synthesis engine's memory model before reading (False: the command does not run the engine)
     estimate: bool = True  # say the engine's modelled cost before work, and weight the levels bar by it (False: the command's work is not the engine's)
+    # With estimate False: the command's own cost model, (working shape, device type) -> seconds
+    # per output on the reference device (vgpnn.estimate), said before work as the engine's is.
+    own_cost: Callable[[tuple[int, int, int], str], float] | None = None
 
 
 @dataclass
@@ -119,8 +122,13 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
             job.say(clip_plan.audio_notice if not clip_plan.keep_audio
                     else "audio not copied: the outputs cover only part of the input (use --max-frames 0)")
         sheet_rows = [clip.frames, *clip_plan.sheet_rows]
-        weights = _estimate(job.say, tuple(clip.frames.shape[:3]), clip_plan.target_shape, config, torch_device,
-                            len(job.todo), rates) if settings.estimate else None
+        weights = None
+        if settings.estimate:
+            weights = _estimate(job.say, tuple(clip.frames.shape[:3]), clip_plan.target_shape, config, torch_device,
+                                len(job.todo), rates)
+        elif settings.own_cost is not None:
+            _say_cost(job.say, settings.own_cost(tuple(clip.frames.shape[:3]), torch_device.type), torch_device,
+                      len(job.todo), rates)
         bars = ProgressBars(enabled=not options.quiet and sys.stderr.isatty(), total=len(job.todo),
                             level_weights=weights)
 
@@ -200,24 +208,32 @@ def _estimate(say, source_shape, target_shape, config: SynthesisConfig, device, 
     model), and warn when it is long; returns each level's modelled share for the progress
     bar (None where the model cannot walk the job)."""
     from ..errors import ConfigError
-    from ..estimate import estimate_seconds, level_seconds, plan_levels, reference_seconds
+    from ..estimate import level_seconds, plan_levels, reference_seconds
 
     try:
         levels = plan_levels(source_shape, target_shape, config, device.type)
     except ConfigError:
         return None
-    if reference_seconds(levels, device.type) * outputs >= NOTICE_SECONDS:
-        if device not in rates:
-            from ..estimate import matmul_rate
-            rates[device] = matmul_rate(device)
-        each = estimate_seconds(levels, device, rates[device])
-        total = each * outputs
-        say(f"estimated {_duration(each)} per output" + (f", {_duration(total)} for {outputs}" if outputs > 1 else "")
-            + f" on {device} (a model of the work, not a measurement)")
-        if total > LONG_JOB_SECONDS:
-            say(f"warning: this is a long job ({_duration(total)}); a smaller --working-size, fewer "
-                "frames (--max-frames) or a GPU make it shorter")
+    _say_cost(say, reference_seconds(levels, device.type), device, outputs, rates)
     return level_seconds(levels, device.type)
+
+
+def _say_cost(say, reference: float, device, outputs: int, rates: dict) -> None:
+    """Say a job's modelled cost on this device, given ``reference`` seconds per output on the
+    reference device, when it is not short; warn when it is long."""
+    if reference * outputs < NOTICE_SECONDS:
+        return
+    from ..estimate import REFERENCE_MATMUL_RATE, matmul_rate
+
+    if device not in rates:
+        rates[device] = matmul_rate(device)
+    each = reference * REFERENCE_MATMUL_RATE.get(device.type, REFERENCE_MATMUL_RATE["cpu"]) / rates[device]
+    total = each * outputs
+    say(f"estimated {_duration(each)} per output" + (f", {_duration(total)} for {outputs}" if outputs > 1 else "")
+        + f" on {device} (a model of the work, not a measurement)")
+    if total > LONG_JOB_SECONDS:
+        say(f"warning: this is a long job ({_duration(total)}); a smaller --working-size, fewer "
+            "frames (--max-frames) or a GPU make it shorter")
 
 
 def _duration(seconds: float) -> str:

@@ -79,6 +79,7 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
       vgpnn propagate clip.mp4 --key 0=a.png --key 48=b.png --mask region.png -o out.mp4
     """
     from ..apps.propagate import PropagateOptions, propagate as propagate_clip  # torch: only with work
+    from ..estimate import propagation_seconds
     from ..synthesis import LevelRecord
 
     shared = SharedOptions(variations=1, seed=seed, batch_size=1, short_side=short_side, max_frames=max_frames,
@@ -96,7 +97,8 @@ def propagate(clip_path, keys, mask_path, patch_size, temporal_weight, device, s
         "temporal_weight": temporal_weight},
         other_inputs=(*keys.values(), *([mask_path] if mask_path is not None else [])),
         engine_memory=False,  # propagation holds a few copies of the clip, not the engine's pyramids
-        estimate=False)  # nor does it cost what the engine's model says
+        estimate=False,  # nor does it cost what the engine's model says: it has its own
+        own_cost=lambda shape, device_type: propagation_seconds(shape, keys, device_type))
     fitted = {}
 
     def plan(clip):

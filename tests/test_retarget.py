@@ -417,16 +417,19 @@ def test_a_long_loop_runs_in_bounded_windows_and_its_seam_has_no_step(monkeypatc
     assert steps.max() < 3 * np.median(frame_steps(clip))
 
 
-def square_clip(frames=8, height=32, width=64, side=12, left=6, speed=1, seed=7):
-    """A textured square drifting right by ``speed`` pixels a frame over a plain, faintly noisy
-    background: the subject, and the only thing that moves or stands out."""
-    rng = np.random.default_rng(seed)
-    clip = np.full((frames, height, width, 3), 120, np.int16) + rng.integers(-3, 4, (frames, height, width, 1))
-    square = textured_clip(frames=1, height=side, width=side, seed=seed)[0]
+def square_clip(frames=8, height=32, width=64, side=12, left=6, speed=1, background="textured"):
+    """A faint textured square drifting right by ``speed`` pixels a frame over a still background
+    (``textured``, busier than the square, or ``plain``): the subject, the only thing that moves.
+    Returns the clip, the square (side, side, 3) and its top row."""
+    if background == "textured":
+        clip = np.repeat(textured_clip(frames=1, height=height, width=width, seed=5), frames, axis=0)
+    else:
+        clip = np.full((frames, height, width, 3), 120, np.uint8)
+    square = (textured_clip(frames=1, height=side, width=side, seed=7)[0] // 4 + 100).astype(np.uint8)
     top = (height - side) // 2
     for t in range(frames):
         clip[t, top:top + side, left + t * speed:left + t * speed + side] = square
-    return clip.clip(0, 255).astype(np.uint8), square, top
+    return clip, square, top
 
 
 def square_error(out, square, top):
@@ -442,7 +445,7 @@ def square_error(out, square, top):
 
 def test_saliency_finds_the_moving_square_and_a_still_clip_falls_back_to_contrast():
     from vgpnn.apps.saliency import saliency, subject_mass
-    clip, _, top = square_clip()
+    clip, _, top = square_clip(background="plain")
     video = torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 255
     mass = subject_mass(video)
     # The square sweeps columns 6..24 and rows 10..21; the background around it weighs little.
@@ -452,13 +455,15 @@ def test_saliency_finds_the_moving_square_and_a_still_clip_falls_back_to_contras
     assert still[:, top:top + 12, 8:16].mean() > 3 * still[:, :, 40:].mean()  # contrast alone
 
 
-def test_subject_band_is_the_narrowest_run_holding_most_mass_or_the_best_crop():
+def test_subject_band_spans_each_frames_subject_or_is_the_best_crop():
     from vgpnn.apps.saliency import subject_band
-    profile = torch.tensor([0, 0, 1, 5, 5, 2, 0, 0, 0, 2], dtype=torch.float32)
-    # 90% of the mass (15) is 13.5: no run of 6 lines holds that, lines 3..9 (14) are the first of 7.
-    assert subject_band(profile, 8) == range(3, 10)
-    assert subject_band(profile, 3) == range(3, 6)  # too wide to fit: the 3-line run holding most (12)
-    assert subject_band(torch.zeros(5), 3) == range(0)
+    # Two frames: the subject at lines 2..4, then at lines 5..7 (with a faint tail at line 9).
+    profile = torch.tensor([[0, 0, 4, 5, 4, 0, 0, 0, 0, 0],
+                            [0, 0, 0, 0, 0, 3, 6, 3, 0, 0.5]])
+    # 90% of each frame's mass: lines 2..4 (all 13), then 5..7 (12 of 12.5): the band spans both.
+    assert subject_band(profile, 8) == range(2, 8)
+    assert subject_band(profile, 3) == range(2, 5)  # too wide to fit: the 3-line run holding most (13, not 12)
+    assert subject_band(torch.zeros(2, 5), 3) == range(0)
 
 
 def test_carving_never_removes_the_lines_it_is_told_to_keep():
@@ -471,19 +476,20 @@ def test_carving_never_removes_the_lines_it_is_told_to_keep():
         carve_layout(level, (16, 10), (3, 7, 7), weights, keep=(range(0), range(18, 30)))
 
 
-@pytest.mark.parametrize("width", [32, 22])
+@pytest.mark.parametrize("width", [32, 24])
 def test_a_narrower_retarget_keeps_the_moving_square_whole(width):
-    # The square sweeps 19 columns: at 32 it fits with room to spare, at 22 barely. Measured:
-    # the square is found intact (mean error under 2 of 255) in every frame; without the
-    # subject's band, the carving cut it at the frame's edge in the first frames.
+    # The square sweeps 19 columns of a busier background: at 32 it fits with room to spare, at
+    # 24 with little. Measured: found intact (mean error 0) in every frame; without the subject's
+    # band the carving cut into it at 24 (error 9.6 of 255: columns of its faint texture are as
+    # cheap to remove as the background's).
     clip, square, top = square_clip()
     out = retarget(clip, (8, 32, width), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
     assert out.shape == (8, 32, width, 3)
-    assert square_error(out, square, top).max() < 4
+    assert square_error(out, square, top).max() < 2
 
 
 def test_a_taller_retarget_keeps_the_square_once_at_its_size_and_grows_the_background():
-    clip, square, top = square_clip(height=40, width=40, side=10, left=4, speed=2)
+    clip, square, top = square_clip(height=40, width=40, side=10, left=4, speed=2, background="plain")
     out = retarget(clip, (8, 64, 40), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
     # Stretched, the square would be 16 rows tall; grown around it, it stays 10 and intact.
     errors = []

@@ -9,16 +9,20 @@ A viewer watches what moves and what stands out from its surroundings, so both c
    frame heavily blurred (what differs from its neighbourhood: an object on a plain wall, not
    the wall).
 3. Each is divided by its high quantile over the whole clip (a few outlier pixels do not set
-   the scale) and clipped to 1; the two are averaged. A still clip (no motion worth the name)
-   takes contrast alone.
+   the scale) and clipped to 1. In a clip that moves, saliency is motion, weighed up to twice
+   where it also stands out (motion * (1 + contrast) / 2): averaging the two instead let a
+   still, busy background outweigh a small moving subject, and the band below then cropped the
+   subject away. A still clip (no motion worth the name) takes contrast alone.
 4. The subject is what stands above the clip's typical saliency: saliency less its median,
    clipped at 0, so a uniformly busy background (foliage everywhere) weighs little against an
    object that stands out.
 
-The band (``subject_band``): the narrowest run of lines holding ``SUBJECT_SHARE`` of the
-subject's mass over the whole clip, so a subject that moves is kept wherever it goes; when
-that run is wider than the target, the target-sized run holding the most mass (a crop that
-follows the subject as well as one fixed crop can, as AutoFlip-style reframing would).
+The band (``subject_band``): in each frame, the narrowest run of lines holding
+``SUBJECT_SHARE`` of that frame's subject mass; the band spans them all, so a subject that
+moves is kept whole wherever it goes in the clip (a share of the whole clip's mass instead cut
+its first and last positions, the tails of its sweep). When that is wider than the target,
+the target-sized run holding the most mass over the clip (a crop that follows the subject as
+well as one fixed crop can, as AutoFlip-style reframing would).
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def _saliency(source: torch.Tensor) -> torch.Tensor:
     padded = torch.cat([steps[:1], steps, steps[-1:]])
     motion = (padded[:-1] + padded[1:]) / 2  # (T, H, W)
     motion = _scaled(_blur(motion[:, None], SMALL_BLUR * short)[:, 0])
-    return (motion + contrast) / 2
+    return motion * (1 + contrast) / 2
 
 
 def subject_mass(source: torch.Tensor) -> torch.Tensor:
@@ -109,31 +113,40 @@ def subject_mass(source: torch.Tensor) -> torch.Tensor:
 
 
 def line_profile(mass: torch.Tensor, axis: int, lines: int) -> torch.Tensor:
-    """The subject mass ``mass`` (T, H, W) summed over time and the other axis, per line of
-    ``axis`` (1: rows, 2: columns), resampled to ``lines`` lines (the level's) by area."""
-    profile = mass.sum(dim=(0, 3 - axis))  # (H,) or (W,)
-    return F.adaptive_avg_pool1d(profile[None, None], lines)[0, 0] if lines != profile.numel() else profile
+    """(T, lines): the subject mass ``mass`` (T, H, W) summed over the other axis, per frame and
+    line of ``axis`` (1: rows, 2: columns), resampled to ``lines`` lines (the level's) by area."""
+    profile = mass.sum(dim=3 - axis)  # (T, H) or (T, W)
+    return F.adaptive_avg_pool1d(profile[:, None], lines)[:, 0] if lines != profile.shape[1] else profile
 
 
 def subject_band(profile: torch.Tensor, size: int, share: float = SUBJECT_SHARE) -> range:
-    """The lines to keep whole out of ``profile`` (per-line subject mass), for a target of
-    ``size`` lines: the narrowest run holding ``share`` of the mass when it fits in ``size``,
-    otherwise the ``size``-line run holding the most (the module notes say why)."""
-    count = profile.numel()
+    """The lines to keep whole out of ``profile`` (T, lines): per frame and line, the subject's
+    mass; for a target of ``size`` lines. The run spanning every frame's narrowest run that
+    holds ``share`` of its mass when it fits in ``size``, otherwise the ``size``-line run holding
+    the most mass over the clip (the module notes say why)."""
+    count = profile.shape[1]
     if not 1 <= size <= count:
         raise ValueError(f"a band of {size} lines out of {count}")
-    total = float(profile.sum())
-    if total <= 0:  # nothing stands out: no band to keep
+    totals = profile.sum(1)  # (T,)
+    frames = totals > 1e-6 * max(float(totals.max()), 1e-30)  # frames where something stands out
+    if not bool(frames.any()):  # nothing stands out: no band to keep
         return range(0)
-    cumulative = torch.cat([profile.new_zeros(1), profile.cumsum(0)])  # cumulative[i]: mass of lines < i
-
-    def best_run(width: int) -> tuple[float, int]:
-        held = cumulative[width:] - cumulative[:-width]  # mass of each run of ``width`` lines
-        start = int(held.argmax())
-        return float(held[start]), start
-
-    for width in range(1, size + 1):
-        held, start = best_run(width)
-        if held >= share * total:
-            return range(start, start + width)
-    return range(best_run(size)[1], best_run(size)[1] + size)
+    profile, totals = profile[frames].double(), totals[frames].double()
+    cumulative = torch.cat([profile.new_zeros(len(profile), 1), profile.cumsum(1)], 1)  # [:, i]: lines < i
+    first, last = count, 0
+    undecided = torch.ones(len(profile), dtype=torch.bool)
+    for width in range(1, count + 1):  # each frame's narrowest run holding ``share`` of its mass
+        held = cumulative[:, width:] - cumulative[:, :-width]  # (frames, runs of ``width`` lines)
+        best, start = held.max(1)
+        done = undecided & (best >= share * totals)
+        for frame_start in start[done].tolist():
+            first, last = min(first, frame_start), max(last, frame_start + width)
+        undecided &= ~done
+        if not bool(undecided.any()):
+            break
+    if last - first <= size:
+        return range(first, last)
+    over_clip = cumulative.sum(0)
+    held = over_clip[size:] - over_clip[:-size]
+    start = int(held.argmax())
+    return range(start, start + size)

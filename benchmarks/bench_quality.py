@@ -17,12 +17,21 @@ never upscaled) with up to ``--frames`` frames (0: all):
   darker than its surroundings scores well above 1) and fill detail (1: as detailed as the
   pixels around it; a soft fill scores well below 1), vgpnn/metrics.py; in brackets, the input's
   own figures for the same box.
-- Retargeting: a hook (``retarget_figures``) returning the coherence of a retarget against a
-  variation's; it prints '-' until it is filled in.
+- Retargeting: the clip retargeted (default settings, seed 0) to each aspect ratio of
+  ``RATIOS`` other than its own, keeping the height and keeping the width (one of the two
+  makes the frame smaller, the other larger; ``--keep auto`` only the smaller, as the CLI's
+  default does). For each: coherence over the variations' mean coherence (the bar: at most 2),
+  and "subject kept", the share of the clip's subject (vgpnn/apps/saliency.py: saliency from
+  motion and contrast, above its median) that the output shows (vgpnn.metrics.kept_share: under
+  the nearest source patch of some output patch; 1 for a larger frame that keeps everything, the
+  subject's share inside the crop for a crop). The variations part runs first when it is not
+  asked for, for its coherence.
 
 With ``--sheets DIR``, one contact sheet per clip (``DIR/quality_<clip>_<size>p.png``): the
-source, each variation, the inpainting box (magenta) and its fill. ``--json FILE`` writes every
-figure. ``--parts inpaint`` (or ``variations``) runs only that part; ``--only a,b`` only those clips.
+source, each variation, the inpainting box (magenta) and its fill; with the retarget part, a
+second one (``DIR/retarget_<clip>_<size>p.png``): the source, its subject mass (white: subject),
+then each retarget. ``--json FILE`` writes every figure. ``--parts inpaint`` (or ``variations``,
+``retarget``, or a comma-separated list) runs only those parts; ``--only a,b`` only those clips.
 """
 
 from __future__ import annotations
@@ -32,7 +41,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -42,14 +50,19 @@ sys.path.insert(0, str(ROOT))
 
 from vgpnn import GenerateOptions, SynthesisConfig, generate  # noqa: E402
 from vgpnn.apps.inpaint import InpaintOptions, inpaint  # noqa: E402
+from vgpnn.apps.retarget import RetargetOptions, TargetRequest, plan_target_shape, retarget  # noqa: E402
+from vgpnn.apps.saliency import subject_mass  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.device import resolve_device  # noqa: E402
 from vgpnn.metrics import (border_step, coherence, diversity, dominant_offset_share, fill_detail,  # noqa: E402
-                           nearest_offsets, nnf_div)
+                           kept_share, nearest_offsets, nnf_div)
 from vgpnn.preview import contact_sheet  # noqa: E402
 
 BOX = (0.3, 0.2)  # the inpainting box's height and width, as fractions of the frame's
 EDGE = 7  # pixels between the box and the frame's edges: a whole patch of clean keys beside it
+# The aspect ratios (width, height) every clip is retargeted to: phone, square, portrait feed, TV, cinema.
+RATIOS = {"9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5), "16:9": (16, 9), "21:9": (21, 9)}
+RETARGET_BAR = 2.0  # a retarget's coherence over a plain variation's, at most
 
 
 def moving_box(frames: np.ndarray, box: tuple[float, float] = BOX, edge: int = EDGE) -> np.ndarray:
@@ -103,13 +116,48 @@ def inpaint_figures(frames: np.ndarray, device: str) -> tuple[dict, np.ndarray, 
     return figures, hole, filled
 
 
-# (frames, the variations' mean coherence, device) -> a retarget's coherence over that, or None.
-RetargetFigures = Callable[[np.ndarray, float, str], float | None]
+def retarget_jobs(shape: tuple[int, int, int], keeps: tuple[str, ...]) -> list[tuple[str, tuple[int, int, int]]]:
+    """(label, target shape) for each ratio of ``RATIOS`` and side kept of ``keeps``, leaving
+    out targets of the clip's own shape (its own ratio, after rounding to even sizes)."""
+    jobs = []
+    for name, aspect in RATIOS.items():
+        for keep in keeps:
+            target = plan_target_shape(shape, None, TargetRequest(aspect=aspect, keep=keep))
+            if abs(target[1] - shape[1]) <= 1 and abs(target[2] - shape[2]) <= 1:
+                continue
+            grows = target[1] * target[2] > shape[1] * shape[2]
+            label = f"{name} {'larger' if grows else 'smaller'}"
+            if all(label != known for known, _ in jobs):
+                jobs.append((label, target))
+    return jobs
 
 
-def retarget_figures(frames: np.ndarray, variation_coherence: float, device: str) -> float | None:
-    """The hook for retargeting's row: its coherence over ``variation_coherence``. Not measured yet."""
-    return None
+def retarget_figures(frames: np.ndarray, variation_coherence: float, device: str,
+                     keeps: tuple[str, ...] = ("height", "width")) -> tuple[dict, list[np.ndarray]]:
+    """Per retarget of :func:`retarget_jobs`: its shape, seconds, coherence, coherence over
+    ``variation_coherence`` and subject kept; plus the worst ratio and the least subject kept;
+    and the outputs, for the contact sheet."""
+    source = frames_to_tensor(frames, resolve_device(device))
+    mass = subject_mass(source)
+    figures, outputs = {"jobs": {}}, []
+    for label, shape in retarget_jobs(frames.shape[:3], keeps):
+        started = time.perf_counter()
+        out = retarget(frames, shape, options=RetargetOptions(device=device))[0]
+        seconds = time.perf_counter() - started
+        video = frames_to_tensor(out, source.device)
+        out_coherence = coherence(video, source)
+        figures["jobs"][label] = {"shape": list(shape), "seconds": seconds, "coherence": out_coherence,
+                                  "over_variation": out_coherence / variation_coherence,
+                                  "subject_kept": kept_share(video, source, mass)}
+        outputs.append(out)
+        print(f"  retarget {label} {shape[2]}x{shape[1]}: {figures['jobs'][label]['over_variation']:.2f}x, "
+              f"subject kept {figures['jobs'][label]['subject_kept']:.3f}, {seconds:.0f} s", file=sys.stderr, flush=True)
+    jobs = figures["jobs"].values()
+    figures["worst"] = max((job["over_variation"] for job in jobs), default=None)
+    figures["least_kept"] = min((job["subject_kept"] for job in jobs), default=None)
+    figures["mass_frames"] = (255 * mass / max(float(mass.max()), 1e-12)).round().byte()[..., None].expand(
+        -1, -1, -1, 3).cpu().numpy()
+    return figures, outputs
 
 
 def tinted(frames: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -120,13 +168,20 @@ def tinted(frames: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def measure(name: str, frames: np.ndarray, args) -> dict:
     row = {"clip": name, "shape": list(frames.shape[:3]), "variations": None, "inpaint": None,
-           "retarget_over_variation": None}
+           "retarget": None, "retarget_over_variation": None}
     outputs, shown = [], [frames]
-    if "variations" in args.parts:
+    if "variations" in args.parts or "retarget" in args.parts:
         row["variations"], outputs = variation_figures(frames, args.variations, args.device)
-        row["retarget_over_variation"] = retarget_figures(frames, row["variations"]["coherence"], args.device)
         shown += outputs
         print(f"{name}: variations done", file=sys.stderr, flush=True)
+    retargets = []
+    if "retarget" in args.parts:
+        keeps = ("height", "width") if args.keep == "both" else ("auto",)
+        figures, retargets = retarget_figures(frames, row["variations"]["coherence"], args.device, keeps)
+        mass_frames = figures.pop("mass_frames")
+        row["retarget"] = figures
+        row["retarget_over_variation"] = figures["worst"]
+        print(f"{name}: retargets done", file=sys.stderr, flush=True)
     if "inpaint" in args.parts:
         row["inpaint"], hole, filled = inpaint_figures(frames, args.device)
         shown += [tinted(frames, hole), filled]
@@ -135,8 +190,11 @@ def measure(name: str, frames: np.ndarray, args) -> dict:
         from vgpnn import write_video
 
         args.sheets.mkdir(parents=True, exist_ok=True)
-        sheet = contact_sheet(shown)
-        write_video(args.sheets / f"quality_{name}_{args.size}p.png", sheet, None, overwrite=True)
+        if "variations" in args.parts or "inpaint" in args.parts:
+            write_video(args.sheets / f"quality_{name}_{args.size}p.png", contact_sheet(shown), None, overwrite=True)
+        if "retarget" in args.parts:
+            sheet = contact_sheet([frames, mass_frames, *retargets], frames_per_row=4)
+            write_video(args.sheets / f"retarget_{name}_{args.size}p.png", sheet, None, overwrite=True)
     return row
 
 
@@ -145,6 +203,8 @@ def print_tables(rows: list[dict], args) -> None:
         print_variations(rows, args)
     if "inpaint" in args.parts:
         print_inpainting(rows)
+    if "retarget" in args.parts:
+        print_retargets(rows, args)
 
 
 def print_variations(rows: list[dict], args) -> None:
@@ -160,6 +220,21 @@ def print_variations(rows: list[dict], args) -> None:
         print(f"| {row['clip']} | {width}x{height}x{frames} | {v['seconds']:.1f} | {v['coherence']:.2e} | "
               f"{diversity_cell} | {v['nnf_div']:.3f} | {v['dominant_offset']:.3f} "
               f"({v['dominant_offset_worst']:.3f}) | {'-' if ratio is None else f'{ratio:.2f}'} |")
+
+
+def print_retargets(rows: list[dict], args) -> None:
+    labels = [f"{name} {grows}" for name in RATIOS for grows in ("smaller", "larger")]
+    labels = [label for label in labels if any(label in row["retarget"]["jobs"] for row in rows)]
+    print(f"\nRetargets (seed 0, default settings): coherence over the variations' mean (bar: at most "
+          f"{RETARGET_BAR:g}); subject kept in brackets:\n")
+    print("| clip | " + " | ".join(labels) + " | worst | least kept |")
+    print("|---|" + "---|" * (len(labels) + 2))
+    for row in rows:
+        jobs = row["retarget"]["jobs"]
+        cells = [f"{jobs[label]['over_variation']:.2f} ({jobs[label]['subject_kept']:.2f})" if label in jobs else "-"
+                 for label in labels]
+        print(f"| {row['clip']} | " + " | ".join(cells) +
+              f" | {row['retarget']['worst']:.2f} | {row['retarget']['least_kept']:.2f} |")
 
 
 def print_inpainting(rows: list[dict]) -> None:
@@ -181,13 +256,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="comma-separated clip names (default: every clip)")
     parser.add_argument("--parts", default="variations,inpaint",
-                        help="comma-separated parts to run: variations, inpaint (default: both)")
+                        help="comma-separated parts to run: variations, inpaint, retarget (default: variations,inpaint)")
+    parser.add_argument("--keep", choices=("both", "auto"), default="both",
+                        help="retargets keeping the height and the width (both), or only the CLI's default side (auto)")
     parser.add_argument("--sheets", type=Path, default=None, help="folder for one contact sheet per clip")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.parts = set(args.parts.split(","))
-    if not args.parts or not args.parts <= {"variations", "inpaint"}:
-        parser.error("--parts takes variations, inpaint or both")
+    if not args.parts or not args.parts <= {"variations", "inpaint", "retarget"}:
+        parser.error("--parts takes a comma-separated list of variations, inpaint, retarget")
     from vgpnn import read_clip
 
     paths = sorted(args.clips.glob("*.mp4"))

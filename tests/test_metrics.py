@@ -121,3 +121,16 @@ def test_ring_outside_is_a_ring():
     ring = ring_outside(region, 2)
     assert not (ring & region).any()
     assert int(ring[0].sum()) == (8 + 4) * (12 + 4) - 8 * 12
+
+
+def test_kept_share_is_the_weight_under_the_outputs_nearest_source_patches():
+    from vgpnn.metrics import kept_share
+    source = smooth_video((3, 6, 16, 24), seed=3)
+    crop = source[:, :, :, :12]  # the left half: every patch is its own source patch
+    left = torch.zeros(6, 16, 24)
+    left[:, :, :12] = 1
+    assert kept_share(crop, source, torch.ones(6, 16, 24)) == pytest.approx(0.5)
+    assert kept_share(crop, source, left) == pytest.approx(1.0)
+    assert kept_share(crop, source, 1 - left) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="weight"):
+        kept_share(crop, source, torch.ones(6, 16, 12))

@@ -4,6 +4,8 @@ coherence     mean squared error per element from output patches to their neares
 completeness  mean squared error per element from source patches to their nearest output patch
 diversity     per-voxel grayscale std across samples, averaged, over the source's grayscale std
 nnf_div       zlib-compressed bytes per element of the output-to-source nearest-neighbour offsets
+kept_share    the share of a weight on the source's voxels (e.g. a subject's saliency) that the
+              output shows: under the nearest source patch of some output patch
 border_step   a filled region's gray-level step across its edge over the steps just outside it (1: no seam)
 fill_detail   a filled region's gray-level gradient over that of the pixels around it (1: as detailed)
 
@@ -129,6 +131,28 @@ def dominant_offset_share(output: torch.Tensor, source: torch.Tensor, patch_size
         offsets = nearest_offsets(output, source, patch_size)
     _, counts = torch.unique(offsets.reshape(3, -1), dim=1, return_counts=True)
     return float(counts.max()) / offsets[0].numel()
+
+
+def kept_share(output: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
+               offsets: torch.Tensor | None = None) -> float:
+    """Higher keeps more: the share of ``weight`` (T, H, W) >= 0 over ``source``'s voxels that lies
+    under the nearest source patch of at least one patch of ``output`` (any shape), i.e. what of
+    it the output shows somewhere. A crop keeps the weight inside the crop; a subject cut in
+    half by the frame's edge keeps about half of its weight. ``offsets``: :func:`nearest_offsets`."""
+    if weight.shape != source.shape[1:]:
+        raise ValueError(f"expected a weight of the source's shape {tuple(source.shape[1:])}, got {tuple(weight.shape)}")
+    patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
+    if offsets is None:
+        offsets = nearest_offsets(output, source, patch_size)
+    here = torch.stack(torch.meshgrid(*(torch.arange(n, device=offsets.device) for n in offsets.shape[1:]),
+                                      indexing="ij"))
+    corners = (offsets + here).reshape(3, -1)  # (3, N): each output patch's source patch corner
+    hit = torch.zeros(grid_shape(source.shape, patch_size), device=weight.device)  # the source's patch grid
+    hit[corners[0], corners[1], corners[2]] = 1
+    # A voxel is shown when some hit patch covers it: spread each hit over its patch's footprint.
+    covered = torch.nn.functional.conv_transpose3d(hit[None, None], hit.new_ones(1, 1, *patch_size))[0, 0] > 0
+    total = float(weight.sum())
+    return float(weight[covered].sum()) / total if total > 0 else 1.0
 
 
 def ring_outside(region: torch.Tensor, width: int) -> torch.Tensor:

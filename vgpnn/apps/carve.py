@@ -1,5 +1,6 @@
 """The coarsest layout of a retarget whose frame shrinks: whole rows and columns of the source
-are removed, never squeezed, so every object keeps its proportions from the first level on.
+are removed, never squeezed, so every object keeps its proportions from the first level on,
+and the subject (what moves or stands out) is kept whole where it fits.
 
 Why not the resized source, as for variations: squeezed to a third of its width, an object is
 a third as wide at the coarsest level, and coherence alone never widens it again (a narrow
@@ -10,13 +11,19 @@ How (a greedy form of Simakov et al.'s bidirectional similarity, "Summarizing vi
 using bidirectional similarity", CVPR 2008), on the source at the coarsest size:
 1. Weigh every source patch by how much it moves (mean frame-to-frame change under it): in a
    video, what moves is what the viewer watches. A still clip weighs every patch alike.
-2. Repeatedly drop the one row or column (from the axis furthest from its target size) whose
-   removal leaves the lowest cost:
+2. Find the subject's band on each shrinking axis (saliency.py: the lines holding most of what
+   moves or stands out over the whole clip, or, where that is larger than the target, the
+   target-sized run holding the most of it). Those lines are never removed: the cost below
+   alone let lines through the subject go (bunny_audio at 9:16 lost half the rabbit to the
+   frame's edge in its first frames, where it is widest), and a subject cut or squeezed is
+   what a viewer notices first.
+3. Repeatedly drop the one row or column outside the bands (from the axis furthest from its
+   target size) whose removal leaves the lowest cost:
      coherence    mean distance from each remaining patch to its nearest source patch
                   (a cut through mismatched content makes seams that look like nothing in the source),
      completeness weighted mean distance from each source patch to its nearest remaining patch
                   (what moves must stay represented).
-3. The rows and columns left are the layout; the pyramid's finer levels carry it up
+4. The rows and columns left are the layout; the pyramid's finer levels carry it up
    (see ``carry_field`` in patches.py) and re-compose any seam it has.
 """
 
@@ -27,10 +34,7 @@ import torch.nn.functional as F
 
 from ..patches import PatchSize, unfold
 from ..resize import resize_video
-
-# Mean frame-to-frame change (on the 0..1 scale) under which a clip counts as still: its patches
-# are weighed alike rather than by compression noise.
-STILL_MOTION = 1e-3
+from .saliency import STILL_MOTION, line_profile, subject_band, subject_mass
 
 
 def motion_weights(source: torch.Tensor, level_shape: tuple[int, int, int], patch_size: PatchSize) -> torch.Tensor:
@@ -60,12 +64,15 @@ def layout_cost(kept: torch.Tensor, source_rows: torch.Tensor, source_norms: tor
 
 
 def carve_layout(level: torch.Tensor, size: tuple[int, int], patch_size: PatchSize,
-                 weights: torch.Tensor) -> tuple[list[int], list[int]]:
+                 weights: torch.Tensor, keep: tuple[range, range] = (range(0), range(0))) -> tuple[list[int], list[int]]:
     """The rows and columns of ``level`` (C, T, H, W) to keep so it becomes ``size`` = (height,
-    width), each no larger than the level's; ``weights`` as from :func:`motion_weights`."""
+    width), each no larger than the level's; ``weights`` as from :func:`motion_weights`; ``keep``:
+    the (rows, columns) never to remove, no more on each axis than its target size."""
     height, width = size
     if not (patch_size[1] <= height <= level.shape[2] and patch_size[2] <= width <= level.shape[3]):
         raise ValueError(f"cannot carve {tuple(level.shape[2:])} down to {size} with patch {patch_size}")
+    if len(keep[0]) > height or len(keep[1]) > width:
+        raise ValueError(f"cannot keep {len(keep[0])} rows and {len(keep[1])} columns in {size}")
     source_rows = unfold(level, patch_size)  # (N, D)
     source_norms = source_rows.square().sum(1)
     rows, columns = list(range(level.shape[2])), list(range(level.shape[3]))
@@ -77,22 +84,33 @@ def carve_layout(level: torch.Tensor, size: tuple[int, int], patch_size: PatchSi
     while len(rows) > height or len(columns) > width:
         # The axis with the larger share still to go loses a line, so both reach their sizes together.
         by_rows = (len(rows) - height) / len(rows) >= (len(columns) - width) / len(columns)
-        lines = rows if by_rows else columns
+        lines, kept = (rows, keep[0]) if by_rows else (columns, keep[1])
+        removable = [i for i, line in enumerate(lines) if line not in kept]
         costs = [cost(rows[:i] + rows[i + 1:], columns) if by_rows else cost(rows, columns[:i] + columns[i + 1:])
-                 for i in range(len(lines))]
-        lines.pop(min(range(len(costs)), key=costs.__getitem__))
+                 for i in removable]
+        lines.pop(removable[min(range(len(costs)), key=costs.__getitem__)])
     return rows, columns
+
+
+def subject_lines(source: torch.Tensor, level_size: tuple[int, int], size: tuple[int, int]) -> tuple[range, range]:
+    """The (rows, columns) of a level of ``level_size`` = (height, width) that hold the subject
+    of ``source`` (C, T, H, W) (step 2 of the module notes), for a target of ``size``; none on an
+    axis that keeps its size."""
+    mass = subject_mass(source)
+    return tuple(subject_band(line_profile(mass, axis, lines), target) if target < lines else range(0)
+                 for axis, lines, target in zip((1, 2), level_size, size))
 
 
 def carve_to(coarsest_source: torch.Tensor, size: tuple[int, int], patch_size: PatchSize,
              source: torch.Tensor) -> torch.Tensor:
     """``coarsest_source`` (C, T, H, W) with rows and columns removed down to ``size`` = (height,
     width) as the module notes tell; ``source`` (C, T0, H0, W0) is the full clip whose motion
-    weighs the patches. The layout is chosen on the level shrunk to one patch length in time
-    (a length-changing retarget's coarsest level keeps every frame, too many to compare often)."""
+    weighs the patches and whose subject is kept. The layout is chosen on the level shrunk to
+    one patch length in time (a length-changing retarget's coarsest level keeps every frame,
+    too many to compare often)."""
     frames = min(coarsest_source.shape[1], patch_size[0])
     summary = resize_video(coarsest_source, (frames, *coarsest_source.shape[2:]))
     weights = motion_weights(source, tuple(summary.shape[1:]), patch_size)
-    rows, columns = carve_layout(summary, size, patch_size, weights)
+    rows, columns = carve_layout(summary, size, patch_size, weights, subject_lines(source, summary.shape[2:], size))
     index = lambda lines: torch.tensor(lines, device=coarsest_source.device)
     return coarsest_source.index_select(2, index(rows)).index_select(3, index(columns))

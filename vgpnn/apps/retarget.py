@@ -26,6 +26,7 @@ from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import ProgressCallback
 from .carve import carve_to
+from .grow import grow_to
 from .extend import continuation_target, run_window
 from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, window_frames  # noqa: F401  (part of this module's API)
 from .timeline import plan_timeline, timeline_candidates
@@ -145,18 +146,19 @@ def coarsest_guess(coarsest_source: torch.Tensor, source: torch.Tensor, target_s
     """The target's starting point at the coarsest level, never squashed nor slowed down.
 
     Space: an axis that shrinks loses whole rows or columns of the coarsest source level (see
-    carve.py), so what stays keeps its proportions; an axis that grows is resized (no content
-    to remove). Time: never stretched, which would start, and stay, in slow motion. A target of
+    carve.py), and one that grows repeats runs of the lines beside the subject (see grow.py),
+    so the subject is kept whole where it fits and everything keeps its proportions. Time:
+    never stretched, which would start, and stay, in slow motion. A target of
     another length, or a loop, plays runs of the source's coarsest frames joined where they look
     most alike (``timeline``, by default planned by timeline.py); a shorter one that does not
     loop takes the first frames."""
     frames, height, width = coarsest_source.shape[1:]
     kept = (min(height, target_shape[1]), min(width, target_shape[2]))
-    if kept == (height, width):
-        guess = resize_video(source, (frames, *target_shape[1:]))
+    if tuple(target_shape[1:]) == (height, width):
+        guess = resize_video(source, (frames, height, width))
     else:
-        carved = carve_to(coarsest_source, kept, patch_size, source)
-        guess = resize_video(carved, (frames, *target_shape[1:]))
+        carved = coarsest_source if kept == (height, width) else carve_to(coarsest_source, kept, patch_size, source)
+        guess = grow_to(carved, tuple(target_shape[1:]), source)
     if timeline is None:
         timeline = plan_timeline(coarsest_source, target_shape[0], loop=loop)
     elif len(timeline) != target_shape[0] or not all(0 <= i < frames for i in timeline):

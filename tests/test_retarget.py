@@ -477,20 +477,20 @@ def test_carving_never_removes_the_lines_it_is_told_to_keep():
 
 
 @pytest.mark.parametrize("width", [32, 24])
-def test_a_narrower_retarget_keeps_the_moving_square_whole(width):
+def test_a_narrower_retarget_keeps_the_moving_square_whole(width, device):
     # The square sweeps 19 columns of a busier background: at 32 it fits with room to spare, at
     # 24 with little. Measured: found intact (mean error 0) in every frame; without the subject's
     # band the carving cut into it at 24 (error 9.6 of 255: columns of its faint texture are as
     # cheap to remove as the background's).
     clip, square, top = square_clip()
-    out = retarget(clip, (8, 32, width), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
+    out = retarget(clip, (8, 32, width), FAST_CONFIG, RetargetOptions(device=device))[0]
     assert out.shape == (8, 32, width, 3)
     assert square_error(out, square, top).max() < 2
 
 
-def test_a_taller_retarget_keeps_the_square_once_at_its_size_and_grows_the_background():
+def test_a_taller_retarget_keeps_the_square_once_at_its_size_and_grows_the_background(device):
     clip, square, top = square_clip(height=40, width=40, side=10, left=4, speed=2, background="plain")
-    out = retarget(clip, (8, 64, 40), FAST_CONFIG, RetargetOptions(device="cpu"))[0]
+    out = retarget(clip, (8, 64, 40), FAST_CONFIG, RetargetOptions(device=device))[0]
     # Stretched, the square would be 16 rows tall; grown around it, it stays 10 and intact.
     errors = []
     for frame in out.astype(np.float32):

@@ -124,6 +124,9 @@ def subject_band(profile: torch.Tensor, size: int, share: float = SUBJECT_SHARE)
     mass; for a target of ``size`` lines. The run spanning every frame's narrowest run that
     holds ``share`` of its mass when it fits in ``size``, otherwise the ``size``-line run holding
     the most mass over the clip (the module notes say why)."""
+    # A few numbers per line and frame, scanned width by width in Python: on the CPU, wherever
+    # the clip is (each scan step would otherwise wait for the GPU).
+    profile = profile.detach().cpu()
     count = profile.shape[1]
     if not 1 <= size <= count:
         raise ValueError(f"a band of {size} lines out of {count}")

@@ -497,3 +497,10 @@ def test_a_taller_retarget_keeps_the_square_once_at_its_size_and_grows_the_backg
         errors.append(min(np.abs(frame[y:y + 10, x:x + 10] - square).mean()
                           for y in range(64 - 10 + 1) for x in range(40 - 10 + 1)))
     assert max(errors) < 4
+
+
+def test_quantile_samples_stay_inside_a_clip_of_more_than_2_24_values():
+    from vgpnn.apps.saliency import _QUANTILE_SAMPLES, _sampled
+    values = torch.arange(75 * 360 * 640)  # a 75-frame 640x360 clip: float32 positions rounded past its end
+    sampled = _sampled(values)
+    assert len(sampled) == _QUANTILE_SAMPLES and int(sampled[0]) == 0 and int(sampled[-1]) == values.numel() - 1

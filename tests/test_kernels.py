@@ -92,10 +92,12 @@ def test_vote_kernel_equals_the_torch_vote(device, patch, value_shape, output_sh
         assert torch.allclose(compiled.cpu(), oracle, atol=1e-6)
 
 
-def test_median_vote_kernel_on_coherent_fields_equals_the_torch_vote(device, request):
+@pytest.mark.parametrize("reduce", ["median", "mean"])
+def test_vote_kernel_on_coherent_fields_equals_the_torch_vote(device, reduce, request):
     """A finished level's field is mostly shifted copies: voxels whose covering patches name one
     source voxel, a few, or many (the kernel counts contributions by source voxel and has one
-    way for each); all must give the torch vote's lower medians."""
+    way for each, and a shortcut for one shifted copy); all must give the torch vote's lower
+    medians, and its means to rounding."""
     patch, value_shape, output_shape = (3, 5, 5), (6, 20, 24), (6, 18, 22)
     key_grid, grid = grid_shape(value_shape, patch), grid_shape(output_shape, patch)
     t, y, x = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")
@@ -115,11 +117,15 @@ def test_median_vote_kernel_on_coherent_fields_equals_the_torch_vote(device, req
     field = torch.stack([fields[0], pieces, noisy, anywhere])
     values = smooth_video((3, *value_shape), 7)
     base = field_to_voxel_index(field, value_shape, patch)
-    compiled = kernels.vote(values.to(device), base.to(device), patch, "median", output_shape)
+    compiled = kernels.vote(values.to(device), base.to(device), patch, reduce, output_shape)
     if compiled is None:
         pytest.skip(f"no vote kernel on {device} here ({COMPILER[device]} is missing)")
     request.getfixturevalue("torch_only")
-    assert torch.equal(compiled.cpu(), vote(values, field, output_shape, patch, "median"))
+    oracle = vote(values, field, output_shape, patch, reduce)
+    if reduce == "median":
+        assert torch.equal(compiled.cpu(), oracle)
+    else:
+        assert torch.allclose(compiled.cpu(), oracle, atol=1e-6)
 
 
 @pytest.mark.parametrize("patch, value_shape, output_shape, batch", VOTE_CASES)

@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+from .. import kernels
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..inputs import input_kind
@@ -102,6 +103,7 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
     def make_from(job: Job, source: Path) -> None:
         started = time.perf_counter()
         torch_device = local_device or resolve_device(options.device)
+        kernels.prepare(torch_device)  # GPU set-up in the background while the input is probed and read
         short_side = _working_side(source, options, config, torch_device, rates)
         if settings.engine_memory:
             refuse_if_too_big(source, short_side, options.start_frame, options.max_frames,

@@ -12,6 +12,14 @@ the median comes from a short sort of those values weighted by their counts (one
 there is only one), which halved the finest level's vote on the 256x144x15 example. Beyond
 32, the contributions are selected among directly.
 
+Counting by source voxel is done by runs: a patch's offset (its chosen first voxel minus its
+own position, as flat indices of the value video) names the source voxel of every voxel it
+covers (that voxel's own index plus the offset), so patches with one offset contribute one
+source, and neighbours along a row of the field that continue one shifted copy (consecutive
+first voxels) share their offset. Each field row's run lengths are found once per vote; a voxel
+then takes its up to pw patches per covering row a run at a time, one step per row where one
+copy covers it (about half the voxels of a finished level) instead of one per patch.
+
 Imported by :mod:`vgpnn.kernels` only once numba has imported; nothing is compiled until the
 first vote.
 """
@@ -73,48 +81,65 @@ def _weighted_lower_median(values, c, distinct, copies, kinds, count, sorted_val
 
 # Distinct sources tracked per voxel before falling back to selecting among all contributions.
 _DISTINCT = 32
+_LONGEST_RUN = 255  # run lengths are kept as bytes; a patch is far narrower
 
 
 @cached_njit(parallel=True)
-def _vote(values, base, pt, ph, pw, value_height, value_width, use_median, out):
+def _row_runs(base, runs):
+    """runs[b, t, y, x]: how many patches up to and including x along the field row continue
+    one shifted copy (their first voxels consecutive), at most _LONGEST_RUN."""
+    batch, grid_t, grid_h, grid_w = base.shape
+    for row in prange(batch * grid_t * grid_h):
+        b = row // (grid_t * grid_h)
+        t = (row // grid_h) % grid_t
+        y = row % grid_h
+        run = 0
+        for x in range(grid_w):
+            run = min(run + 1, _LONGEST_RUN) if x > 0 and base[b, t, y, x] == base[b, t, y, x - 1] + 1 else 1
+            runs[b, t, y, x] = run
+
+
+@cached_njit(parallel=True)
+def _median_vote(values, base, runs, pt, ph, pw, value_height, value_width, out):
     batch, grid_t, grid_h, grid_w = base.shape
     channels = values.shape[0]
     frames, height, width = out.shape[2], out.shape[3], out.shape[4]
+    most = pt * ph * pw
     for row in prange(batch * frames * height):
         b = row // (frames * height)
         t = (row // height) % frames
         y = row % height
-        buffer = np.empty(pt * ph * pw, values.dtype)
-        sources = np.empty(pt * ph * pw, np.int64)
+        buffer = np.empty(most, values.dtype)
+        run_sources = np.empty(most, np.int64)  # every run's source voxel and length, in order
+        run_lengths = np.empty(most, np.int64)
         distinct = np.empty(_DISTINCT, np.int64)
         copies = np.empty(_DISTINCT, np.int64)
         sorted_values = np.empty(_DISTINCT, values.dtype)
         sorted_copies = np.empty(_DISTINCT, np.int64)
+        first_t, last_t = max(t - pt + 1, 0), min(t, grid_t - 1)
+        first_y, last_y = max(y - ph + 1, 0), min(y, grid_h - 1)
         for x in range(width):
+            here = (t * value_height + y) * value_width + x  # this voxel's own index
+            first_x = max(x - pw + 1, 0)
             count = 0
+            spans = 0
             kinds = 0  # distinct sources so far; _DISTINCT + 1: too many to track
             last = 0
-            for dt in range(pt):
-                gt = t - dt
-                if gt < 0 or gt >= grid_t:
-                    continue
-                for dy in range(ph):
-                    gy = y - dy
-                    if gy < 0 or gy >= grid_h:
-                        continue
-                    for dx in range(pw):
-                        gx = x - dx
-                        if gx < 0 or gx >= grid_w:
-                            continue
-                        source = base[b, gt, gy, gx] + (dt * value_height + dy) * value_width + dx
-                        sources[count] = source
-                        count += 1
+            for gt in range(first_t, last_t + 1):
+                for gy in range(first_y, last_y + 1):
+                    gx = min(x, grid_w - 1)
+                    while gx >= first_x:
+                        length = min(np.int64(runs[b, gt, gy, gx]), gx - first_x + 1)
+                        source = base[b, gt, gy, gx] - (gt * value_height + gy) * value_width - gx + here
+                        run_sources[spans] = source
+                        run_lengths[spans] = length
+                        spans += 1
+                        count += length
+                        gx -= length
                         if kinds > _DISTINCT:
                             continue
-                        # Neighbouring patches of a coherent field name the same source voxel,
-                        # so the last one matched is tried first.
                         if kinds > 0 and distinct[last] == source:
-                            copies[last] += 1
+                            copies[last] += length
                             continue
                         found = -1
                         for j in range(kinds):
@@ -122,30 +147,61 @@ def _vote(values, base, pt, ph, pw, value_height, value_width, use_median, out):
                                 found = j
                                 break
                         if found >= 0:
-                            copies[found] += 1
+                            copies[found] += length
                             last = found
                         elif kinds < _DISTINCT:
                             distinct[kinds] = source
-                            copies[kinds] = 1
+                            copies[kinds] = length
                             last = kinds
                             kinds += 1
                         else:
                             kinds = _DISTINCT + 1
             for c in range(channels):
-                if not use_median:
-                    total = 0.0
-                    for i in range(count):
-                        total += values[c, sources[i]]
-                    out[b, c, t, y, x] = total / count
-                elif kinds == 1:
+                if kinds == 1:
                     out[b, c, t, y, x] = values[c, distinct[0]]
                 elif kinds <= _DISTINCT:
                     out[b, c, t, y, x] = _weighted_lower_median(values, c, distinct, copies, kinds, count,
                                                                 sorted_values, sorted_copies)
                 else:
-                    for i in range(count):
-                        buffer[i] = values[c, sources[i]]
+                    filled = 0
+                    for span in range(spans):
+                        value = values[c, run_sources[span]]
+                        for _ in range(run_lengths[span]):
+                            buffer[filled] = value
+                            filled += 1
                     out[b, c, t, y, x] = _lower_median(buffer, count)
+
+
+@cached_njit(parallel=True)
+def _mean_vote(values, base, pt, ph, pw, value_height, value_width, out):
+    """Contributions added in float64 in a fixed order (frame, row, column offset), the order
+    the Triton mean kernel uses too, so both round alike."""
+    batch, grid_t, grid_h, grid_w = base.shape
+    channels = values.shape[0]
+    frames, height, width = out.shape[2], out.shape[3], out.shape[4]
+    for row in prange(batch * frames * height):
+        b = row // (frames * height)
+        t = (row // height) % frames
+        y = row % height
+        for x in range(width):
+            for c in range(channels):
+                total = 0.0
+                count = 0
+                for dt in range(pt):
+                    gt = t - dt
+                    if gt < 0 or gt >= grid_t:
+                        continue
+                    for dy in range(ph):
+                        gy = y - dy
+                        if gy < 0 or gy >= grid_h:
+                            continue
+                        for dx in range(pw):
+                            gx = x - dx
+                            if gx < 0 or gx >= grid_w:
+                                continue
+                            total += values[c, base[b, gt, gy, gx] + (dt * value_height + dy) * value_width + dx]
+                            count += 1
+                out[b, c, t, y, x] = total / count
 
 
 def run_vote(values: np.ndarray, value_shape, base: np.ndarray, patch_size, reduce: str,
@@ -154,6 +210,12 @@ def run_vote(values: np.ndarray, value_shape, base: np.ndarray, patch_size, redu
     patch's first voxel; returns (B, C, T, H, W) float32."""
     channels = values.shape[0]
     out = np.empty((base.shape[0], channels, *output_shape), dtype=values.dtype)
-    _vote(np.ascontiguousarray(values.reshape(channels, -1)), np.ascontiguousarray(base),
-          *patch_size, value_shape[1], value_shape[2], reduce == "median", out)
+    flat_values = np.ascontiguousarray(values.reshape(channels, -1))
+    base = np.ascontiguousarray(base)
+    if reduce == "median":
+        runs = np.empty(base.shape, np.uint8)
+        _row_runs(base, runs)
+        _median_vote(flat_values, base, runs, *patch_size, value_shape[1], value_shape[2], out)
+    else:
+        _mean_vote(flat_values, base, *patch_size, value_shape[1], value_shape[2], out)
     return out

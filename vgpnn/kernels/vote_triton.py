@@ -64,7 +64,7 @@ def _median_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
     middle = (count - 1) // 2
     plane = frames * height * width
     within = voxel - b * plane
-    for c in tl.static_range(CHANNELS):
+    for c in range(CHANNELS):
         said = tl.load(values_ptr + c * value_count + source, mask=covered, other=float("inf"))
         # Integer keys in the floats' order: negative floats have their magnitude bits flipped.
         bits = said.to(tl.int32, bitcast=True)
@@ -73,7 +73,7 @@ def _median_kernel(values_ptr, base_ptr, out_ptr, voxels, frames, height, width,
         # keys below it; that is the middle key itself. The +inf padding is never counted
         # below it. 32 counting passes over the tile instead of a sort.
         chosen = tl.where(tl.sum((key < 0).to(tl.int32), axis=1) <= middle, 0, -2147483648)
-        for bit in tl.static_range(30, -1, -1):
+        for bit in range(30, -1, -1):
             trial = chosen | (1 << bit)
             below = tl.sum((key < trial[:, None]).to(tl.int32), axis=1)
             chosen = tl.where(below <= middle, trial, chosen)

@@ -58,25 +58,32 @@ def _lower_median(buffer, count):
     return buffer[k]
 
 @cached_njit(inline="always")
-def _weighted_lower_median(values, c, distinct, copies, kinds, count, sorted_values, sorted_copies):
-    """The lower median of ``count`` contributions that are ``kinds`` distinct source voxels,
-    each ``copies`` times: the same value as selecting among all of them, from a short sort."""
+def _weighted_lower_medians(values, distinct, copies, kinds, count, sorted_values, sorted_copies, out, b, t, y, x):
+    """out[b, :, t, y, x]: per channel, the lower median of ``count`` contributions that are
+    ``kinds`` distinct source voxels (rows of the channels-last ``values``), each ``copies``
+    times: the same value as selecting among all of them, from a short sort per channel. A
+    source's channels sit side by side, so each source is read once for all of them."""
+    channels = values.shape[1]
     for j in range(kinds):
-        value = values[c, distinct[j]]
-        i = j
-        while i > 0 and sorted_values[i - 1] > value:
-            sorted_values[i] = sorted_values[i - 1]
-            sorted_copies[i] = sorted_copies[i - 1]
-            i -= 1
-        sorted_values[i] = value
-        sorted_copies[i] = copies[j]
+        for c in range(channels):
+            value = values[distinct[j], c]
+            i = j
+            while i > 0 and sorted_values[c, i - 1] > value:
+                sorted_values[c, i] = sorted_values[c, i - 1]
+                sorted_copies[c, i] = sorted_copies[c, i - 1]
+                i -= 1
+            sorted_values[c, i] = value
+            sorted_copies[c, i] = copies[j]
     wanted = (count - 1) // 2
-    seen = 0
-    for j in range(kinds):
-        seen += sorted_copies[j]
-        if seen > wanted:
-            return sorted_values[j]
-    return sorted_values[kinds - 1]
+    for c in range(channels):
+        seen = 0
+        chosen = sorted_values[c, kinds - 1]
+        for j in range(kinds):
+            seen += sorted_copies[c, j]
+            if seen > wanted:
+                chosen = sorted_values[c, j]
+                break
+        out[b, c, t, y, x] = chosen
 
 
 # Distinct sources tracked per voxel before falling back to selecting among all contributions.
@@ -101,8 +108,9 @@ def _row_runs(base, runs):
 
 @cached_njit(parallel=True)
 def _median_vote(values, base, runs, pt, ph, pw, value_height, value_width, out):
+    """values: channels-last, (voxels, C)."""
     batch, grid_t, grid_h, grid_w = base.shape
-    channels = values.shape[0]
+    channels = values.shape[1]
     frames, height, width = out.shape[2], out.shape[3], out.shape[4]
     most = pt * ph * pw
     for row in prange(batch * frames * height):
@@ -114,8 +122,8 @@ def _median_vote(values, base, runs, pt, ph, pw, value_height, value_width, out)
         run_lengths = np.empty(most, np.int64)
         distinct = np.empty(_DISTINCT, np.int64)
         copies = np.empty(_DISTINCT, np.int64)
-        sorted_values = np.empty(_DISTINCT, values.dtype)
-        sorted_copies = np.empty(_DISTINCT, np.int64)
+        sorted_values = np.empty((channels, _DISTINCT), values.dtype)
+        sorted_copies = np.empty((channels, _DISTINCT), np.int64)
         first_t, last_t = max(t - pt + 1, 0), min(t, grid_t - 1)
         first_y, last_y = max(y - ph + 1, 0), min(y, grid_h - 1)
         for x in range(width):
@@ -156,16 +164,24 @@ def _median_vote(values, base, runs, pt, ph, pw, value_height, value_width, out)
                             kinds += 1
                         else:
                             kinds = _DISTINCT + 1
-            for c in range(channels):
-                if kinds == 1:
-                    out[b, c, t, y, x] = values[c, distinct[0]]
-                elif kinds <= _DISTINCT:
-                    out[b, c, t, y, x] = _weighted_lower_median(values, c, distinct, copies, kinds, count,
-                                                                sorted_values, sorted_copies)
-                else:
+            # A source voxel named by more than half the contributions holds the middle rank in
+            # every channel's order (its copies are a block longer than half), so it is the median.
+            majority = -1
+            if kinds <= _DISTINCT:
+                for j in range(kinds):
+                    if 2 * copies[j] > count:
+                        majority = j
+            if majority >= 0:
+                for c in range(channels):
+                    out[b, c, t, y, x] = values[distinct[majority], c]
+            elif kinds <= _DISTINCT:
+                _weighted_lower_medians(values, distinct, copies, kinds, count, sorted_values, sorted_copies,
+                                        out, b, t, y, x)
+            else:
+                for c in range(channels):
                     filled = 0
                     for span in range(spans):
-                        value = values[c, run_sources[span]]
+                        value = values[run_sources[span], c]
                         for _ in range(run_lengths[span]):
                             buffer[filled] = value
                             filled += 1
@@ -215,7 +231,7 @@ def run_vote(values: np.ndarray, value_shape, base: np.ndarray, patch_size, redu
     if reduce == "median":
         runs = np.empty(base.shape, np.uint8)
         _row_runs(base, runs)
-        _median_vote(flat_values, base, runs, *patch_size, value_shape[1], value_shape[2], out)
+        _median_vote(np.ascontiguousarray(flat_values.T), base, runs, *patch_size, value_shape[1], value_shape[2], out)
     else:
         _mean_vote(flat_values, base, *patch_size, value_shape[1], value_shape[2], out)
     return out

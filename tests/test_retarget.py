@@ -504,3 +504,38 @@ def test_quantile_samples_stay_inside_a_clip_of_more_than_2_24_values():
     values = torch.arange(75 * 360 * 640)  # a 75-frame 640x360 clip: float32 positions rounded past its end
     sampled = _sampled(values)
     assert len(sampled) == _QUANTILE_SAMPLES and int(sampled[0]) == 0 and int(sampled[-1]) == values.numel() - 1
+
+
+def test_a_long_retarget_to_a_new_frame_size_is_made_in_two_bounded_stages(monkeypatch):
+    """Re-composed at the new frame size and the source's length in one piece, then made longer
+    window by window: no engine call holds more than the larger of the two, and the output has
+    the asked shape, keeps moving and is reproducible."""
+    from vgpnn.apps.target_shape import resized_first
+    import vgpnn.apps.extend as extend_module
+    import vgpnn.apps.retarget as retarget_module
+    assert resized_first((20, 144, 256), (150, 144, 144)) is None  # fits one piece
+    assert resized_first((20, 144, 256), (6000, 144, 144)) == (20, 144, 144)
+    assert resized_first((20, 144, 256), (6000, 144, 256)) is None  # the frame size stays: windows alone
+    monkeypatch.setattr("vgpnn.apps.target_shape.WINDOW_VOXELS", 1)  # windows of twice the source
+    calls = []
+    real = retarget_module.make_variations
+
+    def recording(plan, *args, **kwargs):
+        calls.append(plan.target.shape)
+        return real(plan, *args, **kwargs)
+
+    for module in (retarget_module, extend_module):
+        monkeypatch.setattr(module, "make_variations", recording)
+    clip = drifting_clip(frames=8, height=24, width=32)
+    made = []
+    out = retarget(clip, (40, 24, 24), FAST_CONFIG, RetargetOptions(device="cpu"),
+                   on_variation=lambda index, frames, levels: made.append((index, len(levels))))
+    assert out[0].shape == (40, 24, 24, 3)
+    assert calls[0] == (8, 24, 24)  # the first stage: the source's length at the new size
+    assert all(shape[1:] == (24, 24) and shape[0] <= 16 for shape in calls) and len(calls) > 2
+    assert made == [(0, made[0][1])] and made[0][1] > 0  # one output, with both stages' level records
+    steps = frame_steps(out[0])
+    assert steps.max() < 3 * np.median(frame_steps(clip))
+    assert np.median(steps) > 0.5 * np.median(frame_steps(clip))
+    again = retarget(clip, (40, 24, 24), FAST_CONFIG, RetargetOptions(device="cpu"))
+    assert np.array_equal(out[0], again[0])

@@ -28,7 +28,7 @@ from ..synthesis import ProgressCallback
 from .carve import carve_to
 from .grow import grow_to
 from .extend import continuation_target, run_window
-from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, window_frames  # noqa: F401  (part of this module's API)
+from .target_shape import KEEP_SIDES, TargetRequest, plan_target_shape, resized_first, window_frames  # noqa: F401  (part of this module's API)
 from .timeline import plan_timeline, timeline_candidates
 from .variations import VariationCallback, make_variations, seeds_from
 
@@ -64,6 +64,10 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
              options: RetargetOptions = RetargetOptions(), on_variation: VariationCallback | None = None,
              progress: ProgressCallback | None = None) -> list[np.ndarray]:
     """Re-compose ``frames`` (T, H, W, 3) uint8 as clips of ``target_shape`` = (frames, height, width)."""
+    target_shape = tuple(int(x) for x in target_shape)
+    middle = resized_first(tuple(frames.shape[:3]), target_shape)
+    if middle is not None:
+        return _in_two_stages(frames, middle, target_shape, config, options, on_variation, progress)
     seeds = seeds_from(options.seed, options.variations)
     source_frames = frames.shape[0]
     shrink_time = options.shrink_time
@@ -101,6 +105,30 @@ def retarget(frames: np.ndarray, target_shape: Shape3, config: SynthesisConfig =
             outputs.append(clip)
             if on_variation is not None:
                 on_variation(start + offset, clip, levels)
+    return outputs
+
+
+def _in_two_stages(frames: np.ndarray, middle: Shape3, target_shape: Shape3, config: SynthesisConfig,
+                   options: RetargetOptions, on_variation: VariationCallback | None,
+                   progress: ProgressCallback | None) -> list[np.ndarray]:
+    """A long retarget to a new frame size (target_shape.resized_first): every output re-composed
+    at the new frame size and the source's length first, then made longer (or looped) window by
+    window from that clip, with the same seed. ``progress`` follows each stage in turn (the
+    first stage's levels, then each output's windows), and an output's level records are both
+    stages'."""
+    first_levels: dict[int, list] = {}
+    resized = retarget(frames, middle, config, replace(options, loop=False, shrink_time=None),
+                       on_variation=lambda index, clip, levels: first_levels.setdefault(index, levels),
+                       progress=progress)
+    outputs = []
+    for index, (seed, clip) in enumerate(zip(seeds_from(options.seed, options.variations), resized)):
+        made = []
+        retarget(clip, target_shape, config, replace(options, seed=seed, variations=1),
+                 on_variation=lambda _, longer, levels: made.append((longer, levels)), progress=progress)
+        longer, levels = made[0]
+        outputs.append(longer)
+        if on_variation is not None:
+            on_variation(index, longer, first_levels.get(index, []) + levels)
     return outputs
 
 

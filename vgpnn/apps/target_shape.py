@@ -128,6 +128,7 @@ def plan_target_shape(source_shape: Shape3, fps: Fraction | float | None,
 # windows of about this many voxels once it is longer, so its memory stays that of one window
 # however long the output (a 10-minute 256x144 clip in one piece would need over 100 GiB).
 # 8 M voxels is 217 frames at 256x144: the README's 15 s retarget still runs in one piece.
+# One that changes the frame size too is made in two stages (``resized_first``).
 WINDOW_VOXELS = 8_000_000
 
 
@@ -140,3 +141,15 @@ def window_frames(source_shape: Shape3, target_shape: Shape3) -> int | None:
         return None
     frames = max(2 * source_shape[0], WINDOW_VOXELS // (target_shape[1] * target_shape[2]))
     return None if target_shape[0] <= frames else frames
+
+
+def resized_first(source_shape: Shape3, target_shape: Shape3) -> Shape3 | None:
+    """The intermediate shape of a long retarget that changes the frame size too: the source
+    re-composed at the new frame size first, at its own length (one piece, no longer than the
+    source), then that clip made longer window by window (:func:`window_frames`). None where the
+    frame size stays or the output at the new size fits one piece. Memory stays that of the
+    larger of the first stage and one window, and time grows linearly with the length."""
+    if tuple(target_shape[1:]) == tuple(source_shape[1:]):
+        return None
+    middle = (source_shape[0], *target_shape[1:])
+    return middle if window_frames(middle, target_shape) is not None else None

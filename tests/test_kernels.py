@@ -285,3 +285,27 @@ def test_cpu_patchmatch_keeps_an_exact_start_and_respects_valid_keys(numba_cpu):
     valid[:, :, :8] = True  # only the left part of the keys
     field = make_backend("patchmatch").search(SearchRequest(queries, keys, PATCH, seeds=(0, 1), valid_keys=valid))
     assert bool(valid.reshape(-1)[field.reshape(-1)].all())
+
+
+@pytest.mark.parametrize("patch", [(3, 7, 7), (3, 5, 5), (1, 3, 3), (2, 4, 6)])
+def test_cpu_patch_distance_for_a_fixed_shape_equals_the_general_one(numba_cpu, patch):
+    """The patch distance is compiled apart for the common patch shapes (unrolled loops): it must
+    give the general loop's sums bit for bit, the true distance, and stop early the same way."""
+    import numpy as np
+    from vgpnn.kernels import patchmatch_numba
+    pt, ph, pw = patch
+    generator = np.random.default_rng(1)
+    queries = generator.random((2, 6, 12, 14 * 3), dtype=np.float32)  # (B, T, H, W * C), channels last
+    keys = generator.random((5, 11, 13 * 3), dtype=np.float32)
+    for _ in range(20):
+        b, qt, qy, qx = (int(generator.integers(0, n)) for n in (2, 6 - pt + 1, 12 - ph + 1, 14 - pw + 1))
+        kt, ky, kx = (int(generator.integers(0, n)) for n in (5 - pt + 1, 11 - ph + 1, 13 - pw + 1))
+        where = (queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, 3, pw * 3)
+        fast = patchmatch_numba._distance(*where, np.float32(np.inf))
+        general = patchmatch_numba._distance_any(*where, np.float32(np.inf))
+        assert fast == general
+        true = ((queries[b, qt:qt + pt, qy:qy + ph, qx * 3:(qx + pw) * 3].astype(np.float64)
+                 - keys[kt:kt + pt, ky:ky + ph, kx * 3:(kx + pw) * 3]) ** 2).sum()
+        assert abs(float(fast) - true) <= 1e-4 * true
+        limit = np.float32(fast / 3)
+        assert patchmatch_numba._distance(*where, limit) == patchmatch_numba._distance_any(*where, limit) >= limit

@@ -302,10 +302,10 @@ def test_cpu_patch_distance_for_a_fixed_shape_equals_the_general_one(numba_cpu, 
         kt, ky, kx = (int(generator.integers(0, n)) for n in (5 - pt + 1, 11 - ph + 1, 13 - pw + 1))
         where = (queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, 3, pw * 3)
         fast = patchmatch_numba._distance(*where, np.float32(np.inf))
-        general = patchmatch_numba._distance_any(*where, np.float32(np.inf))
+        general = patchmatch_numba._distance_rows(*where, np.float32(np.inf))
         assert fast == general
         true = ((queries[b, qt:qt + pt, qy:qy + ph, qx * 3:(qx + pw) * 3].astype(np.float64)
                  - keys[kt:kt + pt, ky:ky + ph, kx * 3:(kx + pw) * 3]) ** 2).sum()
         assert abs(float(fast) - true) <= 1e-4 * true
         limit = np.float32(fast / 3)
-        assert patchmatch_numba._distance(*where, limit) == patchmatch_numba._distance_any(*where, limit) >= limit
+        assert patchmatch_numba._distance(*where, limit) == patchmatch_numba._distance_rows(*where, limit) >= limit

@@ -80,20 +80,15 @@ def _below(bits, bound):
     return np.int64(((bits >> np.uint64(32)) * np.uint64(bound)) >> np.uint64(32))
 
 
-def _distance_for(fixed_row_length: int, fixed_frames: int = 0, fixed_rows: int = 0):
-    """The patch distance below, compiled for one patch shape (``fixed_frames`` x ``fixed_rows``
-    rows of ``fixed_row_length`` floats, compile-time constants, so its loops are unrolled), or
-    for any (0). The same sums in the same order: only faster (on the example's finest level,
-    PatchMatch took 0.77x the time with the default patch's shape fixed)."""
+def _distance_for(row_length_: int, frames: int, rows: int):
+    """The patch distance below, compiled for one patch shape (``frames`` x ``rows`` rows of
+    ``row_length_`` floats, compile-time constants, so its loops are unrolled). The same sums in
+    the same order: only faster (on the example's finest level, PatchMatch took 0.77x the time
+    with the default patch's shape fixed)."""
 
     @cached_njit(inline="always")
-    def distance(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit):
-        if fixed_row_length > 0:
-            row_length = fixed_row_length
-        if fixed_frames > 0:
-            pt = fixed_frames
-            ph = fixed_rows
-        return _distance_rows(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit)
+    def distance(queries, b, qt, qy, qx, keys, kt, ky, kx, limit):
+        return _distance_rows(queries, b, qt, qy, qx, keys, kt, ky, kx, frames, rows, 3, row_length_, limit)
 
     return distance
 
@@ -135,7 +130,6 @@ def _distance_rows(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, r
     return total
 
 
-_distance_any = _distance_for(0)
 # The default patch (3 frames of 7 rows of 7 RGB pixels) and the large levels' (3, 5, 5).
 _distance_rgb7 = _distance_for(7 * 3, 3, 7)
 _distance_rgb5 = _distance_for(5 * 3, 3, 5)
@@ -143,11 +137,11 @@ _distance_rgb5 = _distance_for(5 * 3, 3, 5)
 
 @cached_njit()  # called, not inlined: one copy of the three shapes' loops, not one per call site
 def _distance(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit):
-    if row_length == 7 * 3 and pt == 3 and ph == 7:
-        return _distance_rgb7(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit)
-    if row_length == 5 * 3 and pt == 3 and ph == 5:
-        return _distance_rgb5(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit)
-    return _distance_any(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit)
+    if channels == 3 and row_length == 7 * 3 and pt == 3 and ph == 7:
+        return _distance_rgb7(queries, b, qt, qy, qx, keys, kt, ky, kx, limit)
+    if channels == 3 and row_length == 5 * 3 and pt == 3 and ph == 5:
+        return _distance_rgb5(queries, b, qt, qy, qx, keys, kt, ky, kx, limit)
+    return _distance_rows(queries, b, qt, qy, qx, keys, kt, ky, kx, pt, ph, channels, row_length, limit)
 
 
 @cached_njit(inline="always")

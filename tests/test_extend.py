@@ -91,7 +91,9 @@ def test_no_jump_where_the_input_ends_on_a_smoothly_moving_clip():
     typical = np.median(steps(clip))
     junction = steps(out)[11]  # last input frame -> first new frame
     assert junction <= 2 * typical
-    assert np.median(steps(out[12:])) >= 0.5 * typical  # it keeps moving
+    # It keeps moving: the new frames' mean step (the benchmark's motion figure; a still picture
+    # scores about 0) is at least half the input's typical step.
+    assert np.mean(steps(out[11:])) >= 0.5 * typical
 
 
 def test_a_continuation_lands_where_the_source_goes_on_from_the_last_frame():

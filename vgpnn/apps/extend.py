@@ -14,8 +14,9 @@ the clip's own space-time patches, moving at the clip's own pace:
    its own length less one. Those are the frames a new frame's patches must agree with: the
    search covers them, and the junction has no step.
 3. The coarsest level's new frames start from source frames along a timeline (timeline.py,
-   ``plan_continuation``): it lands on the frame whose predecessor looks most like the last
-   known frame, then plays runs of the source joined where they look most alike. Left to the
+   ``plan_continuation``), planned once for all the new frames: it lands on the frame whose
+   predecessor looks most like the input's last frame, then plays runs of the source joined
+   where they look most alike; each window starts from its part of it. Left to the
    engine's default start, a fill grown from the known frames, the new frames start as a still
    picture of the last known frame and never move. Each jump of the timeline, the one at the
    junction included, is spread over a few frames by a wipe (``_timeline_guess`` says why).
@@ -163,13 +164,18 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
     result = np.empty((length, *ordered.shape[1:]), dtype=np.uint8)
     result[:count] = ordered  # the known frames are copied, never re-synthesised: exact
     records: list[LevelRecord] = []
+    # One timeline for all the new frames, planned before the first window: planned window by
+    # window, each window's run was chosen for that window alone, ran into the clip's end and
+    # forced a jump at every window's start (module notes, 3.).
+    last = resize_video(frames_to_tensor(ordered[-1:], source.device), (1, *coarsest_source.shape[2:]))[:, 0]
+    planned, matched = plan_continuation(coarsest_source, last, length - count)
+    timeline = [matched] * context + planned  # entry i: output frame count - context + i
     done = count
     for number, new in enumerate(windows.new_frames):
         # The context as written (uint8), so each window agrees with the frames it joins.
         known = frames_to_tensor(result[done - context:done], source.device)
-        last = resize_video(known[:, -1:], (1, *coarsest_source.shape[2:]))[:, 0]
-        timeline, matched = plan_continuation(coarsest_source, last, new)
-        target = continuation_target(known, new, partial(_timeline_guess, [matched] * context + timeline, context))
+        start = partial(_window_guess, timeline, context, done - count, context + new)
+        target = continuation_target(known, new, start)
         clip, levels = run_window(source, target, config, seed, number, windows.windows, progress)
         result[done:done + new] = clip[context:]
         records.extend(levels)
@@ -203,6 +209,13 @@ def _timeline_guess(timeline: list[int], context: int, coarsest_source: torch.Te
             edge = round(width * (offset + 1) / (RAMP + 1))
             frames[:, start + offset, :, edge:] = before[:, :, edge:]
     return frames
+
+
+def _window_guess(timeline: list[int], context: int, first: int, size: int, coarsest_source: torch.Tensor,
+                  *engine_arguments) -> torch.Tensor:
+    """A window's coarsest start: frames ``first`` to ``first + size`` of the whole extension's
+    guess (:func:`_timeline_guess`), so a wipe begun in one window goes on in the next."""
+    return _timeline_guess(timeline, context, coarsest_source, *engine_arguments)[:, first:first + size]
 
 
 def run_window(source: torch.Tensor, target: Target, config: SynthesisConfig, seed: int, number: int, windows: int,

@@ -242,3 +242,20 @@ def test_a_continuation_is_voted_like_a_target_in_one_piece():
     expected = torch.where(free, vote(values, field, (6, 8, 8), (3, 5, 5), "median"), target.fixed[None])
     assert torch.equal(plain, expected)
     assert not torch.equal(_fill_free_once(values, field, free, target.fixed, box, (3, 5, 5), "median"), plain)
+
+
+def test_each_window_starts_from_its_slice_of_the_whole_extensions_guess():
+    # The window's guess is made from the part of the timeline that reaches it only (a long
+    # extension's cost stays linear); it must equal the same frames of the whole guess, wipes
+    # begun before the window included.
+    from vgpnn.apps.extend import RAMP, _timeline_guess, _window_guess
+
+    generator = torch.Generator().manual_seed(0)
+    coarsest = torch.rand((3, 12, 5, 9), generator=generator)
+    timeline = [11, 11, 4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
+    context, engine = 2, ((3, 25, 5, 9), (3, 7, 7))
+    whole = _timeline_guess(timeline, context, coarsest, coarsest, *engine)
+    assert not torch.equal(whole, coarsest[:, timeline])  # the wipes are there to be sliced
+    for first, size in [(0, 9), (7, 9), (14, 9), (RAMP + 1, 3), (len(timeline) - 4, 4)]:
+        window = _window_guess(timeline, context, first, size, coarsest, coarsest, *engine)
+        assert torch.equal(window, whole[:, first:first + size]), (first, size)

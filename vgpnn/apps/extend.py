@@ -214,8 +214,14 @@ def _timeline_guess(timeline: list[int], context: int, coarsest_source: torch.Te
 def _window_guess(timeline: list[int], context: int, first: int, size: int, coarsest_source: torch.Tensor,
                   *engine_arguments) -> torch.Tensor:
     """A window's coarsest start: frames ``first`` to ``first + size`` of the whole extension's
-    guess (:func:`_timeline_guess`), so a wipe begun in one window goes on in the next."""
-    return _timeline_guess(timeline, context, coarsest_source, *engine_arguments)[:, first:first + size]
+    guess (:func:`_timeline_guess`), so a wipe begun in one window goes on in the next.
+
+    Only the part of the timeline that reaches the window is made: a wipe lasts RAMP frames, so
+    no jump more than RAMP frames before ``first`` shows in it (making the whole guess for every
+    window made a long extension's cost grow with the square of its length)."""
+    lo = max(0, first - RAMP)
+    part = _timeline_guess(timeline[lo:first + size], max(0, context - lo), coarsest_source, *engine_arguments)
+    return part[:, first - lo:first - lo + size]
 
 
 def run_window(source: torch.Tensor, target: Target, config: SynthesisConfig, seed: int, number: int, windows: int,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgpnn.apps.timeline import JUMP_PENALTIES, jump_costs, plan_timeline, timeline_candidates
+from vgpnn.apps.timeline import JUMP_PENALTIES, jump_costs, plan_continuation, plan_timeline, timeline_candidates
 
 
 def periodic_clip(frames=24, period=7):
@@ -100,3 +100,37 @@ def test_candidates_are_distinct_and_each_one_penalty_s_plan(clip, length, loop)
     assert len({tuple(c) for c in candidates}) == len(candidates) >= 1
     plans = [plan_timeline(clip, length, loop, jump_penalty=penalty) for penalty in JUMP_PENALTIES]
     assert all(candidate in plans for candidate in candidates) and all(plan in candidates for plan in plans)
+
+
+def test_a_continuation_is_the_cheapest_over_every_landing():
+    # Oracle: the search run once from each allowed landing, its landing cost added, the
+    # cheapest kept. The continuation's own plan (one search over all landings at once) must
+    # cost exactly that (ties between equally cheap plans may pick either).
+    from vgpnn.apps.timeline import JUMP_PENALTY, _best_path, _jump_matrix, jump_costs
+
+    generator = torch.Generator().manual_seed(3)
+    for trial in range(12):
+        count = 4 + trial * 3
+        length = 5 + trial * 7
+        frames = torch.rand((3, count, 4, 5), generator=generator)
+        if trial % 2:  # a drifting clip, where continuing without a jump is cheap
+            frames = torch.cumsum(frames * 0.1, dim=1)
+        last = frames[:, trial % count] + 0.01
+        plan, matched = plan_continuation(frames, last, length)
+
+        costs, typical = jump_costs(frames)
+        run = max(1, min(count, length, count // 3))
+        jump = _jump_matrix(costs, typical, run, JUMP_PENALTY)
+        flat = frames.transpose(0, 1).reshape(count, -1).double()
+        unlike = (flat - last.reshape(1, -1).double()).abs().mean(1).numpy()
+        successor = matched + 1
+
+        def entry(landing):
+            return unlike[landing - 1] if landing > 0 else unlike[0] + typical
+
+        oracle = min(entry(landing) + _best_path(jump, landing, length, run, loop=False)[0]
+                     for landing in range(count)
+                     if landing == successor or abs(landing - successor) >= max(run, 2))
+        cost = entry(plan[0]) + sum(jump[a, b] for a, b in zip(plan, plan[1:]) if b != a + 1)
+        assert len(plan) == length
+        assert cost == pytest.approx(oracle, rel=1e-12, abs=1e-12), trial

@@ -113,7 +113,7 @@ def plan_continuation(frames: torch.Tensor, last: torch.Tensor, length: int, min
     entry[1:] = unlike_last[:-1]
     entry[0] = unlike_last[0] + typical_step
     landings = np.arange(count)
-    entry[(landings != successor) & (np.abs(landings - successor) < max(run, 2))] = np.inf
+    entry[(landings != successor) & _too_close(landings, successor, run)] = np.inf
     _, path = _best_path(jump, entry, length, run, loop=False)
     if not path:  # no landing leaves room for full runs (a clip of very few frames): replay it
         path = [i % count for i in range(length)]
@@ -127,9 +127,14 @@ def _jump_matrix(costs: np.ndarray, typical_step: float, run: int, jump_penalty:
     jump = costs + jump_penalty * typical_step
     # A jump lands at least a run away from where the source would go: a shorter one repeats or
     # skips a few frames, which shows as a stutter (i -> i + 1 is no jump at all).
-    successor = np.arange(count)[:, None] + 1
-    jump[np.abs(np.arange(count)[None, :] - successor) < max(run, 2)] = np.inf
+    jump[_too_close(np.arange(count)[None, :], np.arange(count)[:, None] + 1, run)] = np.inf
     return jump
+
+
+def _too_close(landing, successor, run: int):
+    """Whether a jump to ``landing`` lands closer than a run to ``successor``, the frame the
+    source would show next (arrays broadcast): such a jump repeats or skips a few frames."""
+    return np.abs(landing - successor) < max(run, 2)
 
 
 def _best_path(jump: np.ndarray, start: int | np.ndarray, length: int, run: int,

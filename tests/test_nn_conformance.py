@@ -7,7 +7,7 @@ test_kernels.py)."""
 import pytest
 import torch
 
-from vgpnn.nn import FaissSearch, PatchMatch, SearchRequest, faiss_available, make_backend
+from vgpnn.nn import ExactSearch, FaissSearch, PatchMatch, SearchRequest, faiss_available, make_backend
 from vgpnn.patches import grid_shape, unfold
 from conftest import smooth_video
 
@@ -138,6 +138,18 @@ def test_batch_matches_single_queries(problem):
         else:
             ratio = mean_distance(single, matrices[1:]) / mean_distance(expected[1:], matrices[1:])
             assert ratio <= 1.25
+
+
+def test_exact_search_answers_the_same_in_one_product_or_video_by_video(problem, device):
+    """Small levels search every video's rows in one product; larger ones video by video, in
+    chunks. Both must give the oracle's answer."""
+    queries, keys, expected, _ = problem
+    rows = 3 * 12 * 16  # one video's query positions
+    key_count = grid_shape(keys.shape, PATCH)
+    key_count = key_count[0] * key_count[1] * key_count[2]
+    for max_scores in (None, rows * key_count, 7 * key_count):  # all at once, a video at a time, 7 rows
+        field = ExactSearch(max_scores=max_scores).search(request(queries.to(device), keys.to(device))).cpu()
+        assert torch.equal(field, expected), max_scores
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -8,6 +8,9 @@ One module per command; ``common`` and ``options`` hold what they share.
 
 from __future__ import annotations
 
+import atexit
+import gc
+
 import click
 
 
@@ -30,4 +33,19 @@ def main():
 
 from . import analogy, evaluate, extend, generate, info, inpaint, interpolate, propagate, retarget  # noqa: E402,F401  (each registers its command)
 
-__all__ = ["main"]
+
+
+def run() -> None:
+    """The ``vgpnn`` program: the console script and ``python -m vgpnn``.
+
+    The interpreter's exit ends with garbage collections over every object alive, and torch and
+    numba leave hundreds of thousands of them from their imports: 0.6 s of a 3.6-second command on
+    a 2-core CPU, after the work is done. Every output is closed and renamed before the command
+    returns, so those objects are frozen out of the exit's collections; atexit handlers
+    registered later (Ray's shutdown, temporary folders) still run before this one.
+    """
+    atexit.register(gc.freeze)
+    main()
+
+
+__all__ = ["main", "run"]

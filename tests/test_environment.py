@@ -75,3 +75,63 @@ def test_a_reader_that_closes_stdout_early_stops_the_listing_not_the_batch(tmp_p
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip_0.mp4", "clip_1.mp4", "clip_2.mp4"]
     for noise in ("Traceback", "BrokenPipe", "Exception ignored", "internal error", "error:"):
         assert noise not in stderr, stderr
+
+
+def _driver_threads():
+    import threading
+    return [thread for thread in threading.enumerate() if thread.name == "vgpnn-cuda-driver"]
+
+
+class _FakeDriver:
+    """libcuda's three calls, recording the device asked for; ``status`` is cuInit's answer."""
+
+    def __init__(self, status):
+        self.status, self.devices = status, []
+
+    def cuInit(self, flags):
+        return self.status
+
+    def cuDeviceGet(self, device, ordinal):
+        self.devices.append(ordinal)
+        return 0
+
+    def cuDevicePrimaryCtxRetain(self, context, device):
+        return 0
+
+
+def test_the_cuda_drivers_head_start_asks_for_the_chosen_device_and_never_fails_a_command(monkeypatch):
+    """The command line starts the CUDA driver in a thread while torch imports: for the device
+    the user named, nothing for 'cpu' or a name it does not know, and quietly nothing where
+    there is no driver or it refuses (torch reports that itself later)."""
+    import ctypes
+    import threading
+    from vgpnn import device
+
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    drivers = []
+
+    def load(name):
+        if not drivers:
+            raise OSError(f"{name}: cannot open shared object file")
+        return drivers[-1]
+
+    monkeypatch.setattr(ctypes, "CDLL", load)
+
+    def start(name):
+        device.start_cuda_driver(name)
+        for thread in _driver_threads():
+            thread.join(30)
+
+    for name in ("cpu", "cuda:x", "mps"):
+        device.start_cuda_driver(name)
+        assert _driver_threads() == []
+    start("auto")  # no driver at all
+    drivers.append(_FakeDriver(status=100))  # CUDA_ERROR_NO_DEVICE
+    start("cuda")
+    assert drivers[-1].devices == []
+    drivers.append(_FakeDriver(status=0))
+    start("cuda:1")
+    start("auto")
+    assert drivers[-1].devices == [1, 0]
+    assert errors == []

@@ -20,7 +20,7 @@ from typing import Callable
 
 from .. import kernels
 from ..config import SynthesisConfig
-from ..device import resolve_device
+from ..device import resolve_device, start_cuda_driver
 from ..inputs import input_kind
 from ..naming import default_format, plan_outputs
 from ..preview import contact_sheet
@@ -70,7 +70,10 @@ def run_command(settings: JobSettings, config: SynthesisConfig, default_stem: st
     options = settings.shared
     # Resolved here, so a device this machine lacks is a usage error before any work; on Ray, in
     # each task: the device is the worker's, and the driver may have no GPU at all.
-    local_device = resolve_device(options.device) if options.executor == "local" else None
+    local_device = None
+    if options.executor == "local":
+        start_cuda_driver(options.device)  # runs while resolve_device imports torch
+        local_device = resolve_device(options.device)
     seed = options.first_seed if options.first_seed is not None else secrets.randbelow(2**31 - options.variations)
     seeds = [seed + i for i in range(options.variations)]
     parameters = config_record(config) | settings.parameters | {

@@ -102,8 +102,8 @@ class _FakeDriver:
 
 def test_the_cuda_drivers_head_start_asks_for_the_chosen_device_and_never_fails_a_command(monkeypatch):
     """The command line starts the CUDA driver in a thread while torch imports: for the device
-    the user named, nothing for 'cpu' or a name it does not know, and quietly nothing where
-    there is no driver or it refuses (torch reports that itself later)."""
+    the user named, nothing for 'cpu', a name it does not know or a CPU build of torch, and
+    quietly nothing where there is no driver or it refuses (torch reports that itself later)."""
     import ctypes
     import threading
     from vgpnn import device
@@ -119,7 +119,10 @@ def test_the_cuda_drivers_head_start_asks_for_the_chosen_device_and_never_fails_
 
     monkeypatch.setattr(ctypes, "CDLL", load)
     earlier = _driver_threads()  # a command run before this test, on a machine with a GPU
-
+    monkeypatch.setattr(device, "_torch_has_cuda", lambda: False)
+    device.start_cuda_driver("cuda")  # a CPU build of torch: no context to hold GPU memory for nothing
+    assert _driver_threads(besides=earlier) == []
+    monkeypatch.setattr(device, "_torch_has_cuda", lambda: True)
 
     def start(name):
         device.start_cuda_driver(name)
@@ -138,3 +141,10 @@ def test_the_cuda_drivers_head_start_asks_for_the_chosen_device_and_never_fails_
     start("auto")
     assert drivers[-1].devices == [1, 0]
     assert errors == []
+
+
+def test_a_cuda_build_of_torch_is_told_from_its_files_without_importing_it():
+    import torch
+    from vgpnn.device import _torch_has_cuda
+
+    assert _torch_has_cuda() == (torch.version.cuda is not None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import threading
+from pathlib import Path
 
 from .errors import CPU_DEVICE, ConfigError
 
@@ -33,15 +35,24 @@ def start_cuda_driver(name: str) -> None:
     own) is about 0.2 s of a 3-second command on an H200, and a foreign call releases the
     interpreter lock, so it runs while the import of torch (0.75 s) holds it. Only a head
     start: any failure (no driver, no such device, another system) is left for torch to report
-    when it starts CUDA itself. Returns at once; does nothing for 'cpu'.
+    when it starts CUDA itself. Returns at once; does nothing for 'cpu', nor where the torch
+    installed is a CPU build (a context would hold GPU memory for nothing).
     """
     if name == "cpu" or not (name == "auto" or name == "cuda" or name.startswith("cuda:")):
         return
     index = name.partition(":")[2]
-    if index and not index.isdigit():
+    if (index and not index.isdigit()) or not _torch_has_cuda():
         return
     threading.Thread(target=_retain_primary_context, args=(int(index or 0),), name="vgpnn-cuda-driver",
                      daemon=True).start()
+
+
+def _torch_has_cuda() -> bool:
+    """Whether the torch installed is a CUDA build, from its files: importing it is what the
+    head start runs beside."""
+    spec = importlib.util.find_spec("torch")
+    folders = spec.submodule_search_locations if spec is not None else None
+    return bool(folders) and any(any((Path(folder) / "lib").glob("libtorch_cuda*")) for folder in folders)
 
 
 def _retain_primary_context(index: int) -> None:

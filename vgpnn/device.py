@@ -1,4 +1,4 @@
-"""Choosing the torch device a job runs on."""
+"""Choosing the torch device a job runs on, and starting the CUDA driver before torch is imported."""
 
 from __future__ import annotations
 

@@ -309,3 +309,58 @@ def test_cpu_patch_distance_for_a_fixed_shape_equals_the_general_one(numba_cpu, 
         assert abs(float(fast) - true) <= 1e-4 * true
         limit = np.float32(fast / 3)
         assert patchmatch_numba._distance(*where, limit) == patchmatch_numba._distance_rows(*where, limit) >= limit
+
+
+def test_patchmatch_compiled_ahead_is_the_kernel_a_real_search_then_loads(tmp_path):
+    """A first CPU run has a second process compile PatchMatch's kernel into numba's on-disk
+    cache (kernels.prepare): that must be the very signature a search calls, so the search
+    loads it (a cache hit, no compile of its own)."""
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def run(script):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY,
+                              env=environment, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert run("from vgpnn.kernels import patchmatch_numba as p\n"
+               "print(p.cached()); p.compile_into_cache(); print(p.cached())") == ["False", "True"]
+    hits, misses = run(
+        "import torch\n"
+        "from vgpnn import kernels\n"
+        "from vgpnn.kernels import patchmatch_numba as p\n"
+        "queries, keys = torch.rand(2, 3, 5, 12, 12), torch.rand(3, 5, 12, 12)\n"
+        "kernels.patchmatch_search(queries, keys, (3, 7, 7), [1, 2], None, torch.ones(108, dtype=torch.bool), 2, (2, 1))\n"
+        "kernels.patchmatch_search(queries, keys, (3, 5, 5), [3, 4], torch.zeros(2, 3 * 8 * 8, dtype=torch.int64), None, 1, (1,))\n"
+        "print(sum(p._step.stats.cache_hits.values()), sum(p._step.stats.cache_misses.values()))")
+    assert (int(hits), int(misses)) == (1, 0)
+
+
+class _FakeCompile:
+    def __init__(self, command, **options):
+        self.command, self.waited = command, False
+        _FakeCompile.started.append(self)
+
+    def wait(self, timeout=None):
+        self.waited = True
+        return 0
+
+
+def test_a_cpu_job_compiles_patchmatch_ahead_once_and_only_where_it_is_not_cached(monkeypatch):
+    from vgpnn.kernels import patchmatch_numba
+
+    monkeypatch.setattr(kernels, "_compiling_ahead", None)
+    monkeypatch.setattr(subprocess, "Popen", _FakeCompile)
+    _FakeCompile.started = []
+    monkeypatch.setattr(patchmatch_numba, "cached", lambda: True)
+    kernels.prepare(torch.device("cpu"))
+    assert _FakeCompile.started == []
+    monkeypatch.setattr(patchmatch_numba, "cached", lambda: False)
+    kernels.prepare(torch.device("cpu"))
+    kernels.prepare(torch.device("cpu"))  # a second input of the same batch
+    (compile_ahead,) = _FakeCompile.started
+    assert compile_ahead.command[0] == sys.executable and "compile_into_cache()" in compile_ahead.command[-1]
+    assert not compile_ahead.waited
+    queries, keys = torch.rand(1, 3, 4, 9, 9), torch.rand(3, 4, 9, 9)
+    kernels.patchmatch_search(queries, keys, (3, 3, 3), [0], None, None, 1, (1,))
+    assert compile_ahead.waited  # the first search waits for it, then loads the kernel it compiled

@@ -38,7 +38,7 @@ def start_cuda_driver(name: str) -> None:
     when it starts CUDA itself. Returns at once; does nothing for 'cpu', nor where the torch
     installed is a CPU build (a context would hold GPU memory for nothing).
     """
-    if name == "cpu" or not (name == "auto" or name == "cuda" or name.startswith("cuda:")):
+    if not (name in ("auto", "cuda") or name.startswith("cuda:")):
         return
     index = name.partition(":")[2]
     if (index and not index.isdigit()) or not _torch_has_cuda():

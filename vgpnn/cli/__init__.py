@@ -34,7 +34,6 @@ def main():
 from . import analogy, evaluate, extend, generate, info, inpaint, interpolate, propagate, retarget  # noqa: E402,F401  (each registers its command)
 
 
-
 def run() -> None:
     """The ``vgpnn`` program: the console script and ``python -m vgpnn``.
 

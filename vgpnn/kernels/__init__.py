@@ -65,8 +65,8 @@ def prepare(device) -> None:
     after the small levels' exhaustive searches, while this process compiles the vote it needs
     first; the first PatchMatch search waits for the second process, then loads the kernel
     from the cache. A first run of the README's main job on the 2-core machine: 39.3 and 37.5 s
-    wall against 44.5 and 44.2 s without it (runs taken in turn). The second process is left to finish if this one ends first (the cache is
-    then ready for the next run)."""
+    wall against 44.5 and 44.2 s without it (runs taken in turn). The second process is left
+    to finish if this one ends first: the cache is then ready for the next run."""
     global _preparing
     if device.type == "cpu":
         _compile_patchmatch_ahead()

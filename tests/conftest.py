@@ -2,13 +2,25 @@
 way to run the command line. torch is imported only inside what needs it: the I/O tests run
 without it."""
 
+import os
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from vgpnn.video import write_video
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a test's child process: this checkout of vgpnn first on PYTHONPATH,
+    whatever PYTHONPATH already holds after it (where the dependencies may live), and ``extra``."""
+    path = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
 
 # One EM iteration at the clip's own size: a run takes a fraction of a second.
 FAST = ("--iterations", "1", "--size", "native")

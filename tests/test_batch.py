@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, error_lines, files_under
+from conftest import child_env, FAST, error_lines, files_under
 
 from vgpnn.apps import generate as generate_app
 from vgpnn.cli import batch, job as job_module
 from vgpnn.video import read_clip, write_video
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -210,7 +209,7 @@ def test_ctrl_c_leaves_no_partial_file_writes_the_report_and_exits_130(clips, tm
 
 def _start_batch(tmp_path, clips):
     """A real `vgpnn generate` process over the clips, slow enough to be stopped midway."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = child_env()
     return subprocess.Popen(
         [sys.executable, "-m", "vgpnn", "generate", str(clips), "-n", "3", "--seed", "0", "-o", str(tmp_path / "out"),
          "--size", "native", "--iterations", "3", "--report", str(tmp_path / "r.json")],

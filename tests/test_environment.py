@@ -9,8 +9,7 @@ import textwrap
 from pathlib import Path
 
 import vgpnn
-
-REPOSITORY = Path(__file__).resolve().parents[1]
+from conftest import REPOSITORY, child_env
 
 KERNEL_CALLS = textwrap.dedent("""
     import numpy as np
@@ -62,7 +61,7 @@ def test_numba_kernels_import_and_run_with_no_writable_cache_folder(tmp_path):
 def test_a_reader_that_closes_stdout_early_stops_the_listing_not_the_batch(tmp_path, make_video):
     # ``vgpnn generate clip.mp4 -n 3 | head -1``: the first path is read, then the pipe closes.
     source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
-    env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    env = child_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "vgpnn", "generate", source, "-n", "3", "--seed", "0", "-o", tmp_path / "out",
          "--iterations", "1", "--size", "native"],

@@ -19,7 +19,7 @@ from vgpnn.nn import SearchRequest, make_backend
 from vgpnn.nn.patch_scores import PatchScores
 from vgpnn.nn.patchmatch import _State
 from vgpnn.patches import field_to_voxel_index, grid_shape, unfold, vote
-from conftest import smooth_video
+from conftest import child_env, smooth_video
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PATCH = (3, 5, 5)
@@ -67,7 +67,7 @@ def test_importing_vgpnn_imports_no_compiler_and_compiles_nothing():
     script = ("import sys, vgpnn, vgpnn.patches, vgpnn.best_vote, vgpnn.nn, vgpnn.synthesis, vgpnn.kernels;"
               "print(sorted(name for name in ('numba', 'triton') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY,
-                          env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, timeout=120)
+                          env=child_env(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -315,7 +315,7 @@ def test_patchmatch_compiled_ahead_is_the_kernel_a_real_search_then_loads(tmp_pa
     """A first CPU run has a second process compile PatchMatch's kernel into numba's on-disk
     cache (kernels.prepare): that must be the very signature a search calls, so the search
     loads it (a cache hit, no compile of its own)."""
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "NUMBA_CACHE_DIR": str(tmp_path)}
+    environment = child_env(NUMBA_CACHE_DIR=str(tmp_path))
 
     def run(script):
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY,

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import error_lines, files_under
+from conftest import child_env, error_lines, files_under
 
-ROOT = Path(__file__).resolve().parents[1]
 # One EM iteration at the clip's size, lossless PNG frames: outputs can be compared byte for byte.
 FAST = ("--iterations", "1", "--working-size", "native", "--format", "frames")
 START_SECONDS = 180  # a loaded two-core machine can take this long to start two nodes
@@ -56,8 +55,7 @@ class Cluster:
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Workers import vgpnn from this checkout, whatever is installed.
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                    "RAY_ADDRESS": ""}
+        self.env = child_env(RAY_ADDRESS="")
         limits = ["--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", "100000000",
                   "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
         self.processes = []
@@ -118,14 +116,14 @@ def cluster():
 
 def run_vgpnn(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     """The command line in a new process (stdout and stderr apart), importing this checkout."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    environment = child_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", "vgpnn", *map(str, args)], capture_output=True, text=True,
                           env=environment, cwd=cwd, timeout=300)
 
 
 def start_vgpnn(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vgpnn", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, text=True, env=child_env())
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -156,7 +154,7 @@ def test_ray_is_imported_only_for_executor_ray(tmp_path, make_video):
             "except SystemExit as done:\n    assert done.code == 0, done.code\n"
             "print('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+                            env=child_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert (tmp_path / "out.mp4").is_file()

@@ -5,6 +5,7 @@ Tests taking ``device`` run on the CPU (numba kernels) and, where torch sees a G
 Triton kernel with the CPU result and are skipped without a GPU or without triton.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -364,3 +365,33 @@ def test_a_cpu_job_compiles_patchmatch_ahead_once_and_only_where_it_is_not_cache
     queries, keys = torch.rand(1, 3, 4, 9, 9), torch.rand(3, 4, 9, 9)
     kernels.patchmatch_search(queries, keys, (3, 3, 3), [0], None, None, 1, (1,))
     assert compile_ahead.waited  # the first search waits for it, then loads the kernel it compiled
+
+
+def test_planning_waits_for_tritons_import_only_and_a_launch_for_the_whole_cuda_set_up(monkeypatch):
+    """The cost estimate's level schedule asks whether Triton imports while the set-up thread
+    is still busy (CUDA context, Triton's cache key): it must get its answer as soon as the
+    import is decided, while a Triton launch waits for the whole set-up."""
+    import threading
+
+    release, in_cuda_step = threading.Event(), threading.Event()
+
+    class BlockedDevice:  # the set-up's CUDA step, held until released
+        def __init__(self, device):
+            in_cuda_step.set()
+            release.wait(timeout=30)
+            raise RuntimeError("no CUDA here")
+
+    monkeypatch.setattr(torch.cuda, "device", BlockedDevice)
+    monkeypatch.setattr(kernels, "_preparing", None)
+    monkeypatch.setattr(kernels, "_triton_imported", threading.Event())
+    monkeypatch.setattr(kernels, "_importable", {})
+    kernels.prepare(torch.device("cuda"))
+    assert in_cuda_step.wait(timeout=30)
+    assert kernels.available(kernels.TRITON) == (importlib.util.find_spec("triton") is not None)
+    launch = threading.Thread(target=kernels._wait_for_preparation)
+    launch.start()
+    launch.join(timeout=0.2)
+    assert launch.is_alive()  # a launch is still waiting for the set-up
+    release.set()
+    launch.join(timeout=30)
+    assert not launch.is_alive()

@@ -45,6 +45,7 @@ _INT32_LIMIT = 2**31
 
 _importable: dict[str, bool] = {}
 _preparing: threading.Thread | None = None
+_triton_imported = threading.Event()  # set by the set-up thread once Triton's import is decided
 _compiling_ahead: subprocess.Popen | None = None
 _COMPILE_AHEAD_WAIT = 300  # seconds the first PatchMatch search waits for it, at most
 
@@ -53,11 +54,13 @@ def prepare(device) -> None:
     """Start the one-time set-up a first launch would otherwise wait for, while the caller
     probes and decodes its input. Returns at once.
 
-    On CUDA, in a background thread: the CUDA context and cuBLAS, and Triton's import, its
-    driver and its cache key. That key hashes Triton's own library (about 400 MB) in every new
+    On CUDA, in a background thread: Triton's import, the CUDA context and cuBLAS, and Triton's
+    driver and cache key. That key hashes Triton's own library (about 400 MB) in every new
     process: 0.26 s of a 4-second command on an H200, and hashing releases the interpreter
-    lock, so here it costs nothing. The first kernel dispatch waits for the thread, so Triton
-    is only ever set up once.
+    lock, so here it costs nothing. Planning (:func:`available`) waits only for the import;
+    the first Triton launch waits for the whole thread, so Triton is only ever set up once.
+    Before, the level schedule of the cost estimate waited for all of it (0.47 s on an H100)
+    while the coarse levels, which need no Triton, could have run.
 
     On a CPU, where numba's on-disk cache holds no valid PatchMatch kernel yet (a first run on
     this machine, or after an upgrade): a second process compiles it into that cache. It is the
@@ -106,11 +109,15 @@ def _wait_for_compile_ahead() -> None:
 
 def _set_up_cuda(device) -> None:
     try:
+        _import(TRITON)
+    finally:
+        _triton_imported.set()
+    try:
         import torch
         with torch.cuda.device(device):
             torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)
             torch.cuda.synchronize()
-        if available(TRITON):
+        if _importable[TRITON]:
             import triton.runtime
             triton.runtime.driver.active.get_current_target()
             from triton.runtime.cache import triton_key  # not public API: absent in some versions
@@ -125,9 +132,15 @@ def _wait_for_preparation() -> None:
 
 
 def available(compiler: str) -> bool:
-    """Whether ``compiler`` (NUMBA or TRITON) imports here; tried once per process, on first use."""
-    if compiler == TRITON:
-        _wait_for_preparation()
+    """Whether ``compiler`` (NUMBA or TRITON) imports here; tried once per process, on first use.
+    Where the set-up thread is importing Triton, this waits for that import, not for the rest
+    of the set-up (a launch waits for that: :func:`_wait_for_preparation`)."""
+    if compiler == TRITON and _preparing is not None and _preparing is not threading.current_thread():
+        _triton_imported.wait()
+    return _import(compiler)
+
+
+def _import(compiler: str) -> bool:
     if compiler not in _importable:
         try:
             importlib.import_module(compiler)
@@ -164,6 +177,7 @@ def vote(values: torch.Tensor, base: torch.Tensor, patch_size: tuple[int, int, i
         return torch.from_numpy(vote_numba.run_vote(values.numpy(), tuple(values.shape[1:]), base.numpy(),
                                                     patch_size, reduce, output_shape))
     if compiler == TRITON and values.numel() < _INT32_LIMIT:
+        _wait_for_preparation()
         from . import vote_triton
         return vote_triton.run_vote(values, base, patch_size, reduce, output_shape)
     return None
@@ -236,6 +250,7 @@ def patchmatch_search(queries, keys, patch_size, seeds, initial_field, valid, ro
 def patchmatch_improve(queries, keys, patch_size, proposals, start, field, best, valid) -> None:
     """:meth:`vgpnn.nn.patch_scores.PatchScores.improve` by the fused kernel, in place; only
     where :func:`patchmatch_fused` said TRITON."""
+    _wait_for_preparation()
     from . import patch_scores_triton
     patch_scores_triton.improve(queries, keys, patch_size, proposals, start, field, best, valid)
 
@@ -244,6 +259,7 @@ def patchmatch_propagate(queries, keys, patch_size, field, best, valid, rounds, 
                          jitter: bool = True, random_key: bool = True) -> torch.Tensor:
     """PatchMatch's rounds by the fused kernel (:func:`.patch_scores_triton.propagate_rounds`);
     only where :func:`patchmatch_fused` said TRITON."""
+    _wait_for_preparation()
     from . import patch_scores_triton
     return patch_scores_triton.propagate_rounds(queries, keys, patch_size, field, best, valid, rounds, steps,
                                                 generators, jitter=jitter, random_key=random_key)

@@ -1,4 +1,4 @@
-"""vgpnn in unfriendly environments: read-only installs and homes, a closed stdout."""
+"""vgpnn in unfriendly environments: read-only installs and homes, a closed or vanishing stdout and stderr."""
 
 import os
 import shutil
@@ -8,7 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import vgpnn
+from vgpnn.video import read_clip
 from conftest import REPOSITORY, child_env
 
 KERNEL_CALLS = textwrap.dedent("""
@@ -147,3 +150,18 @@ def test_a_cuda_build_of_torch_is_told_from_its_files_without_importing_it():
     from vgpnn.device import _torch_has_cuda
 
     assert _torch_has_cuda() == (torch.version.cuda is not None)
+
+
+@pytest.mark.parametrize("closed", [(1,), (2,), (0, 1, 2)])
+def test_a_command_started_with_standard_streams_closed_runs_and_its_output_is_clean(tmp_path, make_video, closed):
+    """``vgpnn generate clip.mp4 -o out.mp4 >&- 2>&-`` (cron, some daemons): what would be printed
+    goes nowhere, and no output file takes the descriptor of a closed stream."""
+    source = make_video(tmp_path / "clip.mp4", frames=4, height=16, width=16)
+    out = tmp_path / "out.mp4"
+    process = subprocess.run(
+        [sys.executable, "-m", "vgpnn", "generate", source, "--seed", "0", "-o", out, "--iterations", "1",
+         "--size", "native"], env=child_env(), cwd=tmp_path, timeout=300,
+        preexec_fn=lambda: [os.close(descriptor) for descriptor in closed])
+    assert process.returncode == 0
+    clip = read_clip(out)
+    assert clip.frames.shape == (4, 16, 16, 3) and clip.fps == 25

@@ -48,11 +48,27 @@ def run() -> None:
     streams are flushed. Where a thread that is not a daemon still runs, the exit is the
     interpreter's own, which waits for it.
     """
+    _open_closed_streams()
     try:
         main()
     except SystemExit as done:
         _end(done.code)
     # click's standalone mode always ends in SystemExit; any other exception goes up as usual
+
+
+def _open_closed_streams() -> None:
+    """A standard stream closed when the program started (``vgpnn ... >&-``, some daemons) is
+    None in Python, and the next file opened would take its descriptor: an output video could
+    get the descriptor FFmpeg logs to. Each such one is opened on the null device, in its own
+    place, so what would have been printed goes nowhere and the command runs as usual."""
+    for descriptor, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+        if null != descriptor:
+            os.dup2(null, descriptor)
+            os.close(null)
+        setattr(sys, name, open(descriptor, mode, closefd=False))
 
 
 def _end(code) -> None:
@@ -69,7 +85,8 @@ def _end(code) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with that descriptor closed
+                stream.flush()
         except (OSError, ValueError):  # a reader that went away, or a stream already closed
             pass
     os._exit(status)

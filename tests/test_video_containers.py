@@ -362,6 +362,31 @@ def test_a_raw_stream_on_a_pipe_and_errors_name_the_pipe(tmp_path, private_tmp):
     assert list(private_tmp.iterdir()) == []
 
 
+def test_an_endless_stream_is_refused_past_the_copy_limit_and_leaves_no_copy(tmp_path, private_tmp, monkeypatch):
+    """``vgpnn generate /dev/zero`` or a live feed: the copy stops at the limit, not at a full disk."""
+    import os
+    import threading
+    monkeypatch.setattr(video, "STREAM_COPY_LIMIT", 3 << 20)
+    fifo = tmp_path / "live.mp4"
+    os.mkfifo(fifo)
+
+    def feed_forever():
+        try:
+            with open(fifo, "wb") as writer:
+                while True:
+                    writer.write(bytes(1 << 16))
+        except BrokenPipeError:  # the reader gave up: what is expected
+            pass
+
+    thread = threading.Thread(target=feed_forever, daemon=True)
+    thread.start()
+    with pytest.raises(InputError) as caught:
+        read_clip(fifo)
+    thread.join(5)
+    assert f"cannot read '{fifo}'" in str(caught.value) and "without ending" in str(caught.value)
+    assert list(private_tmp.iterdir()) == []
+
+
 def test_cli_generate_and_info_read_a_fifo(tmp_path, private_tmp):
     pytest.importorskip("torch", reason="the command line synthesises with torch; CI runs this again with it")
     from click.testing import CliRunner

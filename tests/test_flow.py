@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vgpnn.flow import DIS_PRESETS, dis_flow, frame_flows, occlusion, warp
+from vgpnn.flow import DIS_PRESETS, dis_flow, dis_safe_shape, frame_flows, occlusion, warp
 
 
 def _texture(height=64, width=80, seed=0):
@@ -21,6 +21,23 @@ def test_dis_recovers_a_known_shift(preset):
     assert flow.shape == (2, 64, 80)
     middle = flow[:, 10:-10, 10:-10].mean((1, 2))
     assert torch.allclose(middle, torch.tensor([3.0, -2.0]), atol=0.25)
+
+
+@pytest.mark.parametrize("preset", list(DIS_PRESETS))
+@pytest.mark.parametrize("height, width", [(2, 2), (5, 11), (3, 40), (40, 3), (12, 40), (12, 48), (16, 100),
+                                           (28, 100), (28, 1000)])
+def test_dis_takes_tiny_and_thin_frames(height, width, preset):
+    """OpenCV's DIS refuses frames with a side under 12 pixels, and crashed the process on thin
+    ones such as 12x48 and 28x100: every frame gets a flow of its own size."""
+    first = _texture(height, width)
+    flow = dis_flow(first, torch.roll(first, 1, dims=1), preset)
+    assert flow.shape == (2, height, width) and torch.isfinite(flow).all()
+
+
+def test_the_safe_shape_pads_only_what_dis_needs():
+    assert dis_safe_shape(144, 256) == (144, 256)
+    assert dis_safe_shape(6, 64) == (32, 64) and dis_safe_shape(64, 6) == (64, 32)
+    assert dis_safe_shape(2, 2) == (12, 12) and dis_safe_shape(12, 20) == (20, 20)
 
 
 def test_warp_along_an_integer_flow_is_exact_inside():

@@ -87,6 +87,12 @@ def test_input_frames_are_kept_bit_for_bit_and_the_count_is_right():
     assert len(result.times) == 10 and result.cuts == ()
 
 
+def test_a_clip_of_tiny_frames_is_interpolated():
+    clip = smooth_frames(frames=3, height=4, width=6)
+    result = interpolate(clip, 2, options=CPU)
+    assert result.frames.shape == (5, 4, 6, 3) and np.array_equal(result.frames[::2], clip)
+
+
 @pytest.mark.parametrize("factor", [2, 4])
 def test_a_moving_square_is_placed_where_its_motion_puts_it(factor):
     clip = moving_square(step=8)

@@ -82,11 +82,28 @@ def optical_flow(gray: torch.Tensor, iterations: int = 40, warps: int = 2, small
     return flow
 
 
-def dis_flow(first: torch.Tensor, second: torch.Tensor, preset: str = "fine",
-             start: torch.Tensor | None = None) -> torch.Tensor:
+DIS_SMALLEST = 12  # pixels: OpenCV's DIS needs frames at least this wide and this high
+DIS_THIN_SAFE = 32  # pixels: a short side from which no frame crashed DIS (dis_safe_shape)
+
+
+def dis_safe_shape(height: int, width: int) -> tuple[int, int]:
+    """The smallest (height, width) at least the frame's that OpenCV's DIS takes safely.
+
+    DIS refuses a side under 12 pixels (3x40 and 12x5 both fail), and OpenCV 5.1 crashes the
+    process on some thin frames that pass that check: 12x40, 12x48, 16x100, 28x100 (height x
+    width, every preset), as its pyramid runs out of rows before the long side has run out of
+    levels. Every square of 12 to 32 pixels and every frame with a short side of 32 or more
+    ran (long sides up to 3000, both orientations, every preset). So the short side is padded
+    to 32, or to the long side where that is shorter: never more than 31 pixels are added.
+    tests/test_flow.py runs the thin frames that crashed."""
+    height, width = max(height, DIS_SMALLEST), max(width, DIS_SMALLEST)
+    short = max(min(height, width), min(max(height, width), DIS_THIN_SAFE))
+    return (short, width) if height <= width else (height, short)
+
+
+def dis_flow(first: torch.Tensor, second: torch.Tensor, preset: str = "fine") -> torch.Tensor:
     """OpenCV DIS flow from grayscale frame ``first`` (H, W) in [0, 1] to ``second``: (2, H, W)
-    in pixels, channel 0 along x, so that first[y, x] ~ second[y + f[1], x + f[0]]. ``start``
-    (2, H, W), a flow to refine (for example the one from the neighbouring pair)."""
+    in pixels, channel 0 along x, so that first[y, x] ~ second[y + f[1], x + f[0]]."""
     if first.dim() != 2 or first.shape != second.shape:
         raise ValueError(f"expected two grayscale frames (H, W) of one size, got {tuple(first.shape)} "
                          f"and {tuple(second.shape)}")
@@ -98,13 +115,11 @@ def dis_flow(first: torch.Tensor, second: torch.Tensor, preset: str = "fine",
     solver = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{name}"))
     if finest is not None:
         solver.setFinestScale(finest)
-    if start is not None:
-        solver.setUseInitialFlow(True)
-        guess = np.ascontiguousarray(start.detach().permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
-    else:
-        guess = None
-    flow = solver.calc(_to_uint8(first), _to_uint8(second), guess)
-    return torch.from_numpy(flow).permute(2, 0, 1).to(first.device, torch.float32)
+    height, width = first.shape
+    safe_height, safe_width = dis_safe_shape(height, width)
+    pad = ((0, safe_height - height), (0, safe_width - width))  # edge pixels, cropped off below
+    flow = solver.calc(np.pad(_to_uint8(first), pad, "edge"), np.pad(_to_uint8(second), pad, "edge"), None)
+    return torch.from_numpy(np.ascontiguousarray(flow[:height, :width])).permute(2, 0, 1).to(first.device, torch.float32)
 
 
 def frame_flows(gray: torch.Tensor, pairs: Sequence[tuple[int, int]], preset: str = "fine") -> torch.Tensor:

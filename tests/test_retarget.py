@@ -476,6 +476,25 @@ def test_carving_never_removes_the_lines_it_is_told_to_keep():
         carve_layout(level, (16, 10), (3, 7, 7), weights, keep=(range(0), range(18, 30)))
 
 
+def test_a_thin_strip_is_carved_in_a_window_around_its_subject():
+    """A 15x220 coarsest level narrowed to 20 columns: the greedy search works only in a window
+    of 20 + MAX_CARVED columns around what moves (one by one over all of them took minutes),
+    and keeps the moving square; an axis losing at most MAX_CARVED lines is searched whole."""
+    from vgpnn.apps.carve import MAX_CARVED, carve_to, carving_window
+    from vgpnn.apps.saliency import subject_mass
+    generator = torch.Generator().manual_seed(0)
+    clip = 0.3 + 0.05 * torch.rand(3, 6, 15, 220, generator=generator)
+    for t in range(6):
+        clip[:, t, 4:11, 150 + t:157 + t] = 1.0  # a bright square moving right
+    mass = subject_mass(clip)
+    rows, columns = carving_window(mass, (15, 220), (15, 20))
+    assert rows == range(15) and len(columns) == 20 + MAX_CARVED and columns.start <= 150 < 162 <= columns.stop
+    assert carving_window(mass, (15, 40), (15, 40 - MAX_CARVED)) == (range(15), range(40))
+    carved = carve_to(clip, (15, 20), (3, 7, 7), clip)
+    assert carved.shape == (3, 6, 15, 20)
+    assert ((carved[0] == 1.0).sum((1, 2)) == 49).all()  # the whole 7x7 square, in every frame
+
+
 @pytest.mark.parametrize("width", [32, 24])
 def test_a_narrower_retarget_keeps_the_moving_square_whole(width, device):
     # The square sweeps 19 columns of a busier background: at 32 it fits with room to spare, at

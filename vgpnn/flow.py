@@ -92,10 +92,10 @@ def dis_safe_shape(height: int, width: int) -> tuple[int, int]:
     DIS refuses a side under 12 pixels (3x40 and 12x5 both fail), and OpenCV 5.1 crashes the
     process on some thin frames that pass that check: 12x40, 12x48, 16x100, 28x100 (height x
     width, every preset), as its pyramid runs out of rows before the long side has run out of
-    levels. Every square of 12 to 32 pixels ran, and every frame tried with a short side of 32 or
-    more (32, 33, 40, 48, 64, 100 by long sides up to 3000, both orientations, every preset). So the short side is padded
-    to 32, or to the long side where that is shorter: never more than 31 pixels are added.
-    tests/test_flow.py runs the thin frames that crashed."""
+    levels. Every square of 12 to 32 pixels ran, and every frame tried with a short side of 32
+    or more (32, 33, 40, 48, 64 and 100 by long sides up to 3000, both orientations, every
+    preset). So the short side is padded to 32, or to the long side where that is shorter:
+    never more than 31 pixels are added. tests/test_flow.py runs the thin frames that crashed."""
     height, width = max(height, DIS_SMALLEST), max(width, DIS_SMALLEST)
     short = max(min(height, width), min(max(height, width), DIS_THIN_SAFE))
     return (short, width) if height <= width else (height, short)

@@ -22,6 +22,8 @@ class SynthesisConfig:
     coarsest_short_side: int = 15  # space stops shrinking when the shorter side is this
     iterations: int = 5  # EM iterations per level (the coarsest level gets one)
     noise_sigma: float = 2.5  # std of the noise added to the coarsest guess (0..1 pixel scale)
+    max_copy_share: float = 0.35  # a noisy sample with more of its early field at one offset starts again (1: never)
+    recompose_tries: int = 8  # starts a sample may get before the least copy-like one is kept (recompose.py)
     vote: str = "median"  # how overlapping patches are folded (VOTES); with fixed voxels, the consensus free voxels are measured against
     backend: str = "auto"  # nearest-neighbour backend: auto, exact, patchmatch, faiss
     backend_options: Mapping[str, Any] = ()  # keyword arguments of the named backend, e.g. {'chunk': 97}
@@ -42,6 +44,10 @@ class SynthesisConfig:
             raise ConfigError(f"iterations per level must be at least 1, got {self.iterations}")
         if self.noise_sigma < 0:
             raise ConfigError(f"noise strength must be 0 or more, got {self.noise_sigma}")
+        if not 0 < self.max_copy_share <= 1:
+            raise ConfigError(f"max copy share must be in (0, 1], got {self.max_copy_share}")
+        if self.recompose_tries < 1:
+            raise ConfigError(f"recompose tries must be at least 1, got {self.recompose_tries}")
         if self.vote not in VOTES:
             raise ConfigError(f"vote must be one of {', '.join(VOTES)}, got {self.vote!r}")
         if self.backend not in BACKENDS:

@@ -23,6 +23,9 @@ knows no application. Step by step:
    overlapping chosen patches are folded by a per-voxel median. Further iterations match the
    output against V. With several sources, their levels are laid end to end in time and key
    patches that would straddle two sources are never chosen.
+   After the first few levels of a variation (noise, nothing fixed, no guides), a sample whose
+   field has settled on one offset (a shifted copy of the source) starts again from fresh noise
+   (recompose.py).
 5. Fixed voxels keep their values at every level; only the box of patches that touch free
    voxels is searched, and each free voxel takes its value from the one covering patch closest
    to the median of them all, not the median itself (see ``_fill_free_once``).
@@ -36,7 +39,7 @@ knows no application. Step by step:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -49,6 +52,7 @@ from .nn import SearchRequest, choose_backend, make_backend
 from .patches import carry_field, grid_shape, rescale_field, vote
 from .plan import SynthesisPlan
 from .pyramid import Shape3, build_pyramid
+from .recompose import CHECK_AFTER, copy_share, retry_seed
 from .resize import resize_video
 from .schedule import LevelSchedule, check_shapes, geometry_for, level_schedule
 from .wrap import unroll_for_search, vote_wrapped, wrapped_grid
@@ -84,7 +88,7 @@ def draw_noise(shape: tuple[int, ...], seeds: list[int], sigma: float) -> torch.
 
 def synthesize(plan: SynthesisPlan, progress: ProgressCallback | None = None) -> SynthesisResult:
     """Run ``plan``: ``len(plan.seeds)`` videos (B, C, T, H, W) of the target's shape."""
-    config, target, seeds = plan.config, plan.target, list(plan.seeds)
+    config, target = plan.config, plan.target
     device = plan.sources[0].video.device
     patch_size = check_shapes(plan.source_shape, target.shape, config)
     geometry = geometry_for(plan.source_shape, config)
@@ -94,26 +98,67 @@ def synthesize(plan: SynthesisPlan, progress: ProgressCallback | None = None) ->
                               channels=plan.sources[0].video.shape[0] + levels.guide_channels)
 
     first = schedule[0]
-    output = levels.start_guess(first)[None].repeat(len(seeds), 1, 1, 1, 1)
+    output = _start(plan, levels, first)
+    # Levels run before each sample's layout is checked (recompose.py); None: never checked.
+    check = CHECK_AFTER - 1 if _recomposes(plan) and len(schedule) > CHECK_AFTER else None
+    records = []
+    previous = None  # (field, schedule) of the coarser level, to start this level's search from
+    for index, step in enumerate(schedule):
+        started = time.perf_counter()
+        output, previous, record = _run_level(plan, levels, step, output, previous, step is first)
+        if index == check and previous is not None:
+            output, previous = _recompose(plan, levels, schedule[:index + 1], output, previous)
+        record.seconds = time.perf_counter() - started
+        records.append(record)
+        if progress is not None:
+            progress(levels.start - step.level + 1, geometry.levels)
+    return SynthesisResult(output.clamp(0, 1), records)
+
+
+def _start(plan: SynthesisPlan, levels: "_Levels", first: LevelSchedule) -> torch.Tensor:
+    """(B, C, T, H, W): the coarsest level's starting guess for each of ``plan.seeds``."""
+    target, config = plan.target, plan.config
+    output = levels.start_guess(first)[None].repeat(len(plan.seeds), 1, 1, 1, 1)
     free = levels.free(first.level)
     if free is not None:
         output = torch.where(free, output, levels.fixed(first.level))
         if target.free_start == "fill":
             output = fill_free(output, free)
     if config.noise_sigma > 0:
-        noise = draw_noise(tuple(output.shape[1:]), seeds, config.noise_sigma).to(output)
+        noise = draw_noise(tuple(output.shape[1:]), list(plan.seeds), config.noise_sigma).to(output)
         output = output + (noise if free is None else noise * free)
+    return output
 
-    records = []
-    previous = None  # (field, schedule) of the coarser level, to start this level's search from
-    for step in schedule:
-        started = time.perf_counter()
-        output, previous, record = _run_level(plan, levels, step, output, previous, step is first)
-        record.seconds = time.perf_counter() - started
-        records.append(record)
-        if progress is not None:
-            progress(levels.start - step.level + 1, geometry.levels)
-    return SynthesisResult(output.clamp(0, 1), records)
+
+def _recomposes(plan: SynthesisPlan) -> bool:
+    """Whether samples that settle on a shifted copy start again (recompose.py): only where noise
+    is meant to re-arrange the whole target, with nothing fixed and nothing guiding it."""
+    config, target = plan.config, plan.target
+    return (config.noise_sigma > 0 and config.max_copy_share < 1 and config.recompose_tries > 1
+            and target.fixed_mask is None and target.guides is None)
+
+
+def _recompose(plan: SynthesisPlan, levels: "_Levels", steps: list[LevelSchedule], output: torch.Tensor, previous):
+    """``output`` and ``previous`` after ``steps``, with each sample whose field is mostly one
+    offset replaced by the start, among fresh ones, with the smallest such share."""
+    field, last = previous
+    key_grid = grid_shape(levels.values(last.level).shape, last.patch_size)
+    shares = copy_share(field, key_grid)
+    output, field = output.clone(), field.clone()
+    for attempt in range(1, plan.config.recompose_tries):
+        redo = [index for index, share in enumerate(shares.tolist()) if share > plan.config.max_copy_share]
+        if not redo:
+            break
+        retry = replace(plan, seeds=tuple(retry_seed(plan.seeds[index], attempt) for index in redo))
+        trial, trial_previous = _start(retry, levels, steps[0]), None
+        for step in steps:
+            trial, trial_previous, _ = _run_level(retry, levels, step, trial, trial_previous, step is steps[0])
+        trial_shares = copy_share(trial_previous[0], key_grid)
+        for position, index in enumerate(redo):
+            if trial_shares[position] < shares[index]:
+                output[index], field[index] = trial[position], trial_previous[0][position]
+                shares[index] = trial_shares[position]
+    return output, (field, last)
 
 
 class _Levels:

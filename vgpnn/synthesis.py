@@ -52,7 +52,7 @@ from .nn import SearchRequest, choose_backend, make_backend
 from .patches import carry_field, grid_shape, rescale_field, vote
 from .plan import SynthesisPlan
 from .pyramid import Shape3, build_pyramid
-from .recompose import CHECK_AFTER, copy_share, retry_seed
+from .recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma
 from .resize import resize_video
 from .schedule import LevelSchedule, check_shapes, geometry_for, level_schedule
 from .wrap import unroll_for_search, vote_wrapped, wrapped_grid
@@ -149,7 +149,8 @@ def _recompose(plan: SynthesisPlan, levels: "_Levels", steps: list[LevelSchedule
         redo = [index for index, share in enumerate(shares.tolist()) if share > plan.config.max_copy_share]
         if not redo:
             break
-        retry = replace(plan, seeds=tuple(retry_seed(plan.seeds[index], attempt) for index in redo))
+        retry = replace(plan, seeds=tuple(retry_seed(plan.seeds[index], attempt) for index in redo),
+                        config=replace(plan.config, noise_sigma=retry_sigma(plan.config.noise_sigma, attempt)))
         trial, trial_previous = _start(retry, levels, steps[0]), None
         for step in steps:
             trial, trial_previous, _ = _run_level(retry, levels, step, trial, trial_previous, step is steps[0])

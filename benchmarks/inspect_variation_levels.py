@@ -33,16 +33,15 @@ from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.metrics import coherence, diversity  # noqa: E402
 from vgpnn.patches import grid_coordinates, grid_shape  # noqa: E402
 from vgpnn.plan import Source, SynthesisPlan, Target  # noqa: E402
+from vgpnn.recompose import copy_share  # noqa: E402
 
 
 def field_shares(field: torch.Tensor, key_grid: tuple[int, int, int]) -> tuple[float, float]:
     """(identity share, dominant-offset share) of one field (T', H', W'), query grid = its shape."""
     coords = torch.stack(grid_coordinates(field, key_grid))
     here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
-    offsets = (coords - here).reshape(3, -1)
-    identity = float((offsets == 0).all(0).float().mean())
-    _, counts = torch.unique(offsets, dim=1, return_counts=True)
-    return identity, float(counts.max()) / offsets.shape[1]
+    identity = float((coords == here).all(0).float().mean())
+    return identity, float(copy_share(field[None], key_grid)[0])
 
 
 class _Stop(Exception):

@@ -6,7 +6,7 @@ import torch
 from vgpnn import synthesis
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
-from vgpnn.recompose import CHECK_AFTER, copy_share, retry_seed
+from vgpnn.recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma
 from vgpnn.synthesis import synthesize
 from conftest import plan_of, smooth_video
 
@@ -43,6 +43,9 @@ def test_retry_seeds_keep_the_first_start_and_differ_between_starts():
     assert retry_seed(7, 0) == 7
     seeds = {retry_seed(seed, attempt) for seed in range(5) for attempt in range(8)}
     assert len(seeds) == 40
+    # Each new start draws more noise than the one before: the first keeps the plan's own.
+    sigmas = [retry_sigma(2.5, attempt) for attempt in range(8)]
+    assert sigmas[0] == 2.5 and sigmas[4] == pytest.approx(5.0) and sigmas == sorted(set(sigmas))
 
 
 @pytest.mark.parametrize("bad", [dict(max_copy_share=0.0), dict(max_copy_share=1.5), dict(recompose_tries=0)])

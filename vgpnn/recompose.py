@@ -11,7 +11,7 @@ one (dt, dy, dx) offset two levels after the coarsest, and kept 88-100% to the f
 So, for a target with nothing fixed and nothing guiding it, each sample's field is checked
 ``CHECK_AFTER`` levels in (:func:`copy_share`). A sample whose share is above
 ``SynthesisConfig.max_copy_share`` starts again from fresh noise, drawn from a seed derived
-from its own (:func:`retry_seed`), up to ``SynthesisConfig.recompose_tries`` starts in all;
+from its own (:func:`retry_seed`) and a little stronger each time (:func:`retry_sigma`), up to ``SynthesisConfig.recompose_tries`` starts in all;
 the start with the smallest share is kept. Those levels are the smallest of the pyramid, so a
 retry costs a small fraction of a variation, and a sample stays a function of its own seed.
 """

@@ -31,17 +31,14 @@ from vgpnn import SynthesisConfig, read_clip  # noqa: E402
 from vgpnn import synthesis  # noqa: E402
 from vgpnn.clip_tensor import frames_to_tensor  # noqa: E402
 from vgpnn.metrics import coherence, diversity  # noqa: E402
-from vgpnn.patches import grid_coordinates, grid_shape  # noqa: E402
+from vgpnn.patches import field_offsets, grid_shape, largest_offset_share  # noqa: E402
 from vgpnn.plan import Source, SynthesisPlan, Target  # noqa: E402
-from vgpnn.recompose import copy_share  # noqa: E402
 
 
 def field_shares(field: torch.Tensor, key_grid: tuple[int, int, int]) -> tuple[float, float]:
     """(identity share, dominant-offset share) of one field (T', H', W'), query grid = its shape."""
-    coords = torch.stack(grid_coordinates(field, key_grid))
-    here = torch.stack(torch.meshgrid(*(torch.arange(n) for n in field.shape), indexing="ij"))
-    identity = float((coords == here).all(0).float().mean())
-    return identity, float(copy_share(field[None], key_grid)[0])
+    offsets = field_offsets(field, key_grid)
+    return float((offsets == 0).all(0).float().mean()), largest_offset_share(offsets)
 
 
 class _Stop(Exception):

@@ -22,7 +22,7 @@ import torch
 from .flow import LUMA
 from .masks import clean_keys
 from .nn import ExactSearch, SearchRequest, choose_backend, make_backend
-from .patches import PatchSize, grid_coordinates, grid_shape, unfold
+from .patches import PatchSize, field_offsets, grid_shape, largest_offset_share, unfold
 
 _KEY_CHUNK_ELEMENTS = 2**26  # floats of unfolded key patches held at once (256 MB)
 
@@ -106,10 +106,7 @@ def nearest_offsets(output: torch.Tensor, source: torch.Tensor, patch_size: Patc
     patch_size = tuple(min(p, s) for p, s in zip(patch_size, source.shape[1:]))
     request = SearchRequest(output[None], source, patch_size)
     field = make_backend(choose_backend("auto", request)).search(request)[0]
-    key_grid = grid_shape(source.shape, patch_size)
-    coords = torch.stack(grid_coordinates(field, key_grid))  # (3, T', H', W')
-    here = torch.stack(torch.meshgrid(*(torch.arange(n, device=field.device) for n in field.shape), indexing="ij"))
-    return coords.long() - here
+    return field_offsets(field, grid_shape(source.shape, patch_size))
 
 
 def nnf_div(output: torch.Tensor, source: torch.Tensor, patch_size: PatchSize = (3, 7, 7),
@@ -129,8 +126,7 @@ def dominant_offset_share(output: torch.Tensor, source: torch.Tensor, patch_size
     re-composed from many places. ``offsets``: :func:`nearest_offsets` already computed."""
     if offsets is None:
         offsets = nearest_offsets(output, source, patch_size)
-    _, counts = torch.unique(offsets.reshape(3, -1), dim=1, return_counts=True)
-    return float(counts.max()) / offsets[0].numel()
+    return largest_offset_share(offsets)
 
 
 def kept_share(output: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, patch_size: PatchSize = (3, 7, 7),

@@ -49,6 +49,21 @@ def grid_coordinates(flat: torch.Tensor, grid: tuple[int, int, int]) -> tuple[to
     return t, y, rest - y * grid[2]
 
 
+def field_offsets(field: torch.Tensor, key_grid: tuple[int, int, int]) -> torch.Tensor:
+    """(3, T', H', W') int64: for a (T', H', W') field of flat indices into ``key_grid``, the
+    (dt, dy, dx) from each query position to the key it chose."""
+    keys = torch.stack(grid_coordinates(field, key_grid)).long()
+    here = torch.stack(torch.meshgrid(*(torch.arange(n, device=field.device) for n in field.shape), indexing="ij"))
+    return keys - here
+
+
+def largest_offset_share(offsets: torch.Tensor) -> float:
+    """The largest share of positions of ``offsets`` (3, ...) that sit at one (dt, dy, dx): near 1
+    for a shifted copy, small for a field that gathers from many places."""
+    _, counts = torch.unique(offsets.reshape(3, -1), dim=1, return_counts=True)
+    return float(counts.max()) / offsets[0].numel()
+
+
 def field_to_voxel_index(field: torch.Tensor, key_shape: tuple[int, int, int],
                          patch_size: PatchSize) -> torch.Tensor:
     """Flat voxel index (into a (T, H, W) video) of the first voxel of each chosen key patch."""

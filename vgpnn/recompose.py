@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .patches import grid_coordinates
+from .patches import field_offsets, largest_offset_share
 
 CHECK_AFTER = 3  # levels run (coarsest first) before a sample's layout is checked
 
@@ -28,14 +28,7 @@ CHECK_AFTER = 3  # levels run (coarsest first) before a sample's layout is check
 def copy_share(field: torch.Tensor, key_grid: tuple[int, int, int]) -> torch.Tensor:
     """(B,) for a (B, T', H', W') field of flat indices into ``key_grid``: the largest share of
     each sample's query positions whose chosen key sits at one (dt, dy, dx) offset from them."""
-    queries = torch.stack(torch.meshgrid(*(torch.arange(n, device=field.device) for n in field.shape[1:]),
-                                         indexing="ij")).reshape(3, -1)
-    shares = []
-    for sample in field:
-        keys = torch.stack(grid_coordinates(sample.reshape(-1), key_grid))
-        _, counts = torch.unique(keys - queries, dim=1, return_counts=True)
-        shares.append(float(counts.max()) / keys.shape[1])
-    return torch.tensor(shares)
+    return torch.tensor([largest_offset_share(field_offsets(sample, key_grid)) for sample in field])
 
 
 def retry_seed(seed: int, attempt: int) -> int:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vgpnn.apps.variations as variations
-from vgpnn.apps.extend import ExtendOptions, extend, window_plan
+from vgpnn.apps.extend import JUMP, MAX_EASE, ExtendOptions, ease_junction, extend, typical_step, window_plan
 from vgpnn.apps.timeline import plan_continuation
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError, InputError
@@ -94,6 +94,24 @@ def test_no_jump_where_the_input_ends_on_a_smoothly_moving_clip():
     # It keeps moving: the new frames' mean step (the benchmark's motion figure; a still picture
     # scores about 0) is at least half the input's typical step.
     assert np.mean(steps(out[11:])) >= 0.5 * typical
+
+
+def test_a_jump_where_the_input_ends_is_spread_over_the_first_new_frames():
+    # A panorama panning 1 pixel a frame, then new frames that carry on 12 pixels further along:
+    # a cut of about 12 typical steps at the junction.
+    pan = panning_clip(frames=40, width=40)
+    known, new = pan[:10], pan[22:40]
+    typical = typical_step(known)
+    assert typical == pytest.approx(np.median(steps(known)))
+    eased = ease_junction(known, new, typical)
+    path = steps(np.concatenate([known[-1:], eased]))
+    changed = [i for i in range(len(new)) if not np.array_equal(eased[i], new[i])]
+    assert steps(np.concatenate([known[-1:], new]))[0] > 5 * typical
+    assert 1 <= len(changed) < MAX_EASE and changed == list(range(len(changed)))  # the first frames only
+    assert path[0] <= 3 * typical and path.max() <= 3 * typical  # every step a few typical ones, not a cut
+    # Frames that already go on smoothly are left alone.
+    assert np.array_equal(ease_junction(known, pan[10:20], typical), pan[10:20])
+    assert steps(np.concatenate([known[-1:], pan[10:11]]))[0] <= JUMP * typical
 
 
 def test_a_continuation_lands_where_the_source_goes_on_from_the_last_frame():

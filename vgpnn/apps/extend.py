@@ -20,9 +20,12 @@ the clip's own space-time patches, moving at the clip's own pace:
    engine's default start, a fill grown from the known frames, the new frames start as a still
    picture of the last known frame and never move. Each jump of the timeline, the one at the
    junction included, is spread over a few frames by a wipe (``_timeline_guess`` says why).
-4. Noise (variations) goes on the new frames only; each window draws its own (window 0 uses the
+4. Where the first new frame still steps further from the last known one than the clip moves
+   in a frame (a short clip may have no frame like its last), the jump is spread over the first
+   new frames by a motion-compensated morph (``ease_junction``).
+5. Noise (variations) goes on the new frames only; each window draws its own (window 0 uses the
    output's seed, later windows a number made from it and the window's index).
-5. Backward: the clip is reversed, extended forward and the result reversed again. The new
+6. Backward: the clip is reversed, extended forward and the result reversed again. The new
    frames are then made of the clip's patches played in reverse, reversed back: its motion
    runs forward in the result, and the last new frame leads into the clip's first.
 """
@@ -36,19 +39,23 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..clip_tensor import frames_to_tensor
+from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError, InputError
+from ..flow import dis_flow, to_gray
 from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import LevelRecord, ProgressCallback
 from .timeline import plan_continuation
+from .tween import pair_flows, tween
 from .variations import VariationCallback, make_variations, seeds_from
 
 RAMP = 6  # frames over which the start guess wipes from before a jump to after it (see _timeline_guess)
 MIN_FRAMES = 3  # a clip shorter than a patch's 3 frames has too little motion to go on with
+MAX_EASE = 12  # new frames over which a jump where the input ends may be spread (see ease_junction)
+JUMP = 1.5  # a step of more than this many typical steps (the clip's median frame-to-frame change) is a jump
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,7 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
     last = resize_video(frames_to_tensor(ordered[-1:], source.device), (1, *coarsest_source.shape[2:]))[:, 0]
     planned, matched = plan_continuation(coarsest_source, last, length - count)
     timeline = [matched] * context + planned  # entry i: output frame count - context + i
+    typical = typical_step(ordered)
     done = count
     for number, new in enumerate(windows.new_frames):
         # The context as written (uint8), so each window agrees with the frames it joins.
@@ -178,9 +186,49 @@ def _extend_one(ordered: np.ndarray, source: torch.Tensor, coarsest_source: torc
         target = continuation_target(known, new, start)
         clip, levels = run_window(source, target, config, seed, number, windows.windows, progress)
         result[done:done + new] = clip[context:]
+        if number == 0:  # before the next window takes its context from these frames
+            result[done:done + new] = ease_junction(result[:done], result[done:done + new], typical)
         records.extend(levels)
         done += new
     return result, records
+
+
+def typical_step(frames: np.ndarray) -> float:
+    """The median over a clip's (T, H, W, 3) consecutive frames of their mean absolute
+    difference, on the 0..255 scale (frame by frame: a long clip's difference as one array
+    would take several times the clip's memory)."""
+    steps = [np.abs(frames[i + 1].astype(np.int16) - frames[i]).mean() for i in range(len(frames) - 1)]
+    return float(np.median(steps)) if steps else 0.0
+
+
+def ease_junction(known: np.ndarray, new: np.ndarray, typical: float) -> np.ndarray:
+    """``new`` (n, H, W, 3) uint8, the frames that follow ``known`` (at least 1, same size), with
+    a jump where they meet spread over its first frames; unchanged where the first new frame
+    steps at most JUMP ``typical`` steps from the last known one.
+
+    The timeline lands where the source's frames look most like the last known frame, but a
+    short clip may have no frame close to its last one, and nothing follows its end: the first
+    new frame then starts a few typical steps away (30 frames at 144 px: 2.2 on foliage, 3.2 on
+    a hand whose last frame is unlike the others), which shows as a cut. So the first e - 1 new
+    frames are replaced by in-between frames from the last known frame to new frame e (the
+    motion-compensated tween of ``vgpnn interpolate``): a morph, as video textures hide their
+    jumps. e is the fewest frames, up to MAX_EASE, over which the way from the last known frame
+    to new frame e is at most one typical step a frame (a morph's own steps come out larger than that share: mean absolute differences do not add up along a motion). A dissolve (a cross-fade from the
+    known frames' motion carried on) spread the steps as well but showed a moving object twice.
+    """
+    last = known[-1].astype(np.int16)
+    way = [float(np.abs(frame - last).mean()) for frame in new[:MAX_EASE]]  # from the last known frame
+    if not way or way[0] <= JUMP * typical:
+        return new
+    frames = next((e for e in range(2, len(way) + 1) if way[e - 1] / e <= typical), len(way))
+    if frames < 2:  # a single new frame: nothing to put in between
+        return new
+    pair_frames = frames_to_tensor(np.stack([known[-1], new[frames - 1]]))  # on the CPU, where OpenCV's flow is
+    gray = to_gray(pair_frames)
+    pair = pair_flows(pair_frames[:, 0], pair_frames[:, 1], dis_flow(gray[0], gray[1]), dis_flow(gray[1], gray[0]))
+    eased = new.copy()
+    eased[:frames - 1] = tensor_to_frames(torch.stack([tween(pair, k / frames)[0] for k in range(1, frames)], 1))
+    return eased
 
 
 def _timeline_guess(timeline: list[int], context: int, coarsest_source: torch.Tensor, source: torch.Tensor,

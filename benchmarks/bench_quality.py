@@ -32,6 +32,8 @@ source, each variation, the inpainting box (magenta) and its fill; with the reta
 second one (``DIR/retarget_<clip>_<size>p.png``): the source, its subject mass (white: subject),
 then each retarget. ``--json FILE`` writes every figure. ``--parts inpaint`` (or ``variations``,
 ``retarget``, or a comma-separated list) runs only those parts; ``--only a,b`` only those clips.
+``--set FIELD=VALUE`` (repeatable) changes one of the variations' ``SynthesisConfig`` fields, for
+comparing settings: ``--set max_copy_share=0.45 --set recompose_tries=1``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +86,26 @@ def moving_box(frames: np.ndarray, box: tuple[float, float] = BOX, edge: int = E
     return hole
 
 
-def variation_figures(frames: np.ndarray, variations: int, device: str) -> tuple[dict, list[np.ndarray]]:
+def synthesis_config(settings: list[str]) -> SynthesisConfig:
+    """The default settings with each ``FIELD=VALUE`` of ``settings`` applied (numbers and words)."""
+    defaults = SynthesisConfig()
+    kinds = {field.name: type(getattr(defaults, field.name)) for field in fields(defaults)}
+    changes = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if kinds.get(name) not in (int, float, str) or not value:
+            raise SystemExit(f"--set takes FIELD=VALUE for a number or word field of SynthesisConfig, got {setting!r}")
+        try:
+            changes[name] = kinds[name](value)
+        except ValueError:
+            raise SystemExit(f"--set {name} takes a {kinds[name].__name__}, got {value!r}") from None
+    return replace(defaults, **changes)
+
+
+def variation_figures(frames: np.ndarray, variations: int, device: str,
+                      config: SynthesisConfig = SynthesisConfig()) -> tuple[dict, list[np.ndarray]]:
     started = time.perf_counter()
-    outputs = generate(frames, SynthesisConfig(), GenerateOptions(variations=variations, seed=0, device=device))
+    outputs = generate(frames, config, GenerateOptions(variations=variations, seed=0, device=device))
     seconds = (time.perf_counter() - started) / variations
     # The figures run where the synthesis did: exact searches over a long clip take minutes on a CPU.
     source = frames_to_tensor(frames, resolve_device(device))
@@ -171,7 +191,7 @@ def measure(name: str, frames: np.ndarray, args) -> dict:
            "retarget": None, "retarget_over_variation": None}
     outputs, shown = [], [frames]
     if "variations" in args.parts or "retarget" in args.parts:
-        row["variations"], outputs = variation_figures(frames, args.variations, args.device)
+        row["variations"], outputs = variation_figures(frames, args.variations, args.device, args.config)
         shown += outputs
         print(f"{name}: variations done", file=sys.stderr, flush=True)
     retargets = []
@@ -261,7 +281,10 @@ def main() -> None:
                         help="retargets keeping the height and the width (both), or only the CLI's default side (auto)")
     parser.add_argument("--sheets", type=Path, default=None, help="folder for one contact sheet per clip")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a SynthesisConfig field of the variations (repeatable)")
     args = parser.parse_args()
+    args.config = synthesis_config(args.set)
     args.parts = set(args.parts.split(","))
     if not args.parts or not args.parts <= {"variations", "inpaint", "retarget"}:
         parser.error("--parts takes a comma-separated list of variations, inpaint, retarget")

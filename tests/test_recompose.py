@@ -6,7 +6,8 @@ import torch
 from vgpnn import synthesis
 from vgpnn.config import SynthesisConfig
 from vgpnn.errors import ConfigError
-from vgpnn.recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma
+from vgpnn.patches import unfold
+from vgpnn.recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma, start_error
 from vgpnn.synthesis import synthesize
 from conftest import plan_of, smooth_video
 
@@ -26,6 +27,32 @@ def test_copy_share_is_one_for_a_shifted_copy_and_counts_offsets_exactly():
     mixed[:, :, :2] = flat(t, y, x + 4)[:, :, :2]  # a third of the positions at offset (0, 0, 4)
     shares = copy_share(torch.stack([shifted, identity, mixed]), KEY_GRID)
     assert shares.tolist() == pytest.approx([1.0, 1.0, 40 / 60])
+
+
+def test_start_error_is_the_mean_squared_patch_difference_to_the_chosen_keys():
+    generator = torch.Generator().manual_seed(0)
+    keys = torch.rand(3, 6, 10, 12, generator=generator)
+    patch = (3, 5, 5)
+    key_rows = unfold(keys, patch)  # grid (4, 6, 8)
+    output = torch.rand(2, 3, 5, 9, 11, generator=generator)  # grid (3, 5, 7)
+    field = torch.randint(0, key_rows.shape[0], (2, 3, 5, 7), generator=generator)
+    expected = [(unfold(sample, patch) - key_rows[chosen.reshape(-1)]).square().mean().item()
+                for sample, chosen in zip(output, field)]
+    assert start_error(output, keys, field, patch).tolist() == pytest.approx(expected, rel=1e-5)
+    # Sampled: every 4th position or so, still near the whole mean; a copy scores 0.
+    assert start_error(output, keys, field, patch, samples=40).tolist() == pytest.approx(expected, rel=0.2)
+    copy = keys[None, :, 1:6, 2:9, 3:12]  # grid (3, 3, 5) ... taken at offset (1, 2, 3)
+    t, y, x = torch.meshgrid(torch.arange(3), torch.arange(3), torch.arange(5), indexing="ij")
+    at = ((t + 1) * 6 + (y + 2)) * 8 + (x + 3)
+    assert start_error(copy, keys, at[None], patch).item() == 0
+
+
+def test_of_starts_under_the_limit_the_more_coherent_is_kept_else_the_smaller_share():
+    better = synthesis._better_start
+    assert better(0.35, (0.2, 1.0), (0.3, 2.0)) and not better(0.35, (0.2, 3.0), (0.3, 2.0))
+    assert better(0.35, (0.3, 9.0), (0.5, 1.0))  # under the limit beats over it, whatever the error
+    assert not better(0.35, (0.5, 1.0), (0.3, 9.0))
+    assert better(0.35, (0.4, 9.0), (0.5, 1.0)) and not better(0.35, (0.6, 1.0), (0.5, 9.0))
 
 
 def test_copy_share_of_a_field_pointing_everywhere_is_its_largest_offset_group():

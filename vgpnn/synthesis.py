@@ -52,7 +52,7 @@ from .nn import SearchRequest, choose_backend, make_backend
 from .patches import carry_field, grid_shape, rescale_field, vote
 from .plan import SynthesisPlan
 from .pyramid import Shape3, build_pyramid
-from .recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma
+from .recompose import CHECK_AFTER, copy_share, retry_seed, retry_sigma, start_error
 from .resize import resize_video
 from .schedule import LevelSchedule, check_shapes, geometry_for, level_schedule
 from .wrap import unroll_for_search, vote_wrapped, wrapped_grid
@@ -140,26 +140,39 @@ def _recomposes(plan: SynthesisPlan) -> bool:
 
 def _recompose(plan: SynthesisPlan, levels: "_Levels", steps: list[LevelSchedule], output: torch.Tensor, previous):
     """``output`` and ``previous`` after ``steps``, with each sample whose field is mostly one
-    offset replaced by the start, among fresh ones, with the smallest such share."""
+    offset replaced by the best of fresh starts (recompose.py)."""
     field, last = previous
-    key_grid = grid_shape(levels.values(last.level).shape, last.patch_size)
+    keys = levels.values(last.level)
+    key_grid = grid_shape(keys.shape, last.patch_size)
     shares = copy_share(field, key_grid)
+    redo = [index for index, share in enumerate(shares.tolist()) if share > plan.config.max_copy_share]
+    if not redo:
+        return output, previous
     output, field = output.clone(), field.clone()
+    errors = start_error(output, keys, field, last.patch_size)
     for attempt in range(1, plan.config.recompose_tries):
-        redo = [index for index, share in enumerate(shares.tolist()) if share > plan.config.max_copy_share]
-        if not redo:
-            break
         retry = replace(plan, seeds=tuple(retry_seed(plan.seeds[index], attempt) for index in redo),
                         config=replace(plan.config, noise_sigma=retry_sigma(plan.config.noise_sigma, attempt)))
         trial, trial_previous = _start(retry, levels, steps[0]), None
         for step in steps:
             trial, trial_previous, _ = _run_level(retry, levels, step, trial, trial_previous, step is steps[0])
         trial_shares = copy_share(trial_previous[0], key_grid)
+        trial_errors = start_error(trial, keys, trial_previous[0], last.patch_size)
         for position, index in enumerate(redo):
-            if trial_shares[position] < shares[index]:
+            if _better_start(plan.config.max_copy_share, (trial_shares[position], trial_errors[position]),
+                             (shares[index], errors[index])):
                 output[index], field[index] = trial[position], trial_previous[0][position]
-                shares[index] = trial_shares[position]
+                shares[index], errors[index] = trial_shares[position], trial_errors[position]
     return output, (field, last)
+
+
+def _better_start(limit: float, trial, kept) -> bool:
+    """Whether a start of (share, error) ``trial`` beats ``kept``: under ``limit``, the smaller
+    error; against one over it, being under it or the smaller share."""
+    (trial_share, trial_error), (kept_share, kept_error) = trial, kept
+    if trial_share <= limit and kept_share <= limit:
+        return bool(trial_error < kept_error)
+    return bool(trial_share <= limit or (kept_share > limit and trial_share < kept_share))
 
 
 class _Levels:

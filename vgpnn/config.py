@@ -23,7 +23,7 @@ class SynthesisConfig:
     iterations: int = 5  # EM iterations per level (the coarsest level gets one)
     noise_sigma: float = 2.5  # std of the noise added to the coarsest guess (0..1 pixel scale)
     max_copy_share: float = 0.35  # a noisy sample with more of its early field at one offset starts again (1: never)
-    recompose_tries: int = 8  # starts a sample may get before the least copy-like one is kept (recompose.py)
+    recompose_tries: int = 8  # starts a copy-like sample gets; the best is kept (recompose.py)
     vote: str = "median"  # how overlapping patches are folded (VOTES); with fixed voxels, the consensus free voxels are measured against
     backend: str = "auto"  # nearest-neighbour backend: auto, exact, patchmatch, faiss
     backend_options: Mapping[str, Any] = ()  # keyword arguments of the named backend, e.g. {'chunk': 97}

@@ -11,13 +11,15 @@ one (dt, dy, dx) offset two levels after the coarsest, and kept 88-100% to the f
 So, for a target with nothing fixed and nothing guiding it, each sample's field is checked
 ``CHECK_AFTER`` levels in (:func:`copy_share`). A sample whose share is above
 ``SynthesisConfig.max_copy_share`` starts again from fresh noise, drawn from a seed derived
-from its own (:func:`retry_seed`) and a little stronger each time (:func:`retry_sigma`), up to ``SynthesisConfig.recompose_tries`` starts in all;
-every start is tried, and of those under the limit the one whose patches are closest to
-the source patches its field chose (:func:`start_error`) is kept; where none is under it, the one
-with the smallest share. A start's share and its coherence go together (bunny_audio, 30 frames
-at 144 px: a first start at 0.36 of its field at one offset had 4 times the coherence of those
-under 0.35, which ranged over 2 times), so the first start under the limit is not the best one. Those levels are the smallest of the pyramid, so a
-retry costs a small fraction of a variation, and a sample stays a function of its own seed.
+from its own (:func:`retry_seed`) and a little stronger each time (:func:`retry_sigma`), up to
+``SynthesisConfig.recompose_tries`` starts in all. Every start is tried, and of those under the
+limit the one whose patches are closest to the source patches its field chose
+(:func:`start_error`) is kept; where none is under it, the one with the smallest share. A
+start's share and its coherence go together (bunny_audio, 30 frames at 144 px: a first start
+at 0.36 of its field at one offset had a quarter of the patch error of those under 0.35, whose
+errors ranged over 2 times), so the first start under the limit is not always the best one.
+Those levels are the smallest of the pyramid, so a retry costs a small fraction of a
+variation, and a sample stays a function of its own seed.
 """
 
 from __future__ import annotations

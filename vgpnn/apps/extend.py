@@ -213,8 +213,10 @@ def ease_junction(known: np.ndarray, new: np.ndarray, typical: float) -> np.ndar
     frames are replaced by in-between frames from the last known frame to new frame e (the
     motion-compensated tween of ``vgpnn interpolate``): a morph, as video textures hide their
     jumps. e is the fewest frames, up to MAX_EASE, over which the way from the last known frame
-    to new frame e is at most one typical step a frame (a morph's own steps come out larger than that share: mean absolute differences do not add up along a motion). A dissolve (a cross-fade from the
-    known frames' motion carried on) spread the steps as well but showed a moving object twice.
+    to new frame e is at most one typical step a frame (a morph's own steps come out larger
+    than that share: mean absolute differences do not add up along a motion). A dissolve (a
+    cross-fade from the known frames' motion carried on) spread the steps as well but showed a
+    moving object twice.
     """
     last = known[-1].astype(np.int16)
     way = [float(np.abs(frame - last).mean()) for frame in new[:MAX_EASE]]  # from the last known frame

@@ -16,10 +16,11 @@ from its own (:func:`retry_seed`) and a little stronger each time (:func:`retry_
 limit the one whose patches are closest to the source patches its field chose
 (:func:`start_error`) is kept; where none is under it, the one with the smallest share. A
 start's share and its coherence go together (bunny_audio, 30 frames at 144 px: a first start
-at 0.36 of its field at one offset had a quarter of the patch error of those under 0.35, whose
-errors ranged over 2 times), so the first start under the limit is not always the best one.
-Those levels are the smallest of the pyramid, so a retry costs a small fraction of a
-variation, and a sample stays a function of its own seed.
+at 0.36 of its field at one offset had a quarter of the coherence figure, the mean distance to
+the nearest source patch, of the starts under 0.35, which ranged over 2 times), so the first
+start under the limit is not always the best one. Those levels are the smallest of the
+pyramid, so a retry costs a small fraction of a variation, and a sample stays a function of
+its own seed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ with the torch vote in test_kernels.py."""
 import pytest
 import torch
 
-from vgpnn.patches import grid_shape, unfold, vote
+from vgpnn.patches import grid_shape, patch_rows, unfold, vote
 from conftest import smooth_video
 
 PATCH = (3, 5, 5)
@@ -43,6 +43,14 @@ def test_unfold_frame_slice_matches_full():
     for start, stop in [(0, 1), (2, 5), (5, 6), (0, 6)]:
         part = unfold(video, PATCH, slice(start, stop))
         assert torch.equal(part, full[start * per_frame:stop * per_frame])
+
+
+def test_patch_rows_are_unfolds_rows_at_the_given_positions():
+    video = torch.rand(3, 6, 9, 11, generator=torch.Generator().manual_seed(0))
+    patch = (3, 5, 4)
+    rows = unfold(video, patch)
+    positions = torch.tensor([0, 7, 41, rows.shape[0] - 1, 7])
+    assert torch.equal(patch_rows(video, positions, patch), rows[positions])
 
 
 @pytest.mark.parametrize("patch_size", [(3, 5, 5), (1, 3, 3), (2, 1, 4)])

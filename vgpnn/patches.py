@@ -40,6 +40,16 @@ def unfold(video: torch.Tensor, patch_size: PatchSize, frames: slice | None = No
     return boxes.reshape(-1, channels * pt * ph * pw)
 
 
+def patch_rows(video: torch.Tensor, flat: torch.Tensor, patch_size: PatchSize) -> torch.Tensor:
+    """The rows of :func:`unfold` at flat grid positions ``flat`` (n,) only: (n, C * pt * ph * pw),
+    gathered without unfolding the whole video (a field's chosen keys, a sample of positions)."""
+    t, y, x = grid_coordinates(flat, grid_shape(video.shape, patch_size))
+    box = torch.stack(torch.meshgrid(*(torch.arange(n, device=flat.device) for n in patch_size), indexing="ij"))
+    box = box.reshape(3, -1)  # (3, pt * ph * pw): a patch's voxel offsets, in unfold's order
+    voxels = video[:, t[:, None] + box[0], y[:, None] + box[1], x[:, None] + box[2]]  # (C, n, pt * ph * pw)
+    return voxels.permute(1, 0, 2).reshape(flat.shape[0], -1)
+
+
 def grid_coordinates(flat: torch.Tensor, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t, y, x) of flat indices into a (T', H', W') patch grid; flat indices are >= 0."""
     plane = grid[1] * grid[2]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from .patches import field_offsets, grid_coordinates, largest_offset_share
+from .patches import field_offsets, largest_offset_share, patch_rows
 
 CHECK_AFTER = 3  # levels run (coarsest first) before a sample's layout is checked
 
@@ -43,19 +43,10 @@ def start_error(output: torch.Tensor, keys: torch.Tensor, field: torch.Tensor, p
     """(B,): how far each sample of ``output`` (B, C, T, H, W) is from the key patches its
     ``field`` (B, T', H', W') chose in ``keys`` (C, T, H, W): the mean squared difference over
     up to ``samples`` query positions spread evenly over the grid (a start's coherence)."""
-    pt, ph, pw = patch_size
-    query_grid, key_grid = tuple(field.shape[1:]), tuple(s - p + 1 for s, p in zip(keys.shape[1:], patch_size))
-    count = query_grid[0] * query_grid[1] * query_grid[2]
+    count = field[0].numel()
     positions = torch.linspace(0, count - 1, min(samples, count), device=field.device).long()
-    box = torch.stack(torch.meshgrid(torch.arange(pt), torch.arange(ph), torch.arange(pw), indexing="ij"))
-    box = box.reshape(3, -1).to(field.device)  # (3, pt * ph * pw): a patch's voxel offsets
-
-    def patches(video: torch.Tensor, flat: torch.Tensor, grid) -> torch.Tensor:  # (C, n, voxels)
-        t, y, x = grid_coordinates(flat, grid)
-        return video[:, t[:, None] + box[0], y[:, None] + box[1], x[:, None] + box[2]]
-
-    return torch.stack([(patches(sample, positions, query_grid)
-                         - patches(keys, chosen.reshape(-1)[positions], key_grid)).square().mean()
+    return torch.stack([(patch_rows(sample, positions, patch_size)
+                         - patch_rows(keys, chosen.reshape(-1)[positions], patch_size)).square().mean()
                         for sample, chosen in zip(output, field)])
 
 

@@ -14,8 +14,9 @@ frames) and extended forward without noise (one faithful continuation). Columns:
   timeline planned, or one pushed a few frames past the junction, shows here);
 - motion: the new frames' mean frame-to-frame change over the input's;
 - coherence: of the new frames (with the last 2 input frames, so patches across the junction
-  count) against the input (vgpnn/metrics.py; lower is better), and in brackets over that of a
-  plain variation of the clip (`generate`, seed 0);
+  count) against the input (vgpnn/metrics.py; lower is better), and in brackets over the mean
+  coherence of ``--variations`` plain variations of the clip (`generate`, seeds 0, 1, ...; one
+  variation's coherence alone swings with its seed and device by more than the 1.5x being judged);
 - replay's coherence: the same for the input played again from its first frame after its last
   (a hard cut at every end), the naive continuation; patches across a cut are far from any
   source patch, so this metric punishes every jump, and a plain variation has none;
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES)
     parser.add_argument("--factors", default="2,3,4", help="output lengths as multiples of the input's")
     parser.add_argument("--sheet", type=Path, default=None)
+    parser.add_argument("--variations", type=int, default=3, help="plain variations whose mean coherence is the yardstick")
     parser.add_argument("--long", type=Path, default=None, help="a clip to extend in full by --long-seconds")
     parser.add_argument("--long-seconds", type=float, default=20.0)
     args = parser.parse_args()
@@ -105,8 +107,8 @@ def main() -> None:
     for number, path in enumerate(args.clips):
         clip = read_clip(path, short_side=args.size, max_frames=args.max_frames or None)
         frames, height, width = clip.frames.shape[:3]
-        plain = generate(clip.frames, SynthesisConfig(), GenerateOptions(seed=0, device=args.device))[0]
-        plain_coherence = coherence(as_tensor(plain), as_tensor(clip.frames))
+        plain = generate(clip.frames, SynthesisConfig(), GenerateOptions(args.variations, seed=0, device=args.device))
+        plain_coherence = float(np.mean([coherence(as_tensor(made), as_tensor(clip.frames)) for made in plain]))
         sheet = [clip.frames]
         for factor in factors:
             length = round(frames * factor)

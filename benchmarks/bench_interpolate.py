@@ -20,6 +20,14 @@ mean), and SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, on BT.601 l
 constants) per frame, then the mean. Higher is better for both. s/frame: wall seconds per new
 frame (vgpnn: flow, scene cuts, warping and repair; minterpolate: the whole filter run). The
 kept frames of vgpnn's output are checked to be bit for bit the input's.
+
+With --oracle, a ceiling is printed beside them: a reconstruction that is shown the answer. Each
+8x8 block of the dropped frame is replaced by the best-matching 8x8 block (least squared error
+against the dropped frame itself) among every shift of up to 6 pixels of the two kept
+neighbours and of their cross-fade. A method that builds the new frame out of moved pieces of
+its neighbours cannot do much better than that; where the oracle is itself close to the
+cross-fade, the frame between is not a motion of its neighbours (fluttering leaves, churning
+water at a low frame rate) and no interpolation can recover it.
 """
 
 from __future__ import annotations
@@ -116,6 +124,40 @@ def blend(kept: np.ndarray, factor: int) -> np.ndarray:
     return np.stack(frames)
 
 
+ORACLE_BLOCK, ORACLE_REACH = 8, 6
+
+
+def oracle(kept: np.ndarray, truth: np.ndarray, factor: int, device: str) -> np.ndarray:
+    """The --oracle ceiling (see the module docstring): the truth's frames rebuilt block by block
+    from shifted pieces of their kept neighbours and of the cross-fade. Only the frames between
+    kept ones are rebuilt; the borders beyond a whole number of blocks keep the cross-fade."""
+    faded = blend(kept, factor)
+    made = faded.copy()
+    size, reach = ORACLE_BLOCK, ORACLE_REACH
+    height, width = truth.shape[1:3]
+    rows, cols = height // size, width // size
+    for index in range(len(truth)):
+        if index % factor == 0:
+            continue
+        start = index - index % factor
+        target = torch.from_numpy(truth[index, :rows * size, :cols * size]).to(device, torch.float32)
+        best_error = torch.full((rows, cols), float("inf"), device=device)
+        best = torch.zeros_like(target)
+        for source in (truth[start], truth[start + factor], faded[index]):
+            padded = F.pad(torch.from_numpy(source).to(device, torch.float32).permute(2, 0, 1)[None],
+                           (reach,) * 4, mode="replicate")[0].permute(1, 2, 0)
+            for dy in range(2 * reach + 1):
+                for dx in range(2 * reach + 1):
+                    moved = padded[dy:dy + rows * size, dx:dx + cols * size]
+                    error = ((moved - target) ** 2).reshape(rows, size, cols, size, 3).mean(dim=(1, 3, 4))
+                    better = error < best_error
+                    best_error = torch.where(better, error, best_error)
+                    mask = better.repeat_interleave(size, 0).repeat_interleave(size, 1)[..., None]
+                    best = torch.where(mask, moved, best)
+        made[index, :rows * size, :cols * size] = best.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return made
+
+
 def score(made: np.ndarray, truth: np.ndarray, new: list[int]) -> tuple[float, float]:
     return (float(np.mean([psnr(made[i], truth[i]) for i in new])),
             float(np.mean([ssim(made[i], truth[i]) for i in new])))
@@ -149,6 +191,8 @@ def main() -> None:
     parser.add_argument("--clips", nargs="+", default=None, help="clip names (default: every shared clip)")
     parser.add_argument("--max-frames", type=int, default=0, help="frames of each clip (0: all)")
     parser.add_argument("--repair", action="store_true", help="run vgpnn with the patch repair")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also print the ceiling of a block-wise reconstruction shown the answer")
     parser.add_argument("--sheet", type=Path, default=None,
                         help="write only a contact sheet (PNG) of one pair of airballoons at 4x")
     args = parser.parse_args()
@@ -162,8 +206,9 @@ def main() -> None:
     print(f"vgpnn{' + repair' if args.repair else ''} on {args.device}, short side {args.size} px; "
           f"torch threads {torch.get_num_threads()}", flush=True)
     print("| clip | frames | factor | vgpnn PSNR | vgpnn SSIM | blend PSNR | blend SSIM | minterpolate PSNR "
-          "| minterpolate SSIM | vgpnn - minterpolate | vgpnn - blend | vgpnn s/frame | minterpolate s/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| minterpolate SSIM | vgpnn - minterpolate | vgpnn - blend | vgpnn s/frame | minterpolate s/frame |"
+          + (" oracle PSNR | oracle - blend |" if args.oracle else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.oracle else ""), flush=True)
     for path in paths:
         clip = read_clip(path, short_side=args.size, max_frames=args.max_frames or None)
         for factor in args.factors:
@@ -181,9 +226,13 @@ def main() -> None:
             theirs_seconds = (time.perf_counter() - started) / len(new)
             (ours_psnr, ours_ssim), (blend_psnr, blend_ssim), (mi_psnr, mi_ssim) = (
                 score(made, truth, new) for made in (ours, blend(kept, factor), theirs))
+            ceiling = ""
+            if args.oracle:
+                oracle_psnr = score(oracle(kept, truth, factor, args.device), truth, new)[0]
+                ceiling = f" {oracle_psnr:.2f} | {oracle_psnr - blend_psnr:+.2f} |"
             print(f"| {path.stem} | {count} | {factor}x | {ours_psnr:.2f} | {ours_ssim:.4f} | {blend_psnr:.2f} | "
                   f"{blend_ssim:.4f} | {mi_psnr:.2f} | {mi_ssim:.4f} | {ours_psnr - mi_psnr:+.2f} | "
-                  f"{ours_psnr - blend_psnr:+.2f} | {ours_seconds:.2f} | {theirs_seconds:.3f} |", flush=True)
+                  f"{ours_psnr - blend_psnr:+.2f} | {ours_seconds:.2f} | {theirs_seconds:.3f} |{ceiling}", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,16 @@ def test_dis_recovers_a_known_shift(preset):
     assert torch.allclose(middle, torch.tensor([3.0, -2.0]), atol=0.25)
 
 
+@pytest.mark.parametrize("scale", [1.5, 3.0])
+def test_a_flow_solved_on_enlarged_frames_is_in_the_frames_own_pixels(scale):
+    first = _texture()
+    second = torch.roll(first, shifts=(-2, 3), dims=(0, 1))
+    flow = dis_flow(first, second, scale=scale)
+    assert flow.shape == (2, 64, 80)
+    middle = flow[:, 10:-10, 10:-10].mean((1, 2))
+    assert torch.allclose(middle, torch.tensor([3.0, -2.0]), atol=0.25)
+
+
 @pytest.mark.parametrize("preset", list(DIS_PRESETS))
 @pytest.mark.parametrize("height, width", [(2, 2), (5, 11), (3, 40), (40, 3), (12, 40), (12, 48), (16, 100),
                                            (28, 100), (28, 1000)])
@@ -70,5 +80,7 @@ def test_bad_flow_inputs_are_refused():
         dis_flow(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="unknown DIS preset"):
         dis_flow(torch.zeros(8, 8), torch.zeros(8, 8), "slow")
+    with pytest.raises(ValueError, match="enlarged"):
+        dis_flow(torch.zeros(8, 8), torch.zeros(8, 8), scale=0.5)
     with pytest.raises(ValueError, match="flow"):
         warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 9))

@@ -125,6 +125,59 @@ def test_the_shrinkage_keeps_agreed_detail_and_drops_unknown_detail():
     assert torch.allclose(shrunk, _gaussian_mean(frame, _SHRINK_SIGMA), atol=1e-6)
 
 
+@pytest.mark.parametrize("consistent_scale", ["working", "enlarged"])
+def test_a_pair_keeps_the_flows_that_agree_both_ways(monkeypatch, consistent_scale):
+    """tween.flows_between solves small frames at their size and enlarged, and keeps the two
+    flows whose forward-then-backward trip comes back to the start on more pixels (a still
+    pair: every flow carries each pixel to its own colour)."""
+    from vgpnn.apps import tween
+
+    solved = []
+
+    def fake_dis_flow(first, second, preset="fine", scale=1.0):
+        solved.append(scale)
+        forward = len(solved) % 2 == 1  # called forward, then backward, per scale
+        consistent = (scale > 1) == (consistent_scale == "enlarged")
+        value = 2.0 if forward or not consistent else -2.0  # the backward flow undoes the forward one
+        return torch.full((2, *first.shape), value + (0.5 if scale > 1 else 0.0) * forward)
+
+    monkeypatch.setattr(tween, "dis_flow", fake_dis_flow)
+    frame = torch.full((3, 160, 200), 0.5)
+    pair = tween.flows_between(frame, frame)
+    assert solved == [1.0, 1.0, tween.FLOW_SHORT_SIDE / 160, tween.FLOW_SHORT_SIDE / 160]
+    kept_scale = 2.5 if consistent_scale == "enlarged" else 2.0
+    assert torch.all(pair.forward == kept_scale)
+
+
+def test_flows_that_find_nothing_lose_to_flows_that_explain_the_motion(monkeypatch):
+    """Zero flows agree both ways everywhere, but carry the moving square to the background."""
+    from vgpnn.apps import tween
+
+    clip = torch.from_numpy(moving_square(frames=2, step=6)).permute(0, 3, 1, 2).float() / 255
+    motion = torch.zeros(2, 48, 64)
+    motion[0, 18:30, 10:22] = 6.0  # the square's pixels move 6 right; the background stays
+    back = torch.zeros(2, 48, 64)
+    back[0, 18:30, 16:28] = -6.0
+
+    def fake_dis_flow(first, second, preset="fine", scale=1.0):
+        if scale > 1:
+            return torch.zeros(2, *first.shape)
+        return motion if first.equal(tween.to_gray(clip[0][:, None])[0]) else back
+
+    monkeypatch.setattr(tween, "dis_flow", fake_dis_flow)
+    assert tween.flows_between(clip[0], clip[1]).forward.equal(motion)
+
+
+def test_frames_at_least_the_flow_size_are_solved_once(monkeypatch):
+    from vgpnn.apps import tween
+
+    scales = []
+    monkeypatch.setattr(tween, "dis_flow", lambda first, second, preset="fine", scale=1.0:
+                        scales.append(scale) or torch.zeros(2, *first.shape))
+    tween.flows_between(torch.zeros(3, tween.FLOW_SHORT_SIDE, 500), torch.zeros(3, tween.FLOW_SHORT_SIDE, 500))
+    assert scales == [1.0, 1.0]
+
+
 def test_bicubic_warping_by_whole_pixels_moves_the_image_exactly():
     from vgpnn.flow import warp
 

@@ -101,14 +101,28 @@ def dis_safe_shape(height: int, width: int) -> tuple[int, int]:
     return (short, width) if height <= width else (height, short)
 
 
-def dis_flow(first: torch.Tensor, second: torch.Tensor, preset: str = "fine") -> torch.Tensor:
+def dis_flow(first: torch.Tensor, second: torch.Tensor, preset: str = "fine", scale: float = 1.0) -> torch.Tensor:
     """OpenCV DIS flow from grayscale frame ``first`` (H, W) in [0, 1] to ``second``: (2, H, W)
-    in pixels, channel 0 along x, so that first[y, x] ~ second[y + f[1], x + f[0]]."""
+    in pixels, channel 0 along x, so that first[y, x] ~ second[y + f[1], x + f[0]].
+
+    ``scale`` > 1 solves it on the frames enlarged that many times (bicubic) and brings the flow
+    back to the frames' size: DIS matches patches of 8 pixels on a grid of 4, which on a small
+    frame are coarse against the things that move (see vgpnn.apps.tween.flows_between)."""
     if first.dim() != 2 or first.shape != second.shape:
         raise ValueError(f"expected two grayscale frames (H, W) of one size, got {tuple(first.shape)} "
                          f"and {tuple(second.shape)}")
     if preset not in DIS_PRESETS:
         raise ValueError(f"unknown DIS preset {preset!r}; expected one of {', '.join(DIS_PRESETS)}")
+    if scale < 1:
+        raise ValueError(f"a flow is solved at the frames' size or enlarged, got scale {scale}")
+    if scale > 1:
+        height, width = first.shape
+        size = (round(height * scale), round(width * scale))
+        first, second = (F.interpolate(frame[None, None], size=size, mode="bicubic", align_corners=False)[0, 0]
+                         .clamp(0, 1) for frame in (first, second))
+        flow = dis_flow(first, second, preset)
+        ratio = torch.tensor([width / size[1], height / size[0]], device=flow.device)[:, None, None]
+        return F.interpolate(flow[None], size=(height, width), mode="area")[0] * ratio
     import cv2  # only the flow users pay for OpenCV's import
 
     name, finest = DIS_PRESETS[preset]

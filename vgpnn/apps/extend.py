@@ -43,13 +43,12 @@ from ..clip_tensor import frames_to_tensor, tensor_to_frames
 from ..config import SynthesisConfig
 from ..device import resolve_device
 from ..errors import ConfigError, InputError
-from ..flow import dis_flow, to_gray
 from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..schedule import check_shapes, geometry_for
 from ..synthesis import LevelRecord, ProgressCallback
 from .timeline import plan_continuation
-from .tween import pair_flows, tween
+from .tween import flows_between, tween
 from .variations import VariationCallback, make_variations, seeds_from
 
 RAMP = 6  # frames over which the start guess wipes from before a jump to after it (see _timeline_guess)
@@ -226,8 +225,7 @@ def ease_junction(known: np.ndarray, new: np.ndarray, typical: float) -> np.ndar
     if frames < 2:  # a single new frame: nothing to put in between
         return new
     pair_frames = frames_to_tensor(np.stack([known[-1], new[frames - 1]]))  # on the CPU, where OpenCV's flow is
-    gray = to_gray(pair_frames)
-    pair = pair_flows(pair_frames[:, 0], pair_frames[:, 1], dis_flow(gray[0], gray[1]), dis_flow(gray[1], gray[0]))
+    pair = flows_between(pair_frames[:, 0], pair_frames[:, 1])
     eased = new.copy()
     eased[:frames - 1] = tensor_to_frames(torch.stack([tween(pair, k / frames)[0] for k in range(1, frames)], 1))
     return eased

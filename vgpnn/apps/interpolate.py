@@ -12,7 +12,9 @@ Step by step:
 2. **Scene cuts** (``scene_cuts.py``, measured with a quick flow over every pair first): a pair
    across a cut is not morphed: its new frames hold the nearer input frame (the first one up to
    half way, then the second).
-3. **Flow**: OpenCV DIS both ways between the pair, at the working size (``vgpnn.flow``).
+3. **Flow**: OpenCV DIS both ways between the pair (``vgpnn.flow``), at the working size and,
+   for small frames, also enlarged; the pair keeps the two flows that agree more
+   (``tween.flows_between``).
 4. **Warped estimate** (``tween.py``): the motion at the new frame's time by forward splatting
    and by the standard approximation, both neighbours sampled along each and blended by where
    each sees the point; the two weighted by how well their samples agree, and the detail shrunk
@@ -52,7 +54,7 @@ from ..plan import Source, SynthesisPlan, Target
 from ..resize import resize_video
 from ..synthesis import LevelRecord, ProgressCallback, synthesize
 from .scene_cuts import find_cuts, pair_change
-from .tween import pair_flows, tween
+from .tween import flows_between, tween
 
 # The flow used only to find scene cuts: a cut is a large change, which a fast flow finds as well.
 CUT_FLOW = "fast"
@@ -193,9 +195,7 @@ def _pair_frames(pair_frames: np.ndarray, steps: list[float], config: SynthesisC
     """The new frames (uint8 each) at ``steps`` in (0, 1) between two frames (2, H, W, 3), the
     number of pixels the repair re-made and its level records."""
     pair = frames_to_tensor(pair_frames, device)  # (3, 2, H, W)
-    gray = to_gray(pair)
-    flows = pair_flows(pair[:, 0], pair[:, 1], dis_flow(gray[0], gray[1], options.flow),
-                       dis_flow(gray[1], gray[0], options.flow))
+    flows = flows_between(pair[:, 0], pair[:, 1], options.flow)
     estimates, trusted = zip(*(tween(flows, step) for step in steps))
     window = torch.stack([pair[:, 0], *estimates, pair[:, 1]], dim=1)  # (3, N + 2, H, W)
     repaired, levels = 0, []

@@ -13,7 +13,7 @@ Step by step:
    across a cut is not morphed: its new frames hold the nearer input frame (the first one up to
    half way, then the second).
 3. **Flow**: OpenCV DIS both ways between the pair (``vgpnn.flow``), at the working size and,
-   for small frames, also enlarged; the pair keeps the two flows that agree more
+   for small frames, also enlarged; the pair keeps the flows that explain more of its pixels
    (``tween.flows_between``).
 4. **Warped estimate** (``tween.py``): the motion at the new frame's time by forward splatting
    and by the standard approximation, both neighbours sampled along each and blended by where
